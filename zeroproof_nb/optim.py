@@ -1,0 +1,277 @@
+"""Small NumPy optimizers that update parameter arrays in place.
+
+The parameters are a list of float arrays (e.g. ``layer.parameters()`` = ``[theta, phi]``); each
+``step(grads)`` takes a list of gradient arrays of the same shapes and updates the parameters in
+place, so the layer sees the new values without copying. State is plain arrays and numbers
+(``state_dict()``), savable with ``numpy.savez`` or JSON (after ``tolist()``), no pickle.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._validation import check_finite, check_in_range, check_nonnegative, check_positive
+
+__all__ = ["SGD", "Adam"]
+
+
+class _Optimizer:
+    """Shared parameter/gradient validation and state helpers."""
+
+    _kind = "optimizer"
+    _buffers: tuple[str, ...] = ()
+
+    def __init__(self, params: Sequence[np.ndarray], lr: float) -> None:
+        if isinstance(params, np.ndarray):
+            params = [params]
+        params = list(params)
+        if not params:
+            raise ValueError("params must be a non-empty list of arrays")
+        for i, p in enumerate(params):
+            if not isinstance(p, np.ndarray):
+                raise TypeError(f"params[{i}] must be a numpy.ndarray, got {type(p).__name__}")
+            if p.dtype not in (np.float64, np.float32):
+                raise TypeError(f"params[{i}] must have dtype float64 or float32, got {p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{i}] must be writeable (it is updated in place)")
+        self.params: list[np.ndarray] = params
+        self.lr = lr
+        self.step_count = 0
+        self._state: dict[str, list[np.ndarray]] = {
+            name: [np.zeros_like(p) for p in params] for name in self._buffers
+        }
+
+    @property
+    def lr(self) -> float:
+        """Learning rate (settable, e.g. by a scheduler)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = check_nonnegative(value, "lr")
+
+    def _check_grads(self, grads: Sequence[Any]) -> list[np.ndarray]:
+        if isinstance(grads, np.ndarray):
+            grads = [grads]
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"grads must have {len(self.params)} arrays, got {len(grads)}")
+        out = []
+        for i, (g, p) in enumerate(zip(grads, self.params)):
+            g = np.asarray(g)
+            if g.dtype.kind not in "biuf":
+                raise TypeError(f"grads[{i}] must be numeric, got dtype {g.dtype}")
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{i}] must have shape {p.shape}, got {g.shape}")
+            check_finite(g, f"grads[{i}]")
+            out.append(g)
+        return out
+
+    def _hyper(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _set_hyper(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters, step count and buffers as plain numbers and arrays.
+
+        Buffers are stored under flat keys ``"<buffer>.<i>"`` (one array per parameter), so the
+        dict can be written with ``numpy.savez(path, **opt.state_dict())``.
+        """
+        state: dict[str, Any] = {"kind": self._kind, "step_count": int(self.step_count)}
+        state.update(self._hyper())
+        for name, arrays in self._state.items():
+            for i, a in enumerate(arrays):
+                state[f"{name}.{i}"] = a.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (also one read back from ``.npz`` or JSON lists)."""
+        kind = state.get("kind", self._kind)
+        kind = str(np.asarray(kind).item()) if not isinstance(kind, str) else kind
+        if kind != self._kind:
+            raise ValueError(f"state is for a {kind!r} optimizer, not {self._kind!r}")
+        new: dict[str, list[np.ndarray]] = {}
+        for name in self._buffers:
+            arrays = []
+            for i, p in enumerate(self.params):
+                key = f"{name}.{i}"
+                if key not in state:
+                    raise ValueError(f"state is missing {key!r}")
+                a = np.asarray(state[key], dtype=p.dtype)
+                if a.shape != p.shape:
+                    raise ValueError(f"state[{key!r}] must have shape {p.shape}, got {a.shape}")
+                arrays.append(a.copy())
+            new[name] = arrays
+        expected = {f"{name}.{i}" for name in self._buffers for i in range(len(self.params))}
+        extra = sorted(k for k in state
+                       if any(k.startswith(f"{name}.") for name in self._buffers)
+                       and k not in expected)
+        if extra:
+            raise ValueError(f"state has buffers this optimizer does not: {extra}")
+        self._set_hyper(state)
+        self.step_count = int(np.asarray(state["step_count"]).item())
+        self._state = new
+
+    def step(self, grads: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+
+def _scalar(state: dict[str, Any], key: str) -> Any:
+    return np.asarray(state[key]).item()
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+
+    With g = grad + weight_decay·p and velocity v (zero at start)::
+
+        v ← momentum·v + g
+        p ← p − lr·(g + momentum·v)   if nesterov
+        p ← p − lr·v                  otherwise (plain SGD when momentum = 0)
+
+    Parameters
+    ----------
+    params : list of ndarray
+        Arrays updated in place (float64 or float32).
+    lr : float
+        Learning rate ≥ 0.
+    momentum : float
+        In [0, 1).
+    nesterov : bool
+        Nesterov momentum (requires momentum > 0).
+    weight_decay : float
+        L2 coefficient ≥ 0 added to the gradient.
+    """
+
+    _kind = "SGD"
+    _buffers = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        self.momentum = check_in_range(momentum, "momentum", 0.0, 1.0)
+        if self.momentum >= 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True requires momentum > 0")
+        self.weight_decay = check_nonnegative(weight_decay, "weight_decay")
+
+    def _hyper(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": int(self.nesterov),
+                "weight_decay": self.weight_decay}
+
+    def _set_hyper(self, state: dict[str, Any]) -> None:
+        self.lr = _scalar(state, "lr")
+        self.momentum = float(_scalar(state, "momentum"))
+        self.nesterov = bool(_scalar(state, "nesterov"))
+        self.weight_decay = float(_scalar(state, "weight_decay"))
+
+    def step(self, grads: Sequence[Any]) -> None:
+        """Apply one update to every parameter in place."""
+        grads = self._check_grads(grads)
+        mu, wd, lr = self.momentum, self.weight_decay, self.lr
+        for p, g, v in zip(self.params, grads, self._state["momentum_buffer"]):
+            d = g.astype(p.dtype, copy=True)
+            if wd:
+                d += wd * p
+            if mu:
+                v *= mu
+                v += d
+                if self.nesterov:
+                    d += mu * v
+                else:
+                    d = v
+            p -= lr * d
+        self.step_count += 1
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction and optional L2 weight decay.
+
+    With g = grad + weight_decay·p and t the step number (1-based)::
+
+        m ← β1·m + (1−β1)·g;   v ← β2·v + (1−β2)·g²
+        p ← p − lr·(m/(1−β1^t)) / (√(v/(1−β2^t)) + eps)
+
+    Weight decay is the classic L2 term added to the gradient (not AdamW's decoupled decay).
+
+    Parameters
+    ----------
+    params : list of ndarray
+        Arrays updated in place (float64 or float32).
+    lr : float
+        Step size ≥ 0.
+    betas : (float, float)
+        Decay rates of the moment estimates, each in [0, 1).
+    eps : float
+        Denominator floor > 0.
+    weight_decay : float
+        L2 coefficient ≥ 0.
+    """
+
+    _kind = "Adam"
+    _buffers = ("exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        try:
+            b1, b2 = betas
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from exc
+        self.betas = (self._check_beta(b1, "betas[0]"), self._check_beta(b2, "betas[1]"))
+        self.eps = check_positive(eps, "eps")
+        self.weight_decay = check_nonnegative(weight_decay, "weight_decay")
+
+    @staticmethod
+    def _check_beta(value: Any, name: str) -> float:
+        v = check_in_range(value, name, 0.0, 1.0)
+        if v >= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        return v
+
+    def _hyper(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+    def _set_hyper(self, state: dict[str, Any]) -> None:
+        self.lr = _scalar(state, "lr")
+        self.betas = (self._check_beta(_scalar(state, "beta1"), "beta1"),
+                      self._check_beta(_scalar(state, "beta2"), "beta2"))
+        self.eps = check_positive(_scalar(state, "eps"), "eps")
+        self.weight_decay = check_nonnegative(_scalar(state, "weight_decay"), "weight_decay")
+
+    def step(self, grads: Sequence[Any]) -> None:
+        """Apply one update to every parameter in place."""
+        grads = self._check_grads(grads)
+        self.step_count += 1
+        t = self.step_count
+        b1, b2 = self.betas
+        bc1 = 1.0 - b1**t
+        bc2 = 1.0 - b2**t
+        wd, lr, eps = self.weight_decay, self.lr, self.eps
+        for p, g, m, v in zip(self.params, grads, self._state["exp_avg"], self._state["exp_avg_sq"]):
+            d = g.astype(p.dtype, copy=True)
+            if wd:
+                d += wd * p
+            m *= b1
+            m += (1.0 - b1) * d
+            v *= b2
+            v += (1.0 - b2) * d * d
+            p -= lr * (m / bc1) / (np.sqrt(v / bc2) + eps)
