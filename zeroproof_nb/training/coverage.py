@@ -193,7 +193,9 @@ class CoverageTracker:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state written by :meth:`state_dict`."""
-        self.__init__(state["target_coverage"], state["window_size"])  # type: ignore[misc]
+        ws = state["window_size"]
+        self.target_coverage = check_in_range(state["target_coverage"], "target_coverage", 0.0, 1.0)
+        self.window_size = None if ws is None else check_int(ws, "window_size", minimum=1)
         self.current_batch = CoverageMetrics(**state["current_batch"])
         self.cumulative = CoverageMetrics(**state["cumulative"])
         self.history = [CoverageMetrics(**m) for m in state["history"]]
