@@ -1,0 +1,185 @@
+"""Per-point basis evaluation: Horner / Clenshaw sums and basis feature rows.
+
+Every function here is a small scalar ``@njit(inline="always")`` function with no allocation, so
+that (a) a kernel that calls it with a degree frozen at compile time gets fully unrolled loops
+that LLVM can vectorise across points, and (b) a CUDA kernel can compile the same source as a
+device function.
+
+Bases (codes are compile-time constants of the specialised kernels):
+
+* ``MONOMIAL``: psi_k(x) = x**k, no domain mapping (the ``domain`` only matters for Chebyshev).
+* ``CHEBYSHEV``: psi_k(x) = T_k(t) with t = x*scale + shift, the affine map of ``domain`` onto
+  [-1, 1] (scale = 2/(hi-lo), shift = -(hi+lo)/(hi-lo), exactly 1 and 0 for (-1, 1)).
+
+n-D inputs use total-degree products psi_e(x) = prod_j b_{e_j}(x_j) of the same 1-D bases, with
+the exponent rows ``e`` ordered as :func:`monomial_exponents` returns them (constant first).
+"""
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+from numba import njit, prange
+
+from .tags import CHUNK
+
+MONOMIAL = 0
+CHEBYSHEV = 1
+BASIS_CODES = {"monomial": MONOMIAL, "chebyshev": CHEBYSHEV}
+
+
+# ----------------------------------------------------------------------------------------------
+# total-degree exponent tables (Python, cached by the caller)
+
+
+def n_terms(d: int, degree: int) -> int:
+    """Number of monomials of total degree <= ``degree`` in ``d`` variables: C(d+degree, d)."""
+    return comb(d + degree, d)
+
+
+def monomial_exponents(d: int, degree: int) -> np.ndarray:
+    """Exponent rows of the total-degree monomials in ``d`` variables, shape (n_terms, d), int64.
+
+    Ordered by total degree (constant term first), then lexicographically descending in the
+    exponents, so that the first d+1 rows are 1, x_0, x_1, ..., x_{d-1}.
+    """
+    rows: list[tuple[int, ...]] = []
+
+    def rec(prefix: list[int], remaining_dims: int, total: int) -> None:
+        if remaining_dims == 1:
+            rows.append(tuple(prefix + [total]))
+            return
+        for e in range(total, -1, -1):
+            rec(prefix + [e], remaining_dims - 1, total - e)
+
+    for total in range(degree + 1):
+        rec([], d, total)
+    out = np.array(rows, dtype=np.int64).reshape(len(rows), d)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# 1-D sums. ``c`` is a 2-D coefficient array, ``j`` its row (the output head).
+
+
+@njit(inline="always")
+def poly_sum(basis, c, j, deg, t):
+    """sum_{k=0..deg} c[j, k] * psi_k(t) (Horner for monomials, Clenshaw for Chebyshev)."""
+    if basis == MONOMIAL:
+        acc = c[j, deg]
+        for k in range(deg - 1, -1, -1):
+            acc = acc * t + c[j, k]
+        return acc
+    else:
+        b1 = c[j, deg] - c[j, deg]  # typed zero
+        b2 = b1
+        t2 = t + t
+        for k in range(deg, 0, -1):
+            b0 = c[j, k] + t2 * b1 - b2
+            b2 = b1
+            b1 = b0
+        return c[j, 0] + t * b1 - b2
+
+
+@njit(inline="always")
+def denom_sum(basis, c, j, deg, t, one):
+    """1 + sum_{k=1..deg} c[j, k-1] * psi_k(t): the denominator Q with its leading 1 fixed."""
+    if deg == 0:
+        return one
+    if basis == MONOMIAL:
+        acc = c[j, deg - 1]
+        for k in range(deg - 2, -1, -1):
+            acc = acc * t + c[j, k]
+        return acc * t + one
+    else:
+        b1 = c[j, 0] - c[j, 0]
+        b2 = b1
+        t2 = t + t
+        for k in range(deg, 0, -1):
+            b0 = c[j, k - 1] + t2 * b1 - b2
+            b2 = b1
+            b1 = b0
+        return one + t * b1 - b2
+
+
+@njit(inline="always")
+def basis_row_1d(basis, t, deg, one, row, off):
+    """row[off + k] = psi_k(t) for k = 0..deg."""
+    row[off] = one
+    if deg >= 1:
+        row[off + 1] = t
+    if basis == MONOMIAL:
+        for k in range(2, deg + 1):
+            row[off + k] = row[off + k - 1] * t
+    else:
+        t2 = t + t
+        for k in range(2, deg + 1):
+            row[off + k] = t2 * row[off + k - 1] - row[off + k - 2]
+
+
+# ----------------------------------------------------------------------------------------------
+# n-D features: per-dimension tables, then products over the exponent rows
+
+
+@njit(inline="always")
+def basis_row_nd(basis, xrow, scale, shift, exps, n_t, deg, one, table, row):
+    """row[k] = prod_j b_{exps[k, j]}(t_j) for k < n_t, t_j = x_j (monomial) or the mapped x_j.
+
+    ``table`` is scratch of shape (d, deg+1).
+    """
+    d = exps.shape[1]
+    for jd in range(d):
+        tj = xrow[jd]
+        if basis == CHEBYSHEV:
+            tj = tj * scale + shift
+        basis_row_1d(basis, tj, deg, one, table[jd], 0)
+    for k in range(n_t):
+        acc = one
+        for jd in range(d):
+            acc = acc * table[jd, exps[k, jd]]
+        row[k] = acc
+
+
+@njit(inline="always")
+def feature_dot(c, j, row, n_t):
+    """sum_{k < n_t} c[j, k] * row[k] (left to right)."""
+    acc = c[j, 0] * row[0]
+    for k in range(1, n_t):
+        acc = acc + c[j, k] * row[k]
+    return acc
+
+
+@njit(inline="always")
+def feature_denom(c, j, row, n_t, one):
+    """1 + sum_{1 <= k < n_t} c[j, k-1] * row[k] (left to right)."""
+    acc = one
+    for k in range(1, n_t):
+        acc = acc + c[j, k - 1] * row[k]
+    return acc
+
+
+# ----------------------------------------------------------------------------------------------
+# feature matrices
+
+
+@njit(cache=True, parallel=True)
+def features_1d(x, basis, deg, scale, shift, one, out):
+    """out[i, k] = psi_k(x_i), out of shape (N, deg+1)."""
+    for i in prange(x.shape[0]):
+        t = x[i]
+        if basis == CHEBYSHEV:
+            t = t * scale + shift
+        basis_row_1d(basis, t, deg, one, out[i], 0)
+
+
+@njit(cache=True, parallel=True)
+def features_nd(x, basis, exps, deg, scale, shift, one, out):
+    """out[i, k] = prod_j b_{exps[k, j]}(x_ij), out of shape (N, n_terms)."""
+    n = x.shape[0]
+    d = x.shape[1]
+    n_t = exps.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        table = np.empty((d, deg + 1), dtype=out.dtype)
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            basis_row_nd(basis, x[i], scale, shift, exps, n_t, deg, one, table, out[i])

@@ -1,0 +1,569 @@
+"""Tag-aware rational evaluation y = P(x)/Q(x) and the fused loss-and-gradient pass.
+
+Model (upstream §2.1): P(x) = sum_{k=0..d_p} theta_k psi_k(x), Q(x) = 1 + sum_{k=1..d_q} phi_k psi_k(x)
+with ``phi[k-1]`` holding phi_k. Bases: ``"monomial"`` (Horner, x used as is) and ``"chebyshev"``
+(Clenshaw, x mapped affinely from ``domain`` onto [-1, 1]). n-D input x of shape (N, d) uses the
+total-degree products of the same 1-D bases, terms ordered as :func:`monomial_exponents` returns
+them; then theta has n_terms(d, d_p) entries and phi n_terms(d, d_q) - 1.
+
+Shapes: theta (n_terms_p,) with phi (n_terms_q - 1,) gives outputs of shape (N,); theta
+(n_outputs, n_terms_p) with a shared phi (n_terms_q - 1,) or one per head (n_outputs,
+n_terms_q - 1) gives (N, n_outputs). d_q = 0 (phi of length 0) means Q = 1, a polynomial.
+
+dtype: the computation runs in the dtype of ``x`` (float32 stays float32, anything else is
+float64); theta and phi are cast to it.
+
+The kernels are specialised per (basis, degrees, input dimension, number of outputs, Q sharing)
+and compiled on first use (see :mod:`zeroproof_nb.kernels.rational`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Iterator
+
+import numpy as np
+
+from ._validation import (
+    as_float_array,
+    check_bounds,
+    check_choice,
+    check_finite,
+    check_nonnegative,
+    check_positive,
+)
+from .core import is_tr_array, to_ieee, tr_dtype
+from .kernels import basis as _kb
+from .kernels import rational as _kr
+from .kernels.tags import CHUNK
+
+__all__ = [
+    "TRPolicy",
+    "LossAndGrad",
+    "rational_eval",
+    "rational_loss_and_grad",
+    "basis_features",
+    "monomial_exponents",
+    "n_terms",
+]
+
+n_terms = _kb.n_terms
+
+
+@lru_cache(maxsize=256)
+def _exponents_cached(d: int, degree: int) -> np.ndarray:
+    e = _kb.monomial_exponents(d, degree)
+    e.setflags(write=False)
+    return e
+
+
+def monomial_exponents(d: int, degree: int) -> np.ndarray:
+    """Exponents of the total-degree monomials in ``d`` variables up to ``degree``.
+
+    Returns an int64 array of shape (n_terms, d), n_terms = C(d + degree, d), constant term
+    first, then by increasing total degree (lexicographically descending within a degree):
+    for d=2, degree=2 the rows are 1, x0, x1, x0^2, x0 x1, x1^2.
+    """
+    from ._validation import check_int
+
+    d = check_int(d, "d", minimum=1)
+    degree = check_int(degree, "degree", minimum=0)
+    return _exponents_cached(d, degree).copy()
+
+
+# ----------------------------------------------------------------------------------------------
+# tag policy
+
+
+@dataclass(frozen=True)
+class TRPolicy:
+    """Tag policy: which outputs are reported REAL (upstream §2.3, without its quirks).
+
+    An output that transreal division tags REAL but whose |Q| < ``tau_q_on`` is reported
+    non-REAL, its value kept: PINF/NINF by the IEEE signs of P and Q (+0 counts as +1) when
+    |P| >= ``tau_p_on``, else PHI. With all thresholds 0 (the default) the tags are pure
+    transreal division (upstream would tag exact poles REAL; we do not). ``tau_q_off`` is the
+    leave threshold of the batch-level hysteresis (see ``gradients``); ``tau_p_off`` is kept for
+    parity and unused. Thresholds are in units of |Q| and |P|.
+    """
+
+    tau_q_on: float = 0.0
+    tau_q_off: float = 0.0
+    tau_p_on: float = 0.0
+    tau_p_off: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("tau_q_on", "tau_q_off", "tau_p_on", "tau_p_off"):
+            object.__setattr__(self, name, check_nonnegative(getattr(self, name), name))
+        if self.tau_q_off < self.tau_q_on:
+            raise ValueError(
+                f"tau_q_off must be >= tau_q_on, got {self.tau_q_off!r} < {self.tau_q_on!r}"
+            )
+        if self.tau_p_off < self.tau_p_on:
+            raise ValueError(
+                f"tau_p_off must be >= tau_p_on, got {self.tau_p_off!r} < {self.tau_p_on!r}"
+            )
+
+    @classmethod
+    def from_ulp(
+        cls, ulp_scale: float = 4.0, dtype: Any = np.float64, q_scale: float = 1.0,
+        p_scale: float = 1.0,
+    ) -> "TRPolicy":
+        """Upstream's ``resolve_thresholds``: tau_on = ulp_scale*eps(dtype)*max(1, scale),
+        tau_off = 2*tau_on (for float64 and the defaults: 8.88e-16 and 1.78e-15)."""
+        ulp = check_positive(ulp_scale, "ulp_scale") * float(np.finfo(np.dtype(dtype)).eps)
+        tq = ulp * max(1.0, check_nonnegative(q_scale, "q_scale"))
+        tp = ulp * max(1.0, check_nonnegative(p_scale, "p_scale"))
+        return cls(tau_q_on=tq, tau_q_off=2 * tq, tau_p_on=tp, tau_p_off=2 * tp)
+
+
+def _check_policy(policy: Any) -> TRPolicy | None:
+    if policy is None or isinstance(policy, TRPolicy):
+        return policy
+    raise TypeError(f"policy must be a TRPolicy or None, got {type(policy).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------
+# shared argument handling
+
+
+@dataclass
+class _Problem:
+    x: np.ndarray  # (N,) for the 1-D path, (N, d) for n-D, computation dtype
+    d: int  # 0 for the 1-D path
+    theta2: np.ndarray  # (n_out, n_tp)
+    phi2: np.ndarray  # (n_qh, n_tq - 1)
+    dp: int
+    dq: int
+    n_out: int
+    shared_q: bool
+    multi: bool  # output shape (N, n_out) rather than (N,)
+    basis_code: int
+    scale: Any
+    shift: Any
+    dtype: np.dtype
+    exps: np.ndarray
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        n = self.x.shape[0]
+        return (n, self.n_out) if self.multi else (n,)
+
+
+def _degree_from_terms(count: int, d: int, name: str, offset: int) -> int:
+    """Degree whose total-degree term count minus ``offset`` equals ``count``."""
+    deg = 0
+    while _kb.n_terms(d, deg) - offset < count:
+        deg += 1
+    if _kb.n_terms(d, deg) - offset != count:
+        valid = [_kb.n_terms(d, k) - offset for k in range(deg + 2)]
+        raise ValueError(
+            f"{name} has {count} coefficients per output, which is no total-degree term count "
+            f"for input dimension {d} (valid counts: {valid}, ...)"
+        )
+    return deg
+
+
+def _prepare(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> _Problem:
+    basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
+    lo, hi = check_bounds(domain, "domain")
+    xa = as_float_array(x, "x", ndim=(1, 2))
+    dtype = xa.dtype
+    th = as_float_array(theta, "theta", ndim=(1, 2), dtype=dtype)
+    ph = as_float_array(phi, "phi", ndim=(1, 2), dtype=dtype)
+    check_finite(th, "theta")
+    check_finite(ph, "phi")
+    if th.shape[-1] < 1:
+        raise ValueError(f"theta must have at least one coefficient per output, got shape {th.shape}")
+    multi = th.ndim == 2
+    if multi:
+        n_out = th.shape[0]
+        if n_out < 1:
+            raise ValueError(f"theta must have at least one output row, got shape {th.shape}")
+        if ph.ndim == 1:
+            shared = True
+        elif ph.shape[0] == n_out:
+            shared = False
+        else:
+            raise ValueError(
+                f"phi must have shape (d_q,) (shared Q) or ({n_out}, d_q) (one Q per output) "
+                f"for theta of shape {th.shape}, got {ph.shape}"
+            )
+    else:
+        n_out = 1
+        shared = True
+        if ph.ndim != 1:
+            raise ValueError(f"phi must be 1-dimensional when theta is 1-dimensional, got shape {ph.shape}")
+    theta2 = th.reshape(n_out, th.shape[-1])
+    phi2 = ph.reshape(-1, ph.shape[-1])
+    if xa.ndim == 2:
+        d = xa.shape[1]
+        if d < 1:
+            raise ValueError(f"x must have at least one column, got shape {xa.shape}")
+    else:
+        d = 0
+    if d <= 1:
+        # 1-D path (x of shape (N,) or (N, 1)): the total-degree terms for d = 1 are 1, x, x^2...
+        xk = xa.reshape(-1)
+        dp = theta2.shape[1] - 1
+        dq = phi2.shape[1]
+        d_kernel = 0
+        exps = np.zeros((1, 1), dtype=np.int64)
+    else:
+        xk = xa
+        dp = _degree_from_terms(theta2.shape[1], d, "theta", 0)
+        dq = _degree_from_terms(phi2.shape[1], d, "phi", 1)
+        d_kernel = d
+        exps = _exponents_cached(d, max(dp, dq))
+    scale = dtype.type(2.0 / (hi - lo))
+    shift = dtype.type(-(hi + lo) / (hi - lo))
+    return _Problem(
+        x=xk, d=d_kernel, theta2=np.ascontiguousarray(theta2), phi2=np.ascontiguousarray(phi2),
+        dp=dp, dq=dq, n_out=n_out, shared_q=shared, multi=multi,
+        basis_code=_kb.BASIS_CODES[basis], scale=scale, shift=shift, dtype=dtype, exps=exps,
+    )
+
+
+def _policy_thresholds(policy: TRPolicy | None, dtype: np.dtype) -> tuple[Any, Any]:
+    if policy is None:
+        return dtype.type(0.0), dtype.type(0.0)
+    return dtype.type(policy.tau_q_on), dtype.type(policy.tau_p_on)
+
+
+def _check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    want = tr_dtype(dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a transreal numpy array, got {type(out).__name__}")
+    if out.dtype != want:
+        raise TypeError(f"out must have dtype {want}, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    return out
+
+
+def _views2(y: np.ndarray, n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    y2 = y.reshape(n, n_out)
+    return y2["value"], y2["tag"]
+
+
+# ----------------------------------------------------------------------------------------------
+# forward
+
+
+def rational_eval(
+    x: Any,
+    theta: Any,
+    phi: Any,
+    *,
+    basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0),
+    return_q: bool = False,
+    out: np.ndarray | None = None,
+    policy: TRPolicy | None = None,
+    q_epsilon: float = 0.0,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Evaluate y = P(x)/Q(x) with transreal tags, in parallel over points.
+
+    Parameters
+    ----------
+    x : array-like, (N,) or (N, d)
+        Inputs; non-finite entries give PHI outputs with a NaN value.
+    theta : array-like, (n_terms_p,) or (n_outputs, n_terms_p)
+        Numerator coefficients (n_terms_p = d_p + 1 in 1-D).
+    phi : array-like, (n_terms_q - 1,) or (n_outputs, n_terms_q - 1)
+        Denominator coefficients phi_1..phi_dq (the constant 1 is implicit); 1-D phi is shared
+        by every output.
+    basis : {"monomial", "chebyshev"}
+    domain : (lo, hi)
+        Interval mapped onto [-1, 1] for the Chebyshev basis (ignored by the monomial basis).
+    return_q : bool
+        Also return the signed denominator per output (the Q actually divided by).
+    out : transreal array, optional
+        Reusable result buffer of the output shape and dtype ``tr_dtype(x.dtype)``.
+    policy : TRPolicy, optional
+        Reports outputs with |Q| < tau_q_on as non-REAL (value kept).
+    q_epsilon : float >= 0
+        epsilon-regularised baseline: divide by Q_eff = Q + eps*sign(Q) (sign(0) = +1); Q_eff is
+        used for the value, the tag and the returned q.
+
+    Returns
+    -------
+    y : transreal structured array of shape (N,) or (N, n_outputs)
+    q : ndarray of the same shape, only with ``return_q=True``
+    """
+    pb = _prepare(x, theta, phi, basis, domain)
+    policy = _check_policy(policy)
+    eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
+    shape = pb.out_shape
+    y = np.empty(shape, dtype=tr_dtype(pb.dtype)) if out is None else _check_out(out, shape, pb.dtype)
+    n = pb.x.shape[0]
+    q = np.empty(shape, dtype=pb.dtype) if return_q else np.empty((1, 1), dtype=pb.dtype)
+    if n > 0:
+        val, tag = _views2(y, n, pb.n_out)
+        q2 = q.reshape(n, pb.n_out) if return_q else q
+        tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
+        k = _kr.eval_kernel(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q, bool(return_q))
+        k(pb.x, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift, pb.dtype.type(1.0), eps,
+          tau_q, tau_p, val, tag, q2)
+    if return_q:
+        return y, q
+    return y
+
+
+def basis_features(
+    x: Any, degree: int, *, basis: str = "monomial", domain: tuple[float, float] = (-1.0, 1.0)
+) -> np.ndarray:
+    """Basis values psi_k(x) as a feature matrix.
+
+    x of shape (N,) gives (N, degree+1) with columns psi_0..psi_degree; x of shape (N, d) gives
+    (N, n_terms(d, degree)) with the total-degree products ordered as
+    :func:`monomial_exponents`. dtype follows x (float32 stays float32).
+    """
+    from ._validation import check_int
+
+    degree = check_int(degree, "degree", minimum=0)
+    basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
+    lo, hi = check_bounds(domain, "domain")
+    xa = as_float_array(x, "x", ndim=(1, 2))
+    dt = xa.dtype
+    scale = dt.type(2.0 / (hi - lo))
+    shift = dt.type(-(hi + lo) / (hi - lo))
+    code = _kb.BASIS_CODES[basis]
+    if xa.ndim == 1:
+        out = np.empty((xa.shape[0], degree + 1), dtype=dt)
+        if xa.shape[0]:
+            _kb.features_1d(xa, code, degree, scale, shift, dt.type(1.0), out)
+        return out
+    d = xa.shape[1]
+    if d < 1:
+        raise ValueError(f"x must have at least one column, got shape {xa.shape}")
+    exps = _exponents_cached(d, degree)
+    out = np.empty((xa.shape[0], exps.shape[0]), dtype=dt)
+    if xa.shape[0]:
+        _kb.features_nd(xa, code, exps, degree, scale, shift, dt.type(1.0), out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# fused loss and gradient
+
+
+class RationalStats(Mapping):
+    """Read-only mapping of the batch statistics of one loss-and-gradient pass.
+
+    Counts and q_min/q_mean come from the kernel's pass; the |Q| percentiles (q_p10, q_p50,
+    q_p90: numpy "linear" percentiles of |Q| over the finite Q evaluations) are computed from the
+    returned Q on first access, since a selection costs more than the whole fused pass.
+    ``dict(stats)`` materialises everything.
+    """
+
+    _LAZY = ("q_p10", "q_p50", "q_p90")
+
+    def __init__(self, eager: dict[str, Any], abs_q_source: np.ndarray):
+        self._d = dict(eager)
+        self._src = abs_q_source
+        self._keys = (*eager.keys(), *self._LAZY)
+
+    def _fill(self) -> None:
+        a = np.abs(self._src.reshape(-1))
+        a = a[np.isfinite(a)]
+        if a.size:
+            p = np.percentile(a, [10.0, 50.0, 90.0], method="linear")
+            vals = [float(v) for v in p]
+        else:
+            vals = [float("nan")] * 3
+        self._d.update(zip(self._LAZY, vals))
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._LAZY and key not in self._d:
+            self._fill()
+        return self._d[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"RationalStats({dict(self)!r})"
+
+
+@dataclass
+class LossAndGrad:
+    """Result of :func:`rational_loss_and_grad`.
+
+    Attributes
+    ----------
+    loss : float
+        data_loss + rejection_loss.
+    data_loss, rejection_loss : float
+    grad_theta, grad_phi : ndarray
+        Gradients of ``loss`` with the shapes of theta and phi (computation dtype).
+    tags : ndarray of uint8
+        Output tags (a view of ``y["tag"]``), shape of the output.
+    y : transreal array
+        Outputs, bit-identical to :func:`rational_eval` with the same arguments.
+    q : ndarray
+        Signed denominator (Q_eff) per output.
+    stats : Mapping
+        See :class:`RationalStats` and ``docs/losses.md``.
+    """
+
+    loss: float
+    data_loss: float
+    rejection_loss: float
+    grad_theta: np.ndarray
+    grad_phi: np.ndarray
+    tags: np.ndarray
+    y: np.ndarray
+    q: np.ndarray
+    stats: Mapping = field(repr=False)
+
+
+def _mode_code(mode: Any) -> int:
+    value = mode.value if isinstance(mode, Enum) else mode
+    if not isinstance(value, str) or value not in _kr.MODE_CODES:
+        raise ValueError(f"mode must be one of {tuple(_kr.MODE_CODES)} (or a GradientMode), got {mode!r}")
+    return _kr.MODE_CODES[value]
+
+
+def _target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if is_tr_array(target):
+        t = to_ieee(target)
+    else:
+        t = as_float_array(target, "target")
+    if t.shape != shape:
+        raise ValueError(f"target must have the output shape {shape}, got {t.shape}")
+    return np.ascontiguousarray(t, dtype=np.float64)
+
+
+def _normalised_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """w / sum(w) with the output shape (a zero-stride view when no weights are given)."""
+    n_total = int(np.prod(shape))
+    if sample_weight is None:
+        return np.broadcast_to(np.full(1, 1.0 / max(n_total, 1)), shape)
+    w = as_float_array(sample_weight, "sample_weight", dtype=np.float64)
+    if w.shape == shape[:1] and len(shape) == 2:
+        w = np.broadcast_to(w[:, None], shape)
+    elif w.shape != shape:
+        raise ValueError(
+            f"sample_weight must have shape {shape[:1]} or the output shape {shape}, got {w.shape}"
+        )
+    check_finite(w, "sample_weight")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be >= 0")
+    total = float(np.sum(w))
+    if n_total and not total > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return w / total if n_total else w
+
+
+def rational_loss_and_grad(
+    x: Any,
+    target: Any,
+    theta: Any,
+    phi: Any,
+    *,
+    basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0),
+    mode: Any = "mask_real",
+    delta: float | None = None,
+    saturation_bound: float = 1.0,
+    sample_weight: Any = None,
+    loss: str = "mse",
+    huber_delta: float = 1.0,
+    lambda_rej: float = 0.0,
+    rejection_threshold: float = 1e-2,
+    policy: TRPolicy | None = None,
+    q_epsilon: float = 0.0,
+) -> LossAndGrad:
+    """Loss, gradients w.r.t. theta and phi, tags and |Q| statistics in one pass over the points.
+
+    The exact loss (data term normalised by the total weight, the rejection term) and gradient
+    rules are in ``docs/losses.md``. Summary: the data loss sums w*l(y, t) over outputs whose
+    value and target are both REAL and divides by the sum of all weights (mse 1/2 r^2, mae |r|,
+    real Huber); gradients follow ``mode`` ("mask_real", "saturating", "hybrid" with threshold
+    ``delta`` on |Q|; delta None = Mask-REAL everywhere), non-REAL outputs contribute no data
+    gradient in any mode; ``lambda_rej`` adds lambda*(1 - |Q|/rejection_threshold)^2 for REAL
+    targets with |Q| < rejection_threshold and lambda*|Q| for non-REAL targets (NaN/+-inf floats
+    or non-REAL tags), both weighted and normalised like the data term.
+
+    Arguments shared with :func:`rational_eval` have the same meaning; ``target`` has the output
+    shape; ``sample_weight`` has shape (N,) or the output shape. Sums are deterministic (same
+    bits for any number of numba threads).
+    """
+    pb = _prepare(x, theta, phi, basis, domain)
+    policy = _check_policy(policy)
+    mode_code = _mode_code(mode)
+    loss_code = _kr.LOSS_CODES.get(loss) if isinstance(loss, str) else None
+    if loss_code is None:
+        raise ValueError(f"loss must be one of {tuple(_kr.LOSS_CODES)}, got {loss!r}")
+    delta_f = -1.0 if delta is None else check_nonnegative(delta, "delta")
+    bound = check_positive(saturation_bound, "saturation_bound")
+    hub = check_positive(huber_delta, "huber_delta")
+    lam = check_nonnegative(lambda_rej, "lambda_rej")
+    tau_rej = check_positive(rejection_threshold, "rejection_threshold")
+    eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
+    shape = pb.out_shape
+    tgt = _target_array(target, shape, pb.dtype)
+    wn = _normalised_weights(sample_weight, shape)
+
+    n = pb.x.shape[0]
+    y = np.empty(shape, dtype=tr_dtype(pb.dtype))
+    q = np.empty(shape, dtype=pb.dtype)
+    n_tp = pb.theta2.shape[1]
+    n_tq1 = pb.phi2.shape[1]
+    n_theta = pb.n_out * n_tp
+    n_phi = pb.phi2.shape[0] * n_tq1
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    pgrad = np.zeros((n_chunks, n_theta + n_phi), dtype=np.float64)
+    pf = np.zeros((n_chunks, _kr.N_FSTATS), dtype=np.float64)
+    pf[:, _kr.FS_QMIN] = np.inf
+    pi = np.zeros((n_chunks, _kr.N_ISTATS), dtype=np.int64)
+    if n > 0:
+        val, tag = _views2(y, n, pb.n_out)
+        tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
+        n_total = float(n * pb.n_out)
+        glim = float(np.finfo(pb.dtype).max) / n_total
+        k = _kr.grad_kernel(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
+        k(pb.x, pb.exps, tgt.reshape(n, pb.n_out), wn.reshape(n, pb.n_out), pb.theta2, pb.phi2,
+          pb.scale, pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, mode_code, delta_f, bound,
+          loss_code, hub, lam, tau_rej, glim, val, tag, q.reshape(n, pb.n_out), pgrad, pf, pi)
+    g, f, s = _kr.combine_partials(pgrad, pf, pi)
+
+    th_shape = (pb.n_out, n_tp) if pb.multi else (n_tp,)
+    ph_shape = pb.phi2.shape if (pb.multi and not pb.shared_q) else (n_tq1,)
+    grad_theta = g[:n_theta].astype(pb.dtype).reshape(th_shape)
+    grad_phi = g[n_theta:].astype(pb.dtype).reshape(ph_shape)
+    data_loss = float(f[_kr.FS_DATA])
+    rej_loss = lam * float(f[_kr.FS_REJ])
+    n_finq = int(s[_kr.IS_FINQ])
+    n_qeval = n * pb.phi2.shape[0]
+    eager = {
+        "q_min": float(f[_kr.FS_QMIN]) if n_finq else float("nan"),
+        "q_mean": float(f[_kr.FS_SUMQ]) / n_finq if n_finq else float("nan"),
+        "n_saturating": int(s[_kr.IS_SAT]),
+        "n_mask_real": int(s[_kr.IS_MR]),
+        "near_pole_ratio": (int(s[_kr.IS_NEAR]) / n_qeval) if (n_qeval and delta is not None) else 0.0,
+        "n_overflow_masked": int(s[_kr.IS_OVERFLOW]),
+        "tag_counts": s[_kr.IS_TAG0:_kr.IS_TAG0 + 4].copy(),
+        "n_outputs": n * pb.n_out,
+    }
+    q_src = q[:, 0] if (pb.multi and pb.shared_q) else q  # each Q evaluation once
+    stats = RationalStats(eager, q_src)
+    return LossAndGrad(
+        loss=data_loss + rej_loss,
+        data_loss=data_loss,
+        rejection_loss=rej_loss,
+        grad_theta=grad_theta,
+        grad_phi=grad_phi,
+        tags=y["tag"],
+        y=y,
+        q=q,
+        stats=stats,
+    )
