@@ -398,7 +398,8 @@ def _reduce(t: Any, mode: Any, axis: Any, mean: bool) -> np.ndarray:
         flat = _flat_view(ta)
         v, tag = ops.sum_flat(flat["value"], flat["tag"], drop_null, mean)
         res = np.empty((), dtype=tr_dtype(vdt))
-        res["value"] = v
+        with np.errstate(over="ignore"):
+            res["value"] = v
         if tag == TRTag.REAL and not np.isfinite(res["value"]):  # float32 overflow
             tag = TRTag.PINF if res["value"] > 0 else TRTag.NINF
         res["tag"] = tag

@@ -1,0 +1,223 @@
+"""Pole metrics against hand-computed values, brute-force matchings and direct NumPy."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zeroproof_nb.core import from_ieee
+from zeroproof_nb.metrics import (
+    DEFAULT_BUCKET_EDGES,
+    bucket_mse,
+    distance_to_nearest_pole,
+    pole_localization_error,
+    residual_consistency,
+    sign_consistency,
+)
+from zeroproof_nb.problems import get_problem
+
+# ----------------------------------------------------------------------------------------------
+# PLE
+# ----------------------------------------------------------------------------------------------
+
+
+def test_ple_hand_computed():
+    # exact recovery
+    assert pole_localization_error([0.3, -0.55], [-0.55, 0.3]) == 0.0
+    # one pair (0.1) and one unpaired true pole (costs max_distance): mean over 2 entries
+    assert pole_localization_error([0.1], [0.0, 5.0]) == pytest.approx((0.1 + 1.0) / 2)
+    # a spurious found pole: 2 pairs (0.01, 0.02) + 1 unpaired found -> 3 entries
+    assert pole_localization_error([0.01, 1.02, -0.7], [0.0, 1.0], max_distance=0.5) == pytest.approx(
+        (0.01 + 0.02 + 0.5) / 3
+    )
+    # pairs at or beyond max_distance are not paired
+    assert pole_localization_error([2.0], [0.0], max_distance=2.0) == pytest.approx(2.0)
+    # empty sides
+    assert pole_localization_error([], []) == 0.0
+    assert pole_localization_error([], [0.1, 0.2], max_distance=0.7) == 0.7
+    assert pole_localization_error([0.1], [], max_distance=0.7) == 0.7
+
+
+def test_ple_optimal_beats_greedy():
+    # upstream's greedy pass takes the true poles in order: 0.5 grabs its nearest 0.4 (0.1),
+    # leaving 0.0 with 0.7 (0.7): (0.1 + 0.7) / 2 = 0.4. The optimal pairing is
+    # 0.5-0.7 (0.2) and 0.0-0.4 (0.4): 0.3.
+    found, true = [0.4, 0.7], [0.5, 0.0]
+    ple, pairs = pole_localization_error(found, true, return_matching=True)
+    assert ple == pytest.approx(0.3)
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (1, 0)]
+
+
+def _brute_force_ple(f, t, md):
+    """Minimum of sum(paired |f-t|) + md * unpaired over all partial matchings (pairs < md)."""
+    best = None
+    for k in range(min(len(f), len(t)) + 1):
+        for fi in itertools.combinations(range(len(f)), k):
+            for tj in itertools.permutations(range(len(t)), k):
+                d = [abs(f[a] - t[b]) for a, b in zip(fi, tj)]
+                if any(x >= md for x in d):
+                    continue
+                total = sum(d) + md * (len(f) + len(t) - 2 * k)
+                if best is None or total < best[0] - 1e-12:
+                    best = (total, len(f) + len(t) - k)
+    return best[0] / best[1] if best[1] else 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-2, 2), max_size=4),
+    st.lists(st.floats(-2, 2), max_size=4),
+    st.floats(0.05, 2.0),
+)
+def test_ple_equals_brute_force(found, true, md):
+    got = pole_localization_error(found, true, max_distance=md)
+    assert got == pytest.approx(_brute_force_ple(found, true, md), abs=1e-12)
+    assert 0.0 <= got <= md
+
+
+def test_ple_bad_arguments():
+    with pytest.raises(ValueError, match="max_distance"):
+        pole_localization_error([0.0], [0.0], max_distance=0.0)
+    with pytest.raises(ValueError, match="found"):
+        pole_localization_error([np.nan], [0.0])
+    with pytest.raises(ValueError, match="true"):
+        pole_localization_error([0.0], [[0.0, 1.0]])
+    with pytest.raises(TypeError, match="found"):
+        pole_localization_error(["a"], [0.0])
+
+
+# ----------------------------------------------------------------------------------------------
+# bucketed MSE
+# ----------------------------------------------------------------------------------------------
+
+
+def test_bucket_mse_against_direct_numpy(rng):
+    poles = np.array([0.3, -0.55])
+    # points at controlled distances, both sides of both poles, plus an exact hit
+    offsets = np.concatenate([[0.0], 10.0 ** rng.uniform(-7, 0, 400)]) * np.where(
+        rng.random(401) < 0.5, -1, 1
+    )
+    x = np.concatenate([0.3 + offsets[:200], -0.55 + offsets[200:]])
+    y_true = rng.standard_normal(x.size)
+    y_pred = y_true + rng.standard_normal(x.size) * 0.1
+    y_pred[5] = np.inf
+    y_pred[17] = np.nan
+    res = bucket_mse(x, y_pred, y_true, poles)
+    assert list(res) == ["B0", "B1", "B2", "B3", "B4"]
+    d = np.min(np.abs(x[:, None] - poles[None, :]), axis=1)
+    edges = DEFAULT_BUCKET_EDGES
+    finite = np.isfinite(y_pred)
+    total = 0
+    for k, key in enumerate(res):
+        lo, hi = edges[k], edges[k + 1]
+        m = (d > lo) & (d <= hi)
+        if k == 0:
+            m |= d == 0.0
+        assert res[key]["count"] == m.sum()
+        assert res[key]["n_nonreal"] == (m & ~finite).sum()
+        sel = m & finite
+        expected = np.mean((y_pred[sel] - y_true[sel]) ** 2) if sel.any() else None
+        if expected is None:
+            assert res[key]["mse"] is None
+        else:
+            assert res[key]["mse"] == pytest.approx(expected, rel=1e-12)
+        assert (res[key]["lo"], res[key]["hi"]) == (lo, hi)
+        total += res[key]["count"]
+    assert total == x.size
+    assert res["B0"]["count"] >= 1  # the exact hit (distance 0) is in B0
+    json.dumps(res)  # JSON-ready (None -> null)
+
+
+def test_bucket_mse_empty_buckets_multi_output_and_tr_input():
+    x = np.array([0.5, 0.9])
+    yt = np.array([[1.0, 2.0], [3.0, 4.0]])
+    yp = np.array([[1.5, 2.0], [3.0, 3.0]])
+    res = bucket_mse(x, yp, yt, [0.0], edges=(0.0, 0.1, 0.6, np.inf))
+    assert res["B0"] == {"lo": 0.0, "hi": 0.1, "count": 0, "n_nonreal": 0, "mse": None}
+    assert res["B1"]["count"] == 1 and res["B1"]["mse"] == pytest.approx(0.25 / 2)
+    assert res["B2"]["count"] == 1 and res["B2"]["mse"] == pytest.approx(1.0 / 2)
+    # transreal predictions: a PINF entry is non-REAL and excluded
+    res = bucket_mse(x, from_ieee([np.inf, 2.0]), [1.0, 1.0], [])
+    assert res["B4"]["count"] == 2 and res["B4"]["n_nonreal"] == 1 and res["B4"]["mse"] == 1.0
+
+
+def test_bucket_mse_bad_arguments():
+    with pytest.raises(ValueError, match="edges"):
+        bucket_mse([0.0], [0.0], [0.0], [0.0], edges=(0.0, 1.0, 0.5))
+    with pytest.raises(ValueError, match="edges"):
+        bucket_mse([0.0], [0.0], [0.0], [0.0], edges=(-1.0, 1.0))
+    with pytest.raises(ValueError, match="y_pred"):
+        bucket_mse([0.0, 1.0], [0.0], [0.0, 1.0], [0.0])
+    with pytest.raises(ValueError, match="x"):
+        bucket_mse([np.nan], [0.0], [0.0], [0.0])
+
+
+def test_distance_to_nearest_pole(rng):
+    x = rng.uniform(-2, 2, 500)
+    p = rng.uniform(-2, 2, 7)
+    np.testing.assert_array_equal(
+        distance_to_nearest_pole(x, p), np.min(np.abs(x[:, None] - p[None, :]), axis=1)
+    )
+    assert np.all(np.isinf(distance_to_nearest_pole(x, [])))
+
+
+# ----------------------------------------------------------------------------------------------
+# sign consistency
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sign_consistency():
+    prob = get_problem("two_poles")  # residues +1 at 0.3 and -2 at -0.55
+    x, y = prob.grid(2001)
+    res = sign_consistency(x, y, prob.true_poles(), y_true=y)
+    assert res["rate"] == 1.0 and res["checked"] == 2
+    assert [(p["pred_left"], p["pred_right"]) for p in res["per_pole"]] == [(1, -1), (-1, 1)]
+    # a prediction with no sign change at 0.3 (|y| instead of y there), and one with the flip
+    # reversed at -0.55
+    bad = np.where(np.abs(x - 0.3) < 0.1, np.abs(y), y)
+    bad = np.where(np.abs(x + 0.55) < 0.1, -bad, bad)
+    res = sign_consistency(x, bad, prob.true_poles(), y_true=y)
+    assert res["rate"] == 0.0 and res["checked"] == 2
+    # without y_true only the flip is checked: the reversed flip still counts as consistent
+    res = sign_consistency(x, bad, prob.true_poles())
+    assert res["consistent"] == 1 and res["rate"] == 0.5
+    # no points near a pole: nothing checked
+    res = sign_consistency([0.9, 0.95], [1.0, 2.0], [0.0])
+    assert res["rate"] is None and res["checked"] == 0 and res["per_pole"][0]["consistent"] is None
+    json.dumps(res)
+
+
+def test_sign_consistency_window_shrinks_between_close_poles():
+    # poles 0 and 0.02 with window 0.05: the windows stop half-way (0.01)
+    x = np.array([-0.005, 0.005, 0.015, 0.025])
+    y = np.array([-1.0, 1.0, -1.0, 1.0])  # flips at both poles
+    res = sign_consistency(x, y, [0.0, 0.02], window=0.05)
+    assert res["rate"] == 1.0 and res["checked"] == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# residual consistency
+# ----------------------------------------------------------------------------------------------
+
+
+def test_residual_consistency_exact_rational(rng):
+    prob = get_problem("two_poles")
+    x = rng.uniform(-1, 1, 2000)
+    P, Q = prob.p_true(x), prob.q_true(x)
+    y = P / Q
+    res = residual_consistency(P, Q, y, near_threshold=0.2)
+    assert res["count"] == np.sum(np.abs(Q) < 0.2) > 0
+    assert res["max_abs"] < 1e-13 and res["mean_abs"] <= res["max_abs"]
+    # a wrong prediction near the poles shows up
+    res2 = residual_consistency(P, Q, y + 1.0)
+    sel = np.abs(Q) < 0.2
+    assert res2["mean_abs"] == pytest.approx(np.mean(np.abs(Q[sel])), rel=1e-9)
+    # non-REAL outputs are skipped; no near points -> None
+    yt = from_ieee(np.where(sel, np.inf, y))
+    assert residual_consistency(P, Q, yt) == {"mean_abs": None, "max_abs": None, "count": 0}
+    with pytest.raises(ValueError, match="near_threshold"):
+        residual_consistency(P, Q, y, near_threshold=-1)
+    with pytest.raises(ValueError, match="shape"):
+        residual_consistency(P[:3], Q, y)

@@ -1,0 +1,335 @@
+"""Pole metrics for 1-D rational fits: localisation, near-pole bucketed MSE, sign consistency
+across poles, and residual consistency ``R = Q*y - P``.
+
+Every function accepts array-likes; predictions may also be transreal arrays (their IEEE view is
+used: REAL -> value, +-inf -> +-inf, PHI -> NaN). Results are plain floats / dicts of floats and
+ints (``None`` where a quantity is undefined), ready for ``json.dump``.
+
+Choices (upstream has several variants, see ``docs/deviations.md``):
+
+* PLE uses an optimal matching (``scipy.optimize.linear_sum_assignment``), not upstream's greedy
+  loop, with upstream's cost per entry and its averaging.
+* Buckets: B0 = [e0, e1] (closed, so a point exactly at a pole counts), Bk = (e_k, e_{k+1}].
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._validation import as_float_array, check_finite, check_positive
+from .core import is_tr_array, to_ieee
+
+__all__ = [
+    "DEFAULT_BUCKET_EDGES",
+    "pole_localization_error",
+    "distance_to_nearest_pole",
+    "bucket_mse",
+    "sign_consistency",
+    "residual_consistency",
+]
+
+#: upstream's ``DEFAULT_BUCKET_EDGES`` (zp/utils/config.py): buckets B0..B4
+DEFAULT_BUCKET_EDGES: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, float("inf"))
+
+
+def _poles(p: Any, name: str) -> np.ndarray:
+    arr = as_float_array(p, name, ndim=(0, 1), dtype=np.float64).reshape(-1)
+    check_finite(arr, name)
+    return arr
+
+
+def _ieee(y: Any, name: str) -> np.ndarray:
+    """IEEE float64 view of predictions/targets (transreal arrays via ``to_ieee``)."""
+    if is_tr_array(y):
+        return np.asarray(to_ieee(y), dtype=np.float64)
+    return as_float_array(y, name, dtype=np.float64)
+
+
+def _x_1d(x: Any, name: str = "x") -> np.ndarray:
+    arr = as_float_array(x, name, ndim=1, dtype=np.float64)
+    check_finite(arr, name)
+    return arr
+
+
+def _per_sample(y: np.ndarray, n: int, name: str) -> np.ndarray:
+    """Shape (n,) or (n, m) -> (n, m)."""
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) or ({n}, n_outputs), got {y.shape}")
+    return y
+
+
+# ------------------------------------------------------------------------------------------------
+# pole localisation error
+# ------------------------------------------------------------------------------------------------
+
+
+def pole_localization_error(
+    found: Any,
+    true: Any,
+    max_distance: float = 1.0,
+    *,
+    return_matching: bool = False,
+) -> float | tuple[float, np.ndarray]:
+    """Pole localisation error (PLE) between found and true poles on the real line.
+
+    Poles are paired by an optimal assignment that minimises
+    ``sum(|f - t| over pairs) + max_distance * (unpaired found + unpaired true)``; only pairs
+    closer than ``max_distance`` may be paired. Each pair is one entry costing ``|f - t|``, each
+    unpaired pole (on either side) one entry costing ``max_distance``; the PLE is the mean over
+    entries, so it lies in ``[0, max_distance]``. Upstream averages the same entries but pairs
+    greedily (true poles in order, nearest unused prediction), which can be worse.
+
+    Parameters
+    ----------
+    found, true : array-like of shape (n_found,), (n_true,)
+        Pole locations (finite reals).
+    max_distance : float
+        Cost of an unpaired pole and the pairing cut-off (> 0).
+    return_matching : bool
+        Also return the pairs as an int array of shape (n_pairs, 2) of (found index, true index).
+
+    Returns
+    -------
+    float (and the pairs): 0.0 when both sides are empty, ``max_distance`` when exactly one is.
+    """
+    f = _poles(found, "found")
+    t = _poles(true, "true")
+    md = check_positive(max_distance, "max_distance")
+    nf, nt = f.size, t.size
+    pairs = np.zeros((0, 2), dtype=np.int64)
+    if nf == 0 and nt == 0:
+        ple = 0.0
+    elif nf == 0 or nt == 0:
+        ple = md
+    else:
+        from scipy.optimize import linear_sum_assignment
+
+        dist = np.abs(f[:, None] - t[None, :])
+        # square augmented problem: rows = found + dummy(true), cols = true + dummy(found)
+        cost = np.full((nf + nt, nt + nf), np.inf)
+        cost[:nf, :nt] = np.where(dist < md, dist, np.inf)
+        cost[:nf, nt:][np.diag_indices(nf)] = md  # found i unpaired
+        cost[nf:, :nt][np.diag_indices(nt)] = md  # true j unpaired
+        cost[nf:, nt:] = 0.0
+        rows, cols = linear_sum_assignment(cost)
+        sel = (rows < nf) & (cols < nt)
+        pairs = np.stack([rows[sel], cols[sel]], axis=1).astype(np.int64)
+        n_pairs = pairs.shape[0]
+        n_unpaired = (nf - n_pairs) + (nt - n_pairs)
+        total = float(dist[pairs[:, 0], pairs[:, 1]].sum()) + md * n_unpaired
+        ple = total / (n_pairs + n_unpaired)
+    if return_matching:
+        return ple, pairs
+    return ple
+
+
+# ------------------------------------------------------------------------------------------------
+# near-pole bucketed MSE
+# ------------------------------------------------------------------------------------------------
+
+
+def distance_to_nearest_pole(x: Any, poles: Any) -> np.ndarray:
+    """``min_j |x_i - p_j|`` per point, shape (N,); +inf everywhere when there are no poles."""
+    xs = _x_1d(x)
+    p = _poles(poles, "poles")
+    if p.size == 0:
+        return np.full(xs.shape, np.inf)
+    ps = np.sort(p)
+    # nearest pole by bisection: O(N log P) and no (N, P) temporary
+    k = np.searchsorted(ps, xs)
+    left = ps[np.clip(k - 1, 0, ps.size - 1)]
+    right = ps[np.clip(k, 0, ps.size - 1)]
+    return np.minimum(np.abs(xs - left), np.abs(xs - right))
+
+
+def _check_edges(edges: Any) -> np.ndarray:
+    e = as_float_array(edges, "edges", ndim=1, dtype=np.float64)
+    if e.size < 2:
+        raise ValueError(f"edges must hold at least 2 values, got {e.size}")
+    if np.any(np.isnan(e)) or e[0] < 0 or not np.isfinite(e[0]):
+        raise ValueError(f"edges must start at a finite value >= 0, got {e.tolist()}")
+    if np.any(np.diff(e) <= 0):
+        raise ValueError(f"edges must be strictly increasing, got {e.tolist()}")
+    return e
+
+
+def bucket_mse(
+    x: Any,
+    y_pred: Any,
+    y_true: Any,
+    poles: Any,
+    edges: Sequence[float] = DEFAULT_BUCKET_EDGES,
+) -> dict[str, dict[str, Any]]:
+    """MSE bucketed by the distance of each point to the nearest true pole.
+
+    Parameters
+    ----------
+    x : array-like (N,)
+        Input points (finite).
+    y_pred, y_true : array-like or transreal array, (N,) or (N, n_outputs)
+        Predictions and targets. The per-sample error is the mean over outputs of
+        ``(pred - true)**2``.
+    poles : array-like (P,)
+        True poles (the distance is +inf for every point when P = 0).
+    edges : increasing sequence, default ``(0, 1e-5, 1e-4, 1e-3, 1e-2, inf)``
+        Bucket k covers ``(edges[k], edges[k+1]]``; B0 is closed on the left, ``[e0, e1]``.
+        Points beyond a finite last edge belong to no bucket.
+
+    Returns
+    -------
+    dict ``{"B0": {...}, "B1": {...}, ...}`` in bucket order; each value has ``lo``, ``hi``,
+    ``count`` (points in the bucket), ``n_nonreal`` (of those, points whose prediction or target
+    has a non-finite entry: excluded from the MSE) and ``mse`` (float, or ``None`` when no point
+    of the bucket has a finite prediction and target).
+    """
+    xs = _x_1d(x)
+    n = xs.size
+    yp = _per_sample(_ieee(y_pred, "y_pred"), n, "y_pred")
+    yt = _per_sample(_ieee(y_true, "y_true"), n, "y_true")
+    if yp.shape != yt.shape:
+        raise ValueError(f"y_pred and y_true must have the same shape, got {yp.shape} and {yt.shape}")
+    e = _check_edges(edges)
+    d = distance_to_nearest_pole(xs, poles)
+    ok = np.all(np.isfinite(yp), axis=1) & np.all(np.isfinite(yt), axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.mean((yp - yt) ** 2, axis=1)
+    out: dict[str, dict[str, Any]] = {}
+    for k in range(e.size - 1):
+        lo, hi = e[k], e[k + 1]
+        in_b = (d >= lo) & (d <= hi) if k == 0 else (d > lo) & (d <= hi)
+        used = in_b & ok
+        n_used = int(used.sum())
+        out[f"B{k}"] = {
+            "lo": float(lo),
+            "hi": float(hi),
+            "count": int(in_b.sum()),
+            "n_nonreal": int(in_b.sum()) - n_used,
+            "mse": float(err[used].mean()) if n_used else None,
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# sign consistency
+# ------------------------------------------------------------------------------------------------
+
+
+def _side_sign(y: np.ndarray) -> int:
+    """Majority sign of the non-NaN, non-zero entries (+-inf count): +1, -1, or 0 (tie/none)."""
+    s = np.sign(y[~np.isnan(y)])
+    total = int(s.sum())
+    return (total > 0) - (total < 0)
+
+
+def sign_consistency(
+    x: Any,
+    y_pred: Any,
+    poles: Any,
+    *,
+    y_true: Any = None,
+    window: float = 0.05,
+) -> dict[str, Any]:
+    """Does the prediction change sign across each true pole the way the truth does?
+
+    For a pole p let ``w = min(window, half the gap to the neighbouring poles)``; the left side is
+    ``p - w <= x < p`` and the right side ``p < x <= p + w``. A side's sign is the majority sign of
+    the predictions there (+-inf count with their sign; NaN/PHI and exact zeros are ignored; a
+    tie gives 0). A pole is *checked* when both predicted side signs are non-zero (and, with
+    ``y_true``, both true side signs too). It is *consistent* when the predicted pair of signs
+    equals the true pair; without ``y_true`` the truth is taken to flip (a simple pole), so the
+    pole is consistent when the two predicted signs differ.
+
+    Returns
+    -------
+    dict with ``rate`` (consistent / checked, ``None`` when nothing was checked), ``checked``,
+    ``consistent``, and ``per_pole``: a list of ``{"pole", "pred_left", "pred_right",
+    "true_left", "true_right", "consistent"}`` (``consistent`` is None for unchecked poles).
+    """
+    xs = _x_1d(x)
+    n = xs.size
+    yp = _ieee(y_pred, "y_pred")
+    if yp.shape != (n,):
+        raise ValueError(f"y_pred must have shape ({n},), got {yp.shape}")
+    yt = None
+    if y_true is not None:
+        yt = _ieee(y_true, "y_true")
+        if yt.shape != (n,):
+            raise ValueError(f"y_true must have shape ({n},), got {yt.shape}")
+    w0 = check_positive(window, "window")
+    p = np.sort(_poles(poles, "poles"))
+    per_pole = []
+    checked = consistent = 0
+    for i, pole in enumerate(p):
+        w = w0
+        if i > 0:
+            w = min(w, 0.5 * (pole - p[i - 1]))
+        if i + 1 < p.size:
+            w = min(w, 0.5 * (p[i + 1] - pole))
+        left = (xs >= pole - w) & (xs < pole)
+        right = (xs > pole) & (xs <= pole + w)
+        pl, pr = _side_sign(yp[left]), _side_sign(yp[right])
+        if yt is None:
+            tl, tr = None, None
+            ok = pl != 0 and pr != 0
+            good = ok and pl != pr
+        else:
+            tl, tr = _side_sign(yt[left]), _side_sign(yt[right])
+            ok = pl != 0 and pr != 0 and tl != 0 and tr != 0
+            good = ok and (pl, pr) == (tl, tr)
+        checked += ok
+        consistent += good
+        per_pole.append(
+            {
+                "pole": float(pole),
+                "pred_left": pl,
+                "pred_right": pr,
+                "true_left": tl,
+                "true_right": tr,
+                "consistent": bool(good) if ok else None,
+            }
+        )
+    return {
+        "rate": consistent / checked if checked else None,
+        "checked": int(checked),
+        "consistent": int(consistent),
+        "per_pole": per_pole,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# residual consistency
+# ------------------------------------------------------------------------------------------------
+
+
+def residual_consistency(P: Any, Q: Any, y: Any, near_threshold: float = 0.2) -> dict[str, Any]:
+    """Residual ``R = Q*y - P`` over the near-pole REAL points.
+
+    Parameters
+    ----------
+    P, Q : array-like (N,)
+        Numerator and denominator values of the model at the points.
+    y : array-like or transreal array (N,)
+        The model's output at the same points.
+    near_threshold : float
+        A point is near a pole when ``|Q| < near_threshold`` (upstream default 0.2).
+
+    Returns
+    -------
+    dict with ``mean_abs`` and ``max_abs`` of |R| over near-pole points where y, P and Q are
+    finite (``None`` when there is none) and ``count``, the number of such points.
+    """
+    p = as_float_array(P, "P", ndim=1, dtype=np.float64)
+    q = as_float_array(Q, "Q", ndim=1, dtype=np.float64)
+    yy = _ieee(y, "y")
+    if not (p.shape == q.shape == yy.shape):
+        raise ValueError(f"P, Q and y must have the same shape (N,), got {p.shape}, {q.shape}, {yy.shape}")
+    thr = check_positive(near_threshold, "near_threshold")
+    sel = (np.abs(q) < thr) & np.isfinite(yy) & np.isfinite(p) & np.isfinite(q)
+    count = int(sel.sum())
+    if count == 0:
+        return {"mean_abs": None, "max_abs": None, "count": 0}
+    r = np.abs(q[sel] * yy[sel] - p[sel])
+    return {"mean_abs": float(r.mean()), "max_abs": float(r.max()), "count": count}
