@@ -1,0 +1,312 @@
+"""ImportanceSampler: weights (golden + NumPy reference), draws (chi-square), without
+replacement (exact inclusion probabilities), thread independence, state, bad input."""
+from __future__ import annotations
+
+import itertools
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+from zeroproof_nb.training.sampling_diagnostics import (
+    ImportanceSampler,
+    ImportanceSamplerConfig,
+    PreparedPool,
+)
+
+GOLDEN_Q = np.array([0.0, -0.05, 0.1, 0.5, -1.0, 2.0])
+
+
+def reference_weights(q, p=2.0, min_q=1e-6, max_w=100.0, t=1.0):
+    """Upstream's formula written directly in NumPy."""
+    a = np.maximum(np.abs(np.asarray(q, dtype=np.float64)), min_q)
+    with np.errstate(divide="ignore"):
+        w = np.minimum(a ** (-p), max_w)
+    w = w ** (1.0 / t)
+    return w / w.sum()
+
+
+def chisquare_pvalue(idx, probs):
+    counts = np.bincount(idx, minlength=probs.size)
+    keep = probs > 0
+    assert counts[~keep].sum() == 0, "a zero-weight index was drawn"
+    return stats.chisquare(counts[keep], probs[keep] * idx.size).pvalue
+
+
+# ----------------------------------------------------------------------------- weights
+def test_golden_weights_t1_and_t2():
+    w1 = ImportanceSampler().compute_weights(GOLDEN_Q)
+    # golden values are printed to 6 decimals: agree to half a unit in the last place
+    np.testing.assert_allclose(w1, [0.3276, 0.3276, 0.3276, 0.013104, 0.003276, 0.000819],
+                               rtol=0, atol=5e-7)
+    cfg = ImportanceSamplerConfig(temperature=2.0)
+    w2 = ImportanceSampler(cfg).compute_weights(GOLDEN_Q)
+    np.testing.assert_allclose(
+        w2, [0.298507, 0.298507, 0.298507, 0.059701, 0.029851, 0.014925], rtol=0,
+        atol=5e-7)
+
+
+@pytest.mark.parametrize("p,min_q,max_w,t", [
+    (2.0, 1e-6, 100.0, 1.0), (1.0, 1e-3, 50.0, 0.5), (1.5, 0.0, 1e4, 3.0),
+    (0.0, 1e-6, 100.0, 1.0), (3.0, 1e-2, 1e3, 0.05),
+])
+def test_weights_match_numpy_formula(rng, p, min_q, max_w, t):
+    q = np.concatenate([rng.normal(scale=2.0, size=40_000), [0.0, -0.0, np.inf, -np.inf]])
+    cfg = ImportanceSamplerConfig(weight_power=p, min_q_abs=min_q, max_weight=max_w,
+                                  temperature=t)
+    w = ImportanceSampler(cfg).compute_weights(q)
+    np.testing.assert_allclose(w, reference_weights(q, p, min_q, max_w, t), rtol=1e-12,
+                               atol=1e-300)
+    assert abs(w.sum() - 1.0) < 1e-12
+
+
+def test_weights_float32_and_upstream_call_style(rng):
+    q = rng.normal(size=1000)
+    s = ImportanceSampler()
+    w64 = s.compute_weights(q)
+    w32 = s.compute_weights(q.astype(np.float32))
+    assert w32.dtype == np.float64
+    np.testing.assert_allclose(w32, reference_weights(q.astype(np.float32)), rtol=1e-12)
+    np.testing.assert_array_equal(s.compute_weights(np.zeros(1000), q), w64)
+
+
+def test_nan_policy():
+    q = np.array([0.5, np.nan, 1.0, 2.0])
+    with pytest.raises(ValueError, match="q_values"):
+        ImportanceSampler().compute_weights(q)
+    with pytest.raises(ValueError, match="q_pool"):
+        ImportanceSampler().sample_batch(np.arange(4.0), q, 2)
+    s = ImportanceSampler(ImportanceSamplerConfig(nan_policy="omit", seed=1))
+    w = s.compute_weights(q)
+    assert w[1] == 0.0
+    np.testing.assert_allclose(w[[0, 2, 3]], reference_weights(q[[0, 2, 3]]), rtol=1e-12)
+    idx = s.sample_indices(q, 5000)
+    assert not np.any(idx == 1)
+    _, hidx = s.hybrid_sample(np.arange(4.0), q, 5000)
+    assert not np.any(hidx == 1)
+    with pytest.raises(ValueError, match="q_pool"):
+        s.sample_indices(np.full(3, np.nan), 2)
+
+
+# ------------------------------------------------------------------------------- draws
+def _varied_pool(rng, n=3000):
+    # several blocks, some all-zero weight (q = inf), distinct weights elsewhere
+    q = rng.uniform(0.15, 3.0, size=n) * rng.choice([-1.0, 1.0], size=n)
+    q[300:700] = np.inf
+    q[-5:] = np.inf
+    return q
+
+
+def test_chisquare_with_replacement_block_cdf(rng):
+    q = rng.uniform(0.12, 3.0, size=60)
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=3))
+    idx = s.sample_indices(q, 100_000)
+    assert chisquare_pvalue(idx, reference_weights(q)) > 1e-3
+    q2 = _varied_pool(rng)
+    idx2 = s.sample_indices(q2, 100_000)
+    probs = reference_weights(q2)
+    # too many cells for per-index chi-square: group by deciles of probability mass
+    groups = np.minimum((np.cumsum(probs) * 20).astype(int), 19)
+    got = np.bincount(groups[idx2], minlength=20)
+    exp = np.bincount(groups, weights=probs, minlength=20) * idx2.size
+    assert np.all(probs[idx2] > 0)
+    assert stats.chisquare(got[exp > 0], exp[exp > 0]).pvalue > 1e-3
+
+
+def test_chisquare_prepared_alias(rng):
+    q = np.concatenate([rng.uniform(0.12, 3.0, size=60), [np.inf, np.inf]])
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=4, temperature=1.5))
+    pool = s.prepare(q)
+    assert isinstance(pool, PreparedPool) and pool.size == 62 and pool.n_positive == 60
+    np.testing.assert_allclose(pool.weights, reference_weights(q, t=1.5), rtol=1e-12)
+    idx = s.sample_indices(pool, 100_000)
+    assert chisquare_pvalue(idx, reference_weights(q, t=1.5)) > 1e-3
+
+
+def test_sample_weights_product(rng):
+    from zeroproof_nb.training.curriculum import combine_sample_weights
+
+    q = rng.uniform(0.12, 3.0, size=40)
+    extra = rng.uniform(0.0, 2.0, size=40)
+    extra[:3] = 0.0
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=5))
+    target = combine_sample_weights(extra, reference_weights(q))
+    np.testing.assert_allclose(s.compute_weights(q, sample_weights=extra), target, rtol=1e-12)
+    assert chisquare_pvalue(s.sample_indices(q, 100_000, sample_weights=extra), target) > 1e-3
+    pool = s.prepare(q, sample_weights=extra)
+    assert chisquare_pvalue(s.sample_indices(pool, 100_000), target) > 1e-3
+    with pytest.raises(ValueError, match="sample_weights"):
+        s.sample_indices(q, 4, sample_weights=-extra)
+    with pytest.raises(ValueError, match="sample_weights"):
+        s.sample_indices(q, 4, sample_weights=extra[:-1])
+
+
+def test_sample_batch_user_example_and_nd_pool(rng):
+    # the user's document, with zeroproof -> zeroproof_nb
+    from zeroproof_nb.training.sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig
+    sampler = ImportanceSampler(ImportanceSamplerConfig(weight_power=2.0, max_weight=100.0))
+    # Given pools x_pool, q_pool (tensors)
+    x_pool = np.linspace(-1, 1, 500)
+    q_pool = x_pool - 0.3
+    batch_x, idx = sampler.sample_batch(x_pool, q_pool, batch_size=128)
+    assert batch_x.shape == (128,) and idx.dtype == np.int64
+    np.testing.assert_array_equal(batch_x, x_pool[idx])
+    x2 = rng.normal(size=(500, 3))
+    bx2, idx2 = sampler.sample_batch(x2, q_pool, 64)
+    assert bx2.shape == (64, 3)
+    np.testing.assert_array_equal(bx2, x2[idx2])
+    st = sampler.get_statistics()
+    assert set(st) == {"total_samples", "unique_samples", "max_sample_count",
+                       "min_sample_count", "sample_diversity", "mean_q_abs", "min_q_abs"}
+    assert st["total_samples"] == 192
+    np.testing.assert_allclose(st["mean_q_abs"], np.abs(q_pool).mean(), rtol=1e-12)
+    np.testing.assert_allclose(st["min_q_abs"], np.abs(q_pool).min(), rtol=1e-12)
+    counts = sampler.sample_counts
+    assert counts.sum() == 192
+    assert st["unique_samples"] == np.count_nonzero(counts)
+    assert st["max_sample_count"] == counts.max()
+
+
+# ------------------------------------------------------------------- without replacement
+def _exact_pair_probabilities(w):
+    """P({i, j}) of two successive weighted draws without replacement, by enumeration."""
+    w = np.asarray(w, dtype=np.float64)
+    total = w.sum()
+    probs = {}
+    for i, j in itertools.permutations(range(w.size), 2):
+        p = w[i] / total * w[j] / (total - w[i])
+        key = (min(i, j), max(i, j))
+        probs[key] = probs.get(key, 0.0) + p
+    return probs
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_without_replacement_matches_exact_inclusion(prepared):
+    q = np.array([0.15, 0.3, 0.6, 1.2])
+    w = reference_weights(q)
+    exact = _exact_pair_probabilities(w)
+    s = ImportanceSampler(ImportanceSamplerConfig(replacement=False, seed=11))
+    src = s.prepare(q) if prepared else q
+    pairs = list(exact)
+    counts = np.zeros(len(pairs))
+    first = np.zeros(4)
+    n_rep = 12_000
+    for _ in range(n_rep):
+        idx = s.sample_indices(src, 2)
+        assert idx[0] != idx[1]
+        counts[pairs.index((min(idx), max(idx)))] += 1
+        first[idx[0]] += 1
+    assert stats.chisquare(counts, np.array([exact[p] for p in pairs]) * n_rep).pvalue > 1e-3
+    # the first index of the batch is a plain weighted draw
+    assert stats.chisquare(first, w * n_rep).pvalue > 1e-3
+
+
+def test_without_replacement_distinct_and_limits(rng):
+    q = _varied_pool(rng, 2000)
+    n_pos = int(np.count_nonzero(np.isfinite(q)))
+    s = ImportanceSampler(ImportanceSamplerConfig(replacement=False, seed=2))
+    idx = s.sample_indices(q, n_pos)
+    assert np.unique(idx).size == n_pos and np.all(np.isfinite(q[idx]))
+    with pytest.raises(ValueError, match="batch_size"):
+        s.sample_indices(q, n_pos + 1)
+    _, hidx = s.hybrid_sample(np.arange(q.size), q, 1500)
+    assert np.unique(hidx).size == 1500
+    with pytest.raises(ValueError, match="batch_size"):
+        s.hybrid_sample(np.arange(q.size), q, q.size + 1)
+
+
+# --------------------------------------------------------------------------- hybrid
+def test_hybrid_split_shuffle_and_statistics():
+    q = np.full(1000, np.inf)
+    q[:10] = 0.01  # only these have importance weight
+    x = np.arange(1000.0)
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=7, importance_batch_ratio=0.7))
+    bx, idx = s.hybrid_sample(x, q, 1000)
+    np.testing.assert_array_equal(bx, x[idx])
+    far = np.flatnonzero(idx >= 10)
+    assert 250 <= far.size <= 300  # only the 300 uniform draws can land there
+    assert far.min() < 700  # shuffled, not appended
+    assert s.get_statistics()["total_samples"] == 1000
+    assert s.sample_counts.sum() == 1000
+    # bs=32 gives floor(22.4) = 22 importance draws, as upstream
+    s2 = ImportanceSampler(ImportanceSamplerConfig(seed=8, importance_batch_ratio=0.7))
+    _, idx2 = s2.hybrid_sample(x, q, 32)
+    assert np.count_nonzero(idx2 < 10) >= 22
+    s3 = ImportanceSampler(ImportanceSamplerConfig(seed=8, importance_batch_ratio=1.0))
+    assert np.all(s3.hybrid_sample(x, q, 64)[1] < 10)
+
+
+# ------------------------------------------------------------- determinism and state
+def test_same_indices_with_one_and_two_threads(rng):
+    q = rng.normal(size=70_000)  # several CHUNKs
+    x = np.arange(q.size)
+    results = []
+    original = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            a = ImportanceSampler(ImportanceSamplerConfig(seed=42))
+            b = ImportanceSampler(ImportanceSamplerConfig(seed=42, replacement=False))
+            results.append((
+                a.sample_indices(q, 5000),
+                a.sample_indices(a.prepare(q), 5000),
+                a.hybrid_sample(x, q, 777)[1],
+                b.sample_indices(q, 300),
+                a.compute_weights(q),
+            ))
+    finally:
+        numba.set_num_threads(original)
+    for r1, r2 in zip(*results):
+        np.testing.assert_array_equal(r1, r2)
+
+
+def test_state_dict_continues_stream(rng):
+    q = rng.normal(size=5000)
+    x = np.arange(q.size)
+    a = ImportanceSampler(ImportanceSamplerConfig(seed=9))
+    a.sample_batch(x, q, 100)
+    state = a.state_dict()
+    expected = [a.sample_batch(x, q, 100)[1], a.hybrid_sample(x, q, 50)[1]]
+    b = ImportanceSampler(ImportanceSamplerConfig(seed=12345))
+    b.load_state_dict(state)
+    assert b.get_statistics()["total_samples"] == 100
+    got = [b.sample_batch(x, q, 100)[1], b.hybrid_sample(x, q, 50)[1]]
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+    assert b.get_statistics() == a.get_statistics()
+
+
+# ------------------------------------------------------------------------- bad input
+def test_bad_input_raises_naming_the_argument():
+    x = np.arange(5.0)
+    q = np.linspace(0.1, 1.0, 5)
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=0))
+    with pytest.raises(ValueError, match="q_pool"):
+        s.sample_batch(np.empty(0), np.empty(0), 1)
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="batch_size"):
+            s.sample_batch(x, q, bad)
+    with pytest.raises(TypeError, match="batch_size"):
+        s.sample_batch(x, q, 2.5)
+    with pytest.raises(ValueError, match="x_pool"):
+        s.sample_batch(x[:-1], q, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        ImportanceSampler(ImportanceSamplerConfig(replacement=False)).sample_batch(x, q, 6)
+    with pytest.raises(ValueError, match="weight_power"):
+        ImportanceSamplerConfig(weight_power=-1.0)
+    for t in (0.0, -1.0):
+        with pytest.raises(ValueError, match="temperature"):
+            ImportanceSamplerConfig(temperature=t)
+    with pytest.raises(ValueError, match="max_weight"):
+        ImportanceSamplerConfig(max_weight=0.0)
+    with pytest.raises(ValueError, match="importance_batch_ratio"):
+        ImportanceSamplerConfig(importance_batch_ratio=1.5)
+    with pytest.raises(ValueError, match="nan_policy"):
+        ImportanceSamplerConfig(nan_policy="ignore")
+    with pytest.raises(ValueError, match="q_pool"):
+        s.sample_batch(x, np.full(5, np.inf), 2)  # every weight is 0
+    pool = s.prepare(q)
+    s.config.temperature = 2.0
+    with pytest.raises(ValueError, match="q_pool"):
+        s.sample_indices(pool, 3)

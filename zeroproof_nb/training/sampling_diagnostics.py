@@ -1,0 +1,1067 @@
+"""Near-pole sampling: importance sampling 1/|Q|^p, an adaptive grid, and their integration.
+
+Public names (upstream's, ``zeroproof.training.sampling_diagnostics``):
+
+* :class:`ImportanceSamplerConfig`, :class:`ImportanceSampler` — weights
+  ``min(max(|q|, min_q_abs)^-p, max_weight)^(1/T)`` normalised; draws with replacement
+  (inverse CDF over a block prefix sum, or an alias table after :meth:`ImportanceSampler.prepare`)
+  and without replacement (exponential keys); hybrid importance + uniform batches.
+* :class:`ActiveSamplerConfig`, :class:`ActiveSampler` — a structured array of axis-aligned
+  cells refined where |Q| is small (see ``docs/sampling.md`` for the split rule).
+* :class:`SamplingStrategy`, :class:`IntegratedSampler`, :func:`create_integrated_sampler`.
+* re-exported: :class:`DiagnosticConfig`, :class:`DiagnosticMonitor` (from ``diagnostics``) and
+  :class:`CurriculumConfig`, :class:`CurriculumScheduler`, :func:`combine_sample_weights`
+  (from ``curriculum``).
+
+Randomness comes only from ``numpy.random.Generator`` objects the samplers hold (seeded from the
+config's ``seed`` or passed in as ``rng``); the kernels map each uniform to an index on its own,
+so the same seed gives the same indices whatever the numba thread count. ``state_dict()``
+includes the generator's state: a restored sampler continues the same stream.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import numbers
+from collections import deque
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .._validation import (
+    as_float_array,
+    check_bounds,
+    check_choice,
+    check_in_range,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
+from ..kernels import refine as _kr
+from ..kernels import weights as _kw
+from ..kernels.tags import CHUNK
+from .curriculum import CurriculumConfig, CurriculumScheduler, combine_sample_weights
+from .diagnostics import DiagnosticConfig, DiagnosticMonitor
+
+__all__ = [
+    "SamplingStrategy",
+    "ImportanceSamplerConfig",
+    "ImportanceSampler",
+    "PreparedPool",
+    "ActiveSamplerConfig",
+    "ActiveSampler",
+    "IntegratedSampler",
+    "create_integrated_sampler",
+    "DiagnosticConfig",
+    "DiagnosticMonitor",
+    "CurriculumConfig",
+    "CurriculumScheduler",
+    "combine_sample_weights",
+]
+
+_DUMMY = np.zeros(1, dtype=np.float64)
+
+
+class SamplingStrategy(Enum):
+    """Strategies of :class:`IntegratedSampler`."""
+
+    UNIFORM = "uniform"
+    IMPORTANCE = "importance"
+    ACTIVE = "active"
+    HYBRID = "hybrid"
+
+
+# ----------------------------------------------------------------------------- RNG helpers
+def _make_rng(seed: Any) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        return np.random.default_rng(int(seed))
+    raise ValueError(f"seed must be None, an int >= 0, a SeedSequence or a Generator, got {seed!r}")
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    return copy.deepcopy(rng.bit_generator.state)
+
+
+def _restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> np.random.Generator:
+    name = state["bit_generator"]
+    if type(rng.bit_generator).__name__ == name:
+        rng.bit_generator.state = copy.deepcopy(state)
+        return rng
+    bg = getattr(np.random, name)()
+    bg.state = copy.deepcopy(state)
+    return np.random.Generator(bg)
+
+
+def _check_seed(seed: Any) -> None:
+    if seed is not None:
+        check_int(seed, "seed", minimum=0)
+
+
+def _as_pool_x(x_pool: Any, n: int) -> np.ndarray:
+    x = x_pool if isinstance(x_pool, np.ndarray) else np.asarray(x_pool)
+    if x.ndim == 0:
+        raise ValueError("x_pool must be an array of shape (N,) or (N, d), got a scalar")
+    if x.shape[0] != n:
+        raise ValueError(f"x_pool has {x.shape[0]} points but q_pool has {n}")
+    return x
+
+
+def _as_pool_q(q_pool: Any, name: str = "q_pool") -> np.ndarray:
+    q = as_float_array(q_pool, name, ndim=1)
+    if q.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty")
+    return q
+
+
+# ========================================================================== importance
+@dataclass
+class ImportanceSamplerConfig:
+    """Settings of :class:`ImportanceSampler` (upstream's fields and defaults, plus the last three).
+
+    Attributes
+    ----------
+    weight_power : float >= 0 (p in 1/|Q|^p)
+    min_q_abs : float >= 0 (|Q| floor before the power)
+    max_weight : float > 0 (weight ceiling, applied before the temperature)
+    temperature : float > 0 (weights are raised to 1/T)
+    resample_ratio, resample_frequency : accepted for compatibility, unused (as upstream)
+    importance_batch_ratio : float in [0, 1] (importance share of a hybrid batch)
+    replacement : bool (draw with replacement; upstream always does)
+    nan_policy : 'raise' (ValueError naming q) or 'omit' (NaN q gets weight 0)
+    seed : int >= 0 or None (seed of the sampler's numpy Generator)
+    """
+
+    weight_power: float = 2.0
+    min_q_abs: float = 1e-6
+    max_weight: float = 100.0
+    temperature: float = 1.0
+    resample_ratio: float = 0.5
+    resample_frequency: int = 5
+    importance_batch_ratio: float = 0.7
+    replacement: bool = True
+    nan_policy: str = "raise"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first invalid field."""
+        check_nonnegative(self.weight_power, "weight_power")
+        check_nonnegative(self.min_q_abs, "min_q_abs")
+        check_positive(self.max_weight, "max_weight")
+        check_positive(self.temperature, "temperature")
+        check_in_range(self.importance_batch_ratio, "importance_batch_ratio", 0.0, 1.0)
+        if not isinstance(self.replacement, (bool, np.bool_)):
+            raise TypeError(f"replacement must be a bool, got {type(self.replacement).__name__}")
+        check_choice(self.nan_policy, "nan_policy", ("raise", "omit"))
+        _check_seed(self.seed)
+
+    def weight_params(self) -> tuple[float, float, float, float]:
+        """(min_q_abs, weight_power, max_weight, 1/temperature) as the kernels take them."""
+        return (float(self.min_q_abs), float(self.weight_power), float(self.max_weight),
+                1.0 / float(self.temperature))
+
+
+@dataclass(frozen=True)
+class PreparedPool:
+    """A pool's weights and alias table, built once by :meth:`ImportanceSampler.prepare`.
+
+    Pass it instead of ``q_pool`` to the sampling methods: each batch then costs O(B) with
+    replacement (alias method). Without replacement a batch costs O(N) (exponential keys).
+
+    Attributes
+    ----------
+    weights : (N,) float64, normalised draw probabilities
+    table : (N,) structured array with fields ``prob`` (float64) and ``alias`` (int64)
+    n_positive, n_nan : ints
+    q_abs_mean, q_abs_min : floats over the finite |q| (NaN if none)
+    valid_index : (M,) int64 indices of the non-NaN q, or None when every q is a number
+    params : the (min_q_abs, weight_power, max_weight, 1/temperature) used
+    """
+
+    weights: np.ndarray
+    table: np.ndarray
+    n_positive: int
+    n_nan: int
+    q_abs_mean: float
+    q_abs_min: float
+    valid_index: np.ndarray | None
+    params: tuple[float, float, float, float]
+
+    @property
+    def size(self) -> int:
+        """Number of pool points N."""
+        return int(self.weights.shape[0])
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@dataclass
+class _Scan:
+    """Result of one weights pass over a pool (internal)."""
+
+    n: int
+    q: np.ndarray | None
+    extra: np.ndarray | None
+    weights: np.ndarray | None
+    block_cum: np.ndarray | None
+    last_block: int
+    total: float
+    n_positive: int
+    n_nan: int
+    prepared: PreparedPool | None = None
+
+
+class ImportanceSampler:
+    """Draw pool indices with probability ∝ min(max(|q|, min_q_abs)^-p, max_weight)^(1/T).
+
+    Parameters
+    ----------
+    config : ImportanceSamplerConfig, optional
+    rng : numpy Generator, int seed or SeedSequence, optional; overrides ``config.seed``
+    track_counts : bool, default True; keep per-index sample counts (an int64 array as long as
+        the largest pool seen) for :meth:`get_statistics`
+
+    Examples
+    --------
+    >>> sampler = ImportanceSampler(ImportanceSamplerConfig(weight_power=2.0, seed=0))
+    >>> batch_x, idx = sampler.sample_batch(x_pool, q_pool, batch_size=128)   # doctest: +SKIP
+    >>> prepared = sampler.prepare(q_pool)                                    # doctest: +SKIP
+    >>> batch_x, idx = sampler.sample_batch(x_pool, prepared, batch_size=128) # doctest: +SKIP
+    """
+
+    def __init__(self, config: ImportanceSamplerConfig | None = None, *, rng: Any = None,
+                 track_counts: bool = True) -> None:
+        if config is None:
+            config = ImportanceSamplerConfig()
+        elif not isinstance(config, ImportanceSamplerConfig):
+            raise TypeError(f"config must be an ImportanceSamplerConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        self.rng = _make_rng(config.seed if rng is None else rng)
+        self.track_counts = bool(track_counts)
+        self.reset_statistics()
+
+    def _check_config(self) -> None:
+        """Re-validate the config when one of its fields changed since the last check."""
+        c = self.config
+        key = (c.weight_power, c.min_q_abs, c.max_weight, c.temperature,
+               c.importance_batch_ratio, c.replacement, c.nan_policy)
+        if key != getattr(self, "_valid_key", None):
+            c.validate()
+            self._valid_key = key
+
+    # ------------------------------------------------------------------------ statistics
+    def reset_statistics(self) -> None:
+        """Forget sample counts and the recorded |q| statistics."""
+        self._counts = np.zeros(0, dtype=np.int64)
+        self.total_samples = 0
+        self._unique = 0
+        self._q_abs_mean = 0.0
+        self._q_abs_min = 0.0
+
+    def _record(self, idx: np.ndarray, n: int) -> None:
+        self.total_samples += int(idx.shape[0])
+        if not self.track_counts:
+            return
+        if self._counts.shape[0] < n:
+            grown = np.zeros(n, dtype=np.int64)
+            grown[: self._counts.shape[0]] = self._counts
+            self._counts = grown
+        self._unique += int(_kw.accumulate_counts(self._counts, idx))
+
+    @property
+    def sample_counts(self) -> np.ndarray:
+        """Read-only per-index sample counts (int64, length of the largest pool seen)."""
+        v = self._counts.view()
+        v.flags.writeable = False
+        return v
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Upstream's keys: total_samples, unique_samples, max_sample_count, min_sample_count,
+        sample_diversity (unique/total), mean_q_abs, min_q_abs ({} before any draw).
+
+        Counts cover every drawn index (hybrid batches included). ``mean_q_abs``/``min_q_abs``
+        are the mean and min of the finite |q| of the most recent pool (upstream: signed q).
+        """
+        if self.total_samples == 0:
+            return {}
+        if self.track_counts and self._unique:
+            nz = self._counts[self._counts > 0]
+            max_c, min_c = int(nz.max()), int(nz.min())
+        else:
+            max_c = min_c = 0
+        return {
+            "total_samples": int(self.total_samples),
+            "unique_samples": int(self._unique),
+            "max_sample_count": max_c,
+            "min_sample_count": min_c,
+            "sample_diversity": self._unique / max(1, self.total_samples),
+            "mean_q_abs": float(self._q_abs_mean),
+            "min_q_abs": float(self._q_abs_min),
+        }
+
+    # ---------------------------------------------------------------------------- weights
+    def _scan(self, q: np.ndarray, extra: np.ndarray | None, write_weights: bool,
+              name: str = "q_pool") -> _Scan:
+        """One kernel pass: block prefix sums, NaN/positive counts and |q| statistics."""
+        self._check_config()
+        n = q.shape[0]
+        block = np.empty((n + _kw.BLOCK - 1) // _kw.BLOCK, dtype=np.float64)
+        stats = np.empty(((n + CHUNK - 1) // CHUNK, _kw.N_STATS), dtype=np.float64)
+        w = np.empty(n, dtype=np.float64) if write_weights else _DUMMY
+        use_extra = extra is not None
+        _kw.weight_block_sums(q, extra if use_extra else _DUMMY, use_extra,
+                              *self.config.weight_params(), w, write_weights, block, stats)
+        n_nan = int(stats[:, _kw.STAT_NAN].sum())
+        if n_nan and self.config.nan_policy == "raise":
+            raise ValueError(
+                f"{name} contains {n_nan} NaN value(s); use nan_policy='omit' to give them weight 0"
+            )
+        n_fin = stats[:, _kw.STAT_FINITE].sum()
+        if n_fin > 0:
+            self._q_abs_mean = float(stats[:, _kw.STAT_ABS_SUM].sum() / n_fin)
+            self._q_abs_min = float(stats[:, _kw.STAT_ABS_MIN].min())
+        else:
+            self._q_abs_mean = self._q_abs_min = float("nan")
+        last_block = int(_kw.cumulative_sum(block, block))
+        return _Scan(n=n, q=q, extra=extra, weights=w if write_weights else None,
+                     block_cum=block, last_block=last_block, total=float(block[-1]),
+                     n_positive=int(stats[:, _kw.STAT_POSITIVE].sum()), n_nan=n_nan)
+
+    def _extra(self, sample_weights: Any, n: int) -> np.ndarray | None:
+        if sample_weights is None:
+            return None
+        ex = as_float_array(sample_weights, "sample_weights", ndim=1, dtype=np.float64)
+        if ex.shape[0] != n:
+            raise ValueError(f"sample_weights has {ex.shape[0]} entries but q_pool has {n}")
+        if not np.all((ex >= 0) & np.isfinite(ex)):
+            raise ValueError("sample_weights must be finite and >= 0")
+        return ex
+
+    def compute_weights(self, x_or_q: Any, q_values: Any = None, *,
+                        sample_weights: Any = None) -> np.ndarray:
+        """Normalised importance weights, shape (N,), float64.
+
+        Call as ``compute_weights(q_values)`` or, upstream style, ``compute_weights(x, q)``
+        (x is ignored). ``sample_weights`` (N,) multiplies the weights before normalising.
+        Raises ``ValueError`` if no point has a positive weight.
+        """
+        q = _as_pool_q(x_or_q if q_values is None else q_values, "q_values")
+        scan = self._scan(q, self._extra(sample_weights, q.shape[0]), True, "q_values")
+        if not scan.total > 0:
+            raise ValueError("q_values: no point has a positive weight")
+        _kw.normalise(scan.weights, scan.total, scan.weights)
+        return scan.weights
+
+    def prepare(self, q_pool: Any, *, sample_weights: Any = None) -> PreparedPool:
+        """Build the weights and alias table of a fixed pool once (O(N)).
+
+        Later draws from the returned :class:`PreparedPool` cost O(B) per batch with
+        replacement. Re-prepare after changing the config or the pool.
+        """
+        if isinstance(q_pool, PreparedPool):
+            return q_pool
+        q = _as_pool_q(q_pool)
+        scan = self._scan(q, self._extra(sample_weights, q.shape[0]), True)
+        if not scan.total > 0:
+            raise ValueError("q_pool: no point has a positive weight")
+        w = scan.weights
+        lo = scan.last_block * _kw.BLOCK
+        fallback = lo + int(np.flatnonzero(w[lo: lo + _kw.BLOCK] > 0)[-1])
+        table = np.empty(scan.n, dtype=_kw.ALIAS_DTYPE)
+        _kw.build_alias_table(w, scan.total, fallback, table["prob"], table["alias"])
+        _kw.normalise(w, scan.total, w)
+        valid = np.flatnonzero(~np.isnan(q)) if scan.n_nan else None
+        return PreparedPool(weights=w, table=table, n_positive=scan.n_positive, n_nan=scan.n_nan,
+                            q_abs_mean=self._q_abs_mean, q_abs_min=self._q_abs_min,
+                            valid_index=valid, params=self.config.weight_params())
+
+    def _source(self, q_pool: Any, sample_weights: Any, need_weights: bool) -> _Scan:
+        if isinstance(q_pool, PreparedPool):
+            if sample_weights is not None:
+                raise ValueError("sample_weights: pass them to prepare(), not with a PreparedPool")
+            if q_pool.params != self.config.weight_params():
+                raise ValueError("q_pool was prepared with other weight parameters; prepare it again")
+            self._q_abs_mean, self._q_abs_min = q_pool.q_abs_mean, q_pool.q_abs_min
+            return _Scan(n=q_pool.size, q=None, extra=None, weights=q_pool.weights,
+                         block_cum=None, last_block=-1, total=1.0,
+                         n_positive=q_pool.n_positive, n_nan=q_pool.n_nan, prepared=q_pool)
+        q = _as_pool_q(q_pool)
+        scan = self._scan(q, self._extra(sample_weights, q.shape[0]), need_weights)
+        if not scan.total > 0:
+            raise ValueError("q_pool: no point has a positive weight")
+        return scan
+
+    # ------------------------------------------------------------------------------ draws
+    def _draw(self, src: _Scan, k: int, replacement: bool) -> np.ndarray:
+        """k weighted indices from a scanned or prepared pool (no statistics)."""
+        out = np.empty(k, dtype=np.int64)
+        if k == 0:
+            return out
+        if replacement:
+            u = self.rng.random(k)
+            if src.prepared is not None:
+                t = src.prepared.table
+                _kw.draw_alias(t["prob"], t["alias"], u, out)
+            else:
+                mq, p, mw, it = self.config.weight_params()
+                extra = src.extra if src.extra is not None else _DUMMY
+                _kw.draw_block_cdf(src.q, extra, src.extra is not None, mq, p, mw, it,
+                                   src.block_cum, src.last_block, u, out)
+            return out
+        if k > src.n_positive:
+            raise ValueError(
+                f"batch_size: {k} draws without replacement exceed the {src.n_positive} "
+                "points with a positive weight"
+            )
+        return self._smallest_keys(src.weights, k, None)
+
+    def _smallest_keys(self, weights: np.ndarray, k: int, excluded: np.ndarray | None) -> np.ndarray:
+        """Indices of the k smallest exponential keys e/w, in increasing key order."""
+        n = weights.shape[0]
+        e = self.rng.standard_exponential(n)
+        keys = np.empty(n, dtype=np.float64)
+        _kw.exponential_keys(weights, e, keys)
+        if excluded is not None:
+            keys[excluded] = np.inf
+        part = np.argpartition(keys, k - 1)[:k]
+        return part[np.argsort(keys[part], kind="stable")].astype(np.int64, copy=False)
+
+    def sample_indices(self, q_pool: Any, batch_size: int, *, sample_weights: Any = None,
+                       replacement: bool | None = None) -> np.ndarray:
+        """Draw ``batch_size`` pool indices, shape (B,), int64.
+
+        Parameters
+        ----------
+        q_pool : (N,) array-like of Q values, or a :class:`PreparedPool`
+        batch_size : int >= 1
+        sample_weights : (N,) array-like >= 0, optional; multiplies the weights (e.g. a
+            curriculum), so indices are drawn ∝ w(q)·sample_weights
+        replacement : bool, optional; defaults to ``config.replacement``. Without replacement
+            the indices are distinct and ordered as successive weighted draws.
+        """
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self._check_config()
+        repl = self.config.replacement if replacement is None else bool(replacement)
+        src = self._source(q_pool, sample_weights, need_weights=not repl)
+        idx = self._draw(src, batch_size, repl)
+        self._record(idx, src.n)
+        return idx
+
+    def sample_batch(self, x_pool: Any, q_pool: Any, batch_size: int, *,
+                     sample_weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Importance-sampled batch: ``(x_pool[idx], idx)``.
+
+        ``x_pool`` is (N,) or (N, d) (any array-like; the batch is a NumPy array); ``q_pool``
+        is (N,) or a :class:`PreparedPool`. See :meth:`sample_indices` for the rest.
+        """
+        n = q_pool.size if isinstance(q_pool, PreparedPool) else len(_as_pool_q(q_pool))
+        x = _as_pool_x(x_pool, n)
+        idx = self.sample_indices(q_pool, batch_size, sample_weights=sample_weights)
+        return x[idx], idx
+
+    def hybrid_sample(self, x_pool: Any, q_pool: Any, batch_size: int, *,
+                      sample_weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``floor(B·importance_batch_ratio)`` importance draws + the rest uniform, shuffled.
+
+        Uniform draws cover the points with a non-NaN q. Without replacement every index of
+        the batch is distinct. Returns ``(x_pool[idx], idx)`` and updates the statistics.
+        """
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self._check_config()
+        n = q_pool.size if isinstance(q_pool, PreparedPool) else len(_as_pool_q(q_pool))
+        x = _as_pool_x(x_pool, n)
+        n_imp = int(batch_size * self.config.importance_batch_ratio)
+        n_uni = batch_size - n_imp
+        repl = bool(self.config.replacement)
+        src = self._source(q_pool, sample_weights, need_weights=not repl)
+        valid: np.ndarray | None = None
+        if src.n_nan:
+            if src.prepared is not None:
+                valid = src.prepared.valid_index
+            else:
+                valid = np.flatnonzero(~np.isnan(src.q))
+        n_valid = n if valid is None else valid.shape[0]
+        if not repl and batch_size > n_valid:
+            raise ValueError(
+                f"batch_size: {batch_size} distinct draws exceed the {n_valid} usable pool points"
+            )
+        imp = self._draw(src, n_imp, repl)
+        if n_uni == 0:
+            uni = np.empty(0, dtype=np.int64)
+        elif repl:
+            uni = self.rng.integers(0, n_valid, size=n_uni, dtype=np.int64)
+            if valid is not None:
+                uni = valid[uni]
+        else:
+            if valid is None:
+                flat = np.ones(n, dtype=np.float64)
+            else:
+                flat = np.zeros(n, dtype=np.float64)
+                flat[valid] = 1.0
+            uni = self._smallest_keys(flat, n_uni, imp)
+        idx = np.concatenate([imp, uni])[self.rng.permutation(batch_size)]
+        self._record(idx, n)
+        return x[idx], idx
+
+    # ------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Config, generator state and statistics (plain Python / NumPy values)."""
+        return {
+            "config": asdict(self.config),
+            "rng_state": _rng_state(self.rng),
+            "sample_counts": self._counts.copy(),
+            "total_samples": int(self.total_samples),
+            "unique_samples": int(self._unique),
+            "q_abs_mean": float(self._q_abs_mean),
+            "q_abs_min": float(self._q_abs_min),
+            "track_counts": self.track_counts,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; the generator continues the saved stream."""
+        self.config = ImportanceSamplerConfig(**state["config"])
+        self.rng = _restore_rng(self.rng, state["rng_state"])
+        self._counts = np.array(state["sample_counts"], dtype=np.int64)
+        self.total_samples = int(state["total_samples"])
+        self._unique = int(state["unique_samples"])
+        self._q_abs_mean = float(state["q_abs_mean"])
+        self._q_abs_min = float(state["q_abs_min"])
+        self.track_counts = bool(state.get("track_counts", True))
+
+
+# ============================================================================== active
+@dataclass
+class ActiveSamplerConfig:
+    """Settings of :class:`ActiveSampler` (upstream's fields and defaults, plus ``seed``).
+
+    Attributes
+    ----------
+    initial_grid_size : int >= 1 (initial cells: the largest m**d <= it, m per axis)
+    grid_bounds : (lo, hi) for every axis, or one (lo, hi) pair per axis; lo < hi
+    refinement_threshold : float >= 0 (cells with |Q| < it are split)
+    max_refinement_level : int >= 0
+    refinement_ratio : int >= 1 (1-D: a split makes 2·ratio children; n-D: 2 per axis)
+    adapt_frequency : int >= 1 (epochs between refinements in :class:`IntegratedSampler`)
+    min_points_per_region : accepted for compatibility, unused (as upstream)
+    max_grid_points : int >= initial_grid_size (hard cap on the number of cells)
+    seed : int >= 0 or None
+    """
+
+    initial_grid_size: int = 100
+    grid_bounds: Any = (-3.0, 3.0)
+    refinement_threshold: float = 0.1
+    max_refinement_level: int = 5
+    refinement_ratio: int = 3
+    adapt_frequency: int = 10
+    min_points_per_region: int = 5
+    max_grid_points: int = 10000
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first invalid field."""
+        n0 = check_int(self.initial_grid_size, "initial_grid_size", minimum=1)
+        self.bounds_array(None)
+        check_nonnegative(self.refinement_threshold, "refinement_threshold")
+        check_int(self.max_refinement_level, "max_refinement_level", minimum=0)
+        check_int(self.refinement_ratio, "refinement_ratio", minimum=1)
+        check_int(self.adapt_frequency, "adapt_frequency", minimum=1)
+        cap = check_int(self.max_grid_points, "max_grid_points", minimum=1)
+        if cap < n0:
+            raise ValueError(
+                f"max_grid_points must be >= initial_grid_size ({n0}), got {cap}"
+            )
+        _check_seed(self.seed)
+
+    def bounds_array(self, dim: int | None) -> np.ndarray:
+        """Bounds as a (dim, 2) float64 array (validated; dim=None only validates)."""
+        b = self.grid_bounds
+        if np.ndim(b) == 1:
+            lo, hi = check_bounds(b, "grid_bounds")
+            rows = np.array([[lo, hi]])
+            if dim is not None:
+                rows = np.repeat(rows, dim, axis=0)
+            return rows
+        if np.ndim(b) != 2 or np.shape(b)[1] != 2:
+            raise ValueError(f"grid_bounds must be (lo, hi) or a sequence of (lo, hi) pairs, got {b!r}")
+        rows = np.array([check_bounds(pair, f"grid_bounds[{i}]") for i, pair in enumerate(b)])
+        if dim is not None and rows.shape[0] != dim:
+            raise ValueError(f"grid_bounds has {rows.shape[0]} pairs but input_dim is {dim}")
+        return rows
+
+
+class ActiveSampler:
+    """Adaptive grid of axis-aligned cells, split where |Q| is small.
+
+    The grid is a structured array (:func:`zeroproof_nb.kernels.refine.cell_dtype`): ``center``
+    (d,), ``half_width`` (d,), ``level``, ``q_abs`` (last |Q| at the centre, NaN if unknown) and
+    ``refined``. Initially m**d equal cells tile the bounds (m per axis, the largest m with
+    m**d <= initial_grid_size). :meth:`refine` splits every unrefined cell with
+    |Q| < refinement_threshold and level < max_refinement_level into children that tile it
+    (1-D: 2·refinement_ratio equal parts; n-D: halves along every axis, 2**d children). The
+    parent stays in the grid marked ``refined`` and is never split again. The number of cells
+    never exceeds ``max_grid_points``: when the cap binds, the cells with the smallest |Q| are
+    split first and the others wait.
+
+    Parameters
+    ----------
+    config : ActiveSamplerConfig, optional
+    input_dim : int >= 1
+    rng : numpy Generator, int seed or SeedSequence, optional; overrides ``config.seed``
+    """
+
+    def __init__(self, config: ActiveSamplerConfig | None = None, input_dim: int = 1, *,
+                 rng: Any = None) -> None:
+        if config is None:
+            config = ActiveSamplerConfig()
+        elif not isinstance(config, ActiveSamplerConfig):
+            raise TypeError(f"config must be an ActiveSamplerConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        self.input_dim = check_int(input_dim, "input_dim", minimum=1)
+        self.rng = _make_rng(config.seed if rng is None else rng)
+        self._build_initial_grid()
+
+    # --------------------------------------------------------------------------- the grid
+    @property
+    def per_axis(self) -> int:
+        """Parts per axis when a cell is split (2·refinement_ratio in 1-D, else 2)."""
+        return 2 * int(self.config.refinement_ratio) if self.input_dim == 1 else 2
+
+    @property
+    def children_per_cell(self) -> int:
+        """Children of one split: per_axis ** input_dim."""
+        return self.per_axis ** self.input_dim
+
+    def _build_initial_grid(self) -> None:
+        d = self.input_dim
+        n0 = int(self.config.initial_grid_size)
+        m = max(1, int(round(n0 ** (1.0 / d))))
+        while m > 1 and m ** d > n0:
+            m -= 1
+        while (m + 1) ** d <= n0:
+            m += 1
+        bounds = self.config.bounds_array(d)
+        axes = []
+        for lo, hi in bounds:
+            edges = np.linspace(lo, hi, m + 1)
+            axes.append(0.5 * (edges[:-1] + edges[1:]))
+        mesh = np.meshgrid(*axes, indexing="ij")
+        centers = np.stack([a.reshape(-1) for a in mesh], axis=1)
+        n = centers.shape[0]
+        cap = min(int(self.config.max_grid_points), max(2 * n, 1024))
+        self._cells = np.zeros(cap, dtype=_kr.cell_dtype(d))
+        self._cells["center"][:n] = centers
+        self._cells["half_width"][:n] = (bounds[:, 1] - bounds[:, 0]) / (2.0 * m)
+        self._cells["q_abs"][:n] = np.nan
+        self._n = n
+        self.refinement_history: list[dict[str, int]] = []
+
+    def _reserve(self, needed: int) -> None:
+        cap = self._cells.shape[0]
+        if needed <= cap:
+            return
+        new_cap = min(int(self.config.max_grid_points), max(needed, 2 * cap))
+        grown = np.zeros(new_cap, dtype=self._cells.dtype)
+        grown[: self._n] = self._cells[: self._n]
+        self._cells = grown
+
+    @property
+    def cells(self) -> np.ndarray:
+        """The grid: structured array view, one row per cell (do not resize it)."""
+        return self._cells[: self._n]
+
+    @property
+    def n_cells(self) -> int:
+        return self._n
+
+    def points(self) -> np.ndarray:
+        """Centres of all cells (refined parents included), shape (n, d), float64."""
+        return self._cells["center"][: self._n].copy()
+
+    def get_current_grid(self) -> np.ndarray:
+        """Upstream's name for :meth:`points`."""
+        return self.points()
+
+    def leaf_indices(self) -> np.ndarray:
+        """Indices of the unrefined cells (they tile the bounds)."""
+        return np.flatnonzero(~self._cells["refined"][: self._n])
+
+    # ---------------------------------------------------------------------------- refine
+    def _q_abs_from(self, q: Any) -> np.ndarray:
+        n = self._n
+        if callable(q):
+            vals = np.asarray(q(self.points()))
+            if vals.dtype.kind not in "biuf":
+                raise TypeError(f"q must return real numbers, got dtype {vals.dtype}")
+            vals = vals.astype(np.float64, copy=False)
+        else:
+            vals = as_float_array(q, "q", ndim=(1, 2), dtype=np.float64)
+        if vals.size != n or (vals.ndim == 2 and vals.shape[1] != 1):
+            raise ValueError(f"q must give one value per grid point ({n}), got shape {vals.shape}")
+        return np.abs(vals.reshape(n))
+
+    def refine(self, q: Any) -> dict[str, int]:
+        """Split the cells where |Q| < refinement_threshold.
+
+        Parameters
+        ----------
+        q : (n,) array of Q (or |Q|) at :meth:`points`, or a callable mapping an (n, d) array of
+            points to (n,) Q values. NaN marks an unknown value (that cell is not split).
+
+        Returns
+        -------
+        dict ``{"n_refined", "n_added", "total_points"}``, also appended to
+        ``refinement_history``.
+        """
+        qa = self._q_abs_from(q)
+        n = self._n
+        cells = self._cells
+        cells["q_abs"][:n] = qa
+        with np.errstate(invalid="ignore"):
+            mask = (~cells["refined"][:n]) & (cells["level"][:n] < self.config.max_refinement_level) \
+                & (qa < self.config.refinement_threshold)
+        cand = np.flatnonzero(mask)
+        per_cell = self.children_per_cell
+        budget = (int(self.config.max_grid_points) - n) // per_cell
+        if cand.shape[0] > budget:
+            chosen = cand[np.argsort(qa[cand], kind="stable")[: max(budget, 0)]]
+            cand = np.sort(chosen)
+        k = int(cand.shape[0])
+        if k:
+            self._reserve(n + k * per_cell)
+            cells = self._cells
+            _kr.split_cells(cells["center"], cells["half_width"], cells["level"],
+                            cells["q_abs"], cells["refined"], cand.astype(np.int64),
+                            self.per_axis, n)
+            self._n = n + k * per_cell
+        entry = {"n_refined": k, "n_added": k * per_cell, "total_points": self._n}
+        self.refinement_history.append(entry)
+        return dict(entry)
+
+    # ---------------------------------------------------------------------------- sample
+    def sample(self, n: int, rng: Any = None, *, return_cells: bool = False):
+        """Draw n points: a leaf cell uniformly at random, then a point uniformly inside it.
+
+        Small cells (near the poles) are therefore sampled densely. Returns an (n, d) float64
+        array, and the (n,) cell indices when ``return_cells``.
+        """
+        n = check_int(n, "n", minimum=1)
+        r = self.rng if rng is None else _make_rng(rng)
+        leaves = self.leaf_indices()
+        cells = leaves[r.integers(0, leaves.shape[0], size=n)]
+        u = r.random((n, self.input_dim))
+        out = np.empty((n, self.input_dim), dtype=np.float64)
+        _kr.points_in_cells(self._cells["center"], self._cells["half_width"], cells, u, out)
+        return (out, cells) if return_cells else out
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Upstream's keys, on |Q|: total_points, max_refinement_level, refinement_events,
+        near_pole_points (cells whose last |Q| < threshold), mean_q_abs (over cells with a
+        known |Q|); plus leaf_points."""
+        n = self._n
+        qa = self._cells["q_abs"][:n]
+        known = qa[~np.isnan(qa)]
+        return {
+            "total_points": int(n),
+            "max_refinement_level": int(self._cells["level"][:n].max()),
+            "refinement_events": len(self.refinement_history),
+            "near_pole_points": int(np.count_nonzero(known < self.config.refinement_threshold)),
+            "mean_q_abs": float(known.mean()) if known.size else 0.0,
+            "leaf_points": int(n - np.count_nonzero(self._cells["refined"][:n])),
+        }
+
+    # ------------------------------------------------------------------------ pool helpers
+    def refine_from_pool(self, x_pool: Any, q_pool: Any, *, tree: Any = None) -> dict[str, int]:
+        """Refine with |Q| at each cell centre taken from the nearest pool point.
+
+        Pool points with NaN q are skipped. ``tree`` may be a prebuilt ``scipy.spatial.cKDTree``
+        over the usable pool points together with their indices, as returned by
+        :meth:`pool_tree`.
+        """
+        q = _as_pool_q(q_pool)
+        tree, usable = tree if tree is not None else self.pool_tree(x_pool, q)
+        _, nearest = tree.query(self.points(), k=1)
+        return self.refine(q[usable[nearest]])
+
+    def pool_tree(self, x_pool: Any, q_pool: Any) -> tuple[Any, np.ndarray]:
+        """(cKDTree over the pool points with a non-NaN q, their pool indices)."""
+        from scipy.spatial import cKDTree
+
+        q = _as_pool_q(q_pool)
+        x = as_float_array(_as_pool_x(x_pool, q.shape[0]), "x_pool", ndim=(1, 2),
+                           dtype=np.float64)
+        x2 = x.reshape(x.shape[0], -1)
+        if x2.shape[1] != self.input_dim:
+            raise ValueError(f"x_pool has {x2.shape[1]} columns but input_dim is {self.input_dim}")
+        if not np.all(np.isfinite(x2)):
+            raise ValueError("x_pool must contain only finite values")
+        usable = np.flatnonzero(~np.isnan(q))
+        if usable.shape[0] == 0:
+            raise ValueError("q_pool contains only NaN")
+        return cKDTree(x2[usable]), usable
+
+    def sample_pool_indices(self, x_pool: Any, q_pool: Any, n: int, *,
+                            tree: Any = None) -> np.ndarray:
+        """Draw n grid points (:meth:`sample`) and return the indices of their nearest pool
+        points (with a non-NaN q), so that every proposed point has a label."""
+        tree, usable = tree if tree is not None else self.pool_tree(x_pool, q_pool)
+        _, nearest = tree.query(self.sample(n), k=1)
+        return usable[np.asarray(nearest, dtype=np.int64)]
+
+    # ----------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Config, dimension, cells (copy), refinement history and generator state."""
+        cfg = asdict(self.config)
+        cfg["grid_bounds"] = np.asarray(self.config.grid_bounds, dtype=np.float64).tolist()
+        return {
+            "config": cfg,
+            "input_dim": self.input_dim,
+            "cells": self.cells.copy(),
+            "refinement_history": [dict(e) for e in self.refinement_history],
+            "rng_state": _rng_state(self.rng),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        cfg = dict(state["config"])
+        gb = cfg["grid_bounds"]
+        cfg["grid_bounds"] = tuple(tuple(p) for p in gb) if np.ndim(gb) == 2 else tuple(gb)
+        self.config = ActiveSamplerConfig(**cfg)
+        self.input_dim = check_int(state["input_dim"], "input_dim", minimum=1)
+        cells = np.asarray(state["cells"])
+        if cells.dtype != _kr.cell_dtype(self.input_dim):
+            raise ValueError("cells: dtype does not match input_dim")
+        self._cells = cells.copy()
+        self._n = cells.shape[0]
+        self.refinement_history = [dict(e) for e in state["refinement_history"]]
+        self.rng = _restore_rng(self.rng, state["rng_state"])
+
+
+# ========================================================================== integrated
+class IntegratedSampler:
+    """Importance, active, uniform or hybrid batches from a labelled pool, plus diagnostics.
+
+    ``sample_batch(x_pool, q_pool, batch_size, epoch)`` returns ``(batch_x, info)`` where
+    ``info`` holds ``"strategy"``, ``"indices"`` (pool indices of the batch) and the
+    component statistics:
+
+    * uniform: indices uniform over the pool;
+    * importance: :meth:`ImportanceSampler.sample_batch`; ``info["importance_stats"]``;
+    * active: on the first call of an epoch with ``epoch % adapt_frequency == 0`` the grid is
+      refined with |Q| of the pool point nearest to each cell centre; then grid points are drawn
+      (:meth:`ActiveSampler.sample`) and mapped to their nearest pool points, so every batch
+      point has a label; ``info["active_stats"]``;
+    * hybrid: :meth:`ImportanceSampler.hybrid_sample`, and the grid is refined from the pool on
+      adapt epochs (as upstream, the grid is not sampled); both stats.
+
+    Parameters
+    ----------
+    strategy : SamplingStrategy or its string value
+    importance_config, active_config, diagnostic_config : optional configs
+    input_dim : int, dimension of the active grid (re-chosen from the first x_pool while the
+        grid is still unrefined)
+    seed : int or SeedSequence, optional; spawns independent streams for the importance sampler,
+        the grid and the uniform draws (otherwise each component uses its config's seed)
+    max_history : int, entries kept in ``sampling_history``
+    """
+
+    def __init__(self, strategy: SamplingStrategy | str = SamplingStrategy.HYBRID,
+                 importance_config: ImportanceSamplerConfig | None = None,
+                 active_config: ActiveSamplerConfig | None = None,
+                 diagnostic_config: DiagnosticConfig | None = None, *, input_dim: int = 1,
+                 seed: Any = None, max_history: int = 1000) -> None:
+        try:
+            self.strategy = SamplingStrategy(strategy)
+        except ValueError:
+            raise ValueError(
+                f"strategy must be one of {[s.value for s in SamplingStrategy]}, got {strategy!r}"
+            ) from None
+        if seed is None:
+            streams: list[Any] = [None, None, None]
+        else:
+            if not isinstance(seed, np.random.SeedSequence):
+                _check_seed(seed)
+                seed = np.random.SeedSequence(int(seed))
+            streams = [np.random.default_rng(s) for s in seed.spawn(3)]
+        self.importance_sampler = ImportanceSampler(importance_config, rng=streams[0])
+        self.active_sampler = ActiveSampler(active_config, input_dim, rng=streams[1])
+        self.diagnostic_monitor = DiagnosticMonitor(diagnostic_config)
+        self.rng = streams[2] if streams[2] is not None else np.random.default_rng()
+        self.sampling_history: deque[dict[str, Any]] = deque(
+            maxlen=check_int(max_history, "max_history", minimum=1))
+        self._last_refined_epoch: int | None = None
+
+    def _active_for(self, x: np.ndarray) -> ActiveSampler:
+        d = 1 if x.ndim == 1 else int(np.prod(x.shape[1:]))
+        a = self.active_sampler
+        if d != a.input_dim:
+            if a.refinement_history:
+                raise ValueError(f"x_pool has dimension {d} but the grid has {a.input_dim}")
+            self.active_sampler = ActiveSampler(a.config, d, rng=a.rng)
+        return self.active_sampler
+
+    def _maybe_refine(self, active: ActiveSampler, x: np.ndarray, q: np.ndarray, epoch: int,
+                      tree: Any = None) -> Any:
+        if epoch % active.config.adapt_frequency == 0 and epoch != self._last_refined_epoch:
+            tree = tree if tree is not None else active.pool_tree(x, q)
+            active.refine_from_pool(x, q, tree=tree)
+            self._last_refined_epoch = epoch
+        return tree
+
+    def sample_batch(self, x_pool: Any, q_pool: Any, batch_size: int,
+                     epoch: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+        """One batch with the configured strategy: ``(batch_x, info)`` (see the class doc)."""
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        epoch = check_int(epoch, "epoch", minimum=0)
+        info: dict[str, Any] = {"strategy": self.strategy.value}
+        imp = self.importance_sampler
+        if self.strategy is SamplingStrategy.UNIFORM:
+            x = np.asarray(x_pool)
+            if x.ndim == 0 or x.shape[0] == 0:
+                raise ValueError("x_pool must be a non-empty array of shape (N,) or (N, d)")
+            if q_pool is not None:
+                x = _as_pool_x(x, len(_as_pool_q(q_pool)))
+            idx = self.rng.integers(0, x.shape[0], size=batch_size, dtype=np.int64)
+            batch_x = x[idx]
+        elif self.strategy is SamplingStrategy.IMPORTANCE:
+            batch_x, idx = imp.sample_batch(x_pool, q_pool, batch_size)
+            info["importance_stats"] = imp.get_statistics()
+        else:
+            q = _as_pool_q(q_pool)
+            x = _as_pool_x(x_pool, q.shape[0])
+            active = self._active_for(x)
+            if self.strategy is SamplingStrategy.ACTIVE:
+                if np.isnan(q).any() and imp.config.nan_policy == "raise":
+                    raise ValueError("q_pool contains NaN; use nan_policy='omit' to skip them")
+                tree = self._maybe_refine(active, x, q, epoch)
+                idx = active.sample_pool_indices(x, q, batch_size, tree=tree)
+                batch_x = x[idx]
+                info["active_stats"] = active.get_statistics()
+            else:
+                batch_x, idx = imp.hybrid_sample(x, q, batch_size)
+                self._maybe_refine(active, x, q, epoch)
+                info["importance_stats"] = imp.get_statistics()
+                info["active_stats"] = active.get_statistics()
+        info["indices"] = idx
+        entry = {"epoch": epoch, "batch_size": batch_size}
+        entry.update({k: v for k, v in info.items() if k != "indices"})
+        self.sampling_history.append(entry)
+        return batch_x, info
+
+    # ----------------------------------------------------------------------- diagnostics
+    def update_diagnostics(self, **kwargs: Any) -> None:
+        """Forward to :meth:`DiagnosticMonitor.update`."""
+        self.diagnostic_monitor.update(**kwargs)
+
+    def update_batch_diagnostics(self, **kwargs: Any) -> None:
+        """Forward to :meth:`DiagnosticMonitor.update_batch`."""
+        self.diagnostic_monitor.update_batch(**kwargs)
+
+    def get_diagnostics_summary(self) -> dict[str, Any]:
+        """Forward to :meth:`DiagnosticMonitor.get_summary`."""
+        return self.diagnostic_monitor.get_summary()
+
+    def export_all(self, epoch: int, path: str | Path | None = None) -> dict[str, Path]:
+        """Export the diagnostics and ``sampling_history_epoch_{epoch}.json`` (last 100
+        entries) into ``path`` (default: the diagnostic config's export_path, created here)."""
+        written = self.diagnostic_monitor.export_diagnostics(epoch, path)
+        out_dir = self.diagnostic_monitor.export_dir if path is None else Path(path)
+        if self.sampling_history:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            p = out_dir / f"sampling_history_epoch_{epoch}.json"
+            with open(p, "w", encoding="utf-8") as f:
+                json.dump(list(self.sampling_history)[-100:], f, indent=2, default=_json_default)
+            written["sampling_history"] = p
+        return written
+
+    # ----------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Strategy, component states, generator state and the last refinement epoch."""
+        return {
+            "strategy": self.strategy.value,
+            "importance": self.importance_sampler.state_dict(),
+            "active": self.active_sampler.state_dict(),
+            "rng_state": _rng_state(self.rng),
+            "last_refined_epoch": self._last_refined_epoch,
+            "sampling_history": list(self.sampling_history),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        self.strategy = SamplingStrategy(state["strategy"])
+        self.importance_sampler.load_state_dict(state["importance"])
+        self.active_sampler.load_state_dict(state["active"])
+        self.rng = _restore_rng(self.rng, state["rng_state"])
+        self._last_refined_epoch = state["last_refined_epoch"]
+        self.sampling_history.clear()
+        self.sampling_history.extend(state.get("sampling_history", []))
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+_FACTORY_KEYS = {
+    # upstream's keyword arguments
+    "temperature", "importance_ratio", "grid_size", "refinement_threshold", "max_refinement",
+    "export_frequency", "track_gradients", "track_tags",
+    # ours
+    "max_weight", "min_q_abs", "replacement", "nan_policy", "grid_bounds", "max_grid_points",
+    "refinement_ratio", "adapt_frequency", "input_dim", "max_history",
+}
+
+
+def create_integrated_sampler(strategy: str = "hybrid", weight_power: float = 2.0,
+                              export_path: str = "diagnostics", *, seed: Any = None,
+                              **kwargs: Any) -> IntegratedSampler:
+    """Build an :class:`IntegratedSampler` from flat keyword arguments.
+
+    Upstream's keywords: ``temperature``, ``importance_ratio`` (→ importance_batch_ratio),
+    ``grid_size`` (→ initial_grid_size), ``refinement_threshold``, ``max_refinement``
+    (→ max_refinement_level), ``export_frequency``, ``track_gradients``, ``track_tags``
+    (→ track_tag_distribution). Ours: ``max_weight``, ``min_q_abs``, ``replacement``,
+    ``nan_policy``, ``grid_bounds``, ``max_grid_points``, ``refinement_ratio``,
+    ``adapt_frequency``, ``input_dim``, ``max_history``. Unknown keywords raise ``TypeError``.
+    No directory is created until an export.
+    """
+    unknown = sorted(set(kwargs) - _FACTORY_KEYS)
+    if unknown:
+        raise TypeError(f"create_integrated_sampler got unexpected keyword argument(s) {unknown}")
+    imp_kw = {"weight_power": weight_power,
+              "temperature": kwargs.get("temperature", 1.0),
+              "importance_batch_ratio": kwargs.get("importance_ratio", 0.7)}
+    for k in ("max_weight", "min_q_abs", "replacement", "nan_policy"):
+        if k in kwargs:
+            imp_kw[k] = kwargs[k]
+    act_kw = {"initial_grid_size": kwargs.get("grid_size", 100),
+              "refinement_threshold": kwargs.get("refinement_threshold", 0.1),
+              "max_refinement_level": kwargs.get("max_refinement", 5)}
+    for k in ("grid_bounds", "max_grid_points", "refinement_ratio", "adapt_frequency"):
+        if k in kwargs:
+            act_kw[k] = kwargs[k]
+    diag = DiagnosticConfig(export_path=export_path,
+                            export_frequency=kwargs.get("export_frequency", 10),
+                            track_gradients=kwargs.get("track_gradients", True),
+                            track_tag_distribution=kwargs.get("track_tags", True))
+    return IntegratedSampler(strategy, ImportanceSamplerConfig(**imp_kw),
+                             ActiveSamplerConfig(**act_kw), diag,
+                             input_dim=kwargs.get("input_dim", 1), seed=seed,
+                             max_history=kwargs.get("max_history", 1000))
