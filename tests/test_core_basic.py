@@ -66,3 +66,8 @@ def test_top_level_lazy_names():
     assert zp.TRTag is TRTag
     with pytest.raises(AttributeError):
         zp.no_such_name
+
+
+def test_count_tags_empty_axis():
+    got = count_tags(np.zeros((3, 0), dtype=np.uint8), axis=1)
+    np.testing.assert_array_equal(got, np.zeros((3, 4), dtype=np.int64))

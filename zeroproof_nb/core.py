@@ -154,7 +154,7 @@ def count_tags(tags: Any, axis: int | None = None) -> np.ndarray:
             raise ValueError(f"axis {axis} is out of bounds for tags with {t.ndim} dimensions")
         moved = np.moveaxis(t, ax, -1)
         rest = moved.shape[:-1]
-        rows = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])
+        rows = np.ascontiguousarray(moved).reshape(int(np.prod(rest)), moved.shape[-1])
         c = _ktags.count_tags_rows(rows)
         bad = c[:, 4].sum()
         counts = c[:, :4].reshape(rest + (4,))
