@@ -1,0 +1,76 @@
+"""Linearised least-squares fit of a rational model (Sanathanan–Koerner iterations).
+
+Gradient descent on ½(P/Q − y)² from a pole-free start rarely moves poles into the data: the
+loss has a barrier wherever a pole would cross a sample. The linearised residual P − y·Q is
+linear in (θ, φ), so a least-squares solve finds the poles directly; a few re-weighted solves
+(weights 1/|Q_prev|, Sanathanan & Koerner 1963) remove the linearisation's bias toward small Q.
+Use it to initialise a model, then refine with the Trainer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_float_array, check_int
+from .rational import basis_features
+
+__all__ = ["linearized_fit"]
+
+
+def linearized_fit(
+    x: Any,
+    y: Any,
+    d_p: int,
+    d_q: int,
+    *,
+    basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0),
+    iterations: int = 3,
+    sample_weight: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit θ, φ of y ≈ P/Q with Q = 1 + Σ_{k≥1} φ_k ψ_k by re-weighted linear least squares.
+
+    Parameters
+    ----------
+    x : (N,) or (N, d) array-like
+    y : (N,) array-like; non-finite targets (labelled poles) are skipped
+    d_p, d_q : degrees of P and Q (total degree for n-D input)
+    basis, domain : as in :func:`zeroproof_nb.rational_eval`
+    iterations : int >= 1, number of Sanathanan–Koerner solves (1 = plain linearisation)
+    sample_weight : (N,) array-like >= 0, optional
+
+    Returns
+    -------
+    theta : (n_terms(d_p),) float64
+    phi : (n_terms(d_q) − 1,) float64
+    """
+    d_p = check_int(d_p, "d_p", minimum=0)
+    d_q = check_int(d_q, "d_q", minimum=0)
+    iterations = check_int(iterations, "iterations", minimum=1)
+    xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+    ya = as_float_array(y, "y", ndim=1, dtype=np.float64)
+    if ya.shape[0] != xa.shape[0]:
+        raise ValueError(f"y must have length {xa.shape[0]}, got {ya.shape[0]}")
+    w = np.ones_like(ya) if sample_weight is None else as_float_array(
+        sample_weight, "sample_weight", ndim=1, dtype=np.float64)
+    if w.shape != ya.shape or np.any(~np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite, >= 0, with the length of y")
+    keep = np.isfinite(ya) & np.all(np.isfinite(xa.reshape(xa.shape[0], -1)), axis=1) & (w > 0)
+    xa, ya, w = xa[keep], ya[keep], w[keep]
+    psi_p = basis_features(xa, d_p, basis=basis, domain=domain)
+    psi_q = basis_features(xa, d_q, basis=basis, domain=domain)[:, 1:]
+    n_unknown = psi_p.shape[1] + psi_q.shape[1]
+    if ya.shape[0] < n_unknown:
+        raise ValueError(f"need at least {n_unknown} finite samples, got {ya.shape[0]}")
+    # P(x) − y·(Σ φ_k ψ_k) = y
+    a = np.hstack([psi_p, -ya[:, None] * psi_q])
+    row_w = np.sqrt(w)
+    theta = phi = None
+    for _ in range(iterations):
+        sol, *_ = np.linalg.lstsq(a * row_w[:, None], ya * row_w, rcond=None)
+        theta, phi = sol[: psi_p.shape[1]], sol[psi_p.shape[1]:]
+        q = 1.0 + psi_q @ phi
+        # SK re-weighting: divide each residual by |Q_prev|, floored to keep rows bounded
+        row_w = np.sqrt(w) / np.maximum(np.abs(q), 1e-8 * max(1.0, float(np.max(np.abs(q)))))
+    return np.ascontiguousarray(theta), np.ascontiguousarray(phi)
