@@ -1,0 +1,190 @@
+import numpy as np
+import pytest
+
+from zeroproof_nb.fitting import linearized_fit
+from zeroproof_nb.layers import TRRational
+from zeroproof_nb.problems import get_problem
+from zeroproof_nb.rational import TRPolicy
+from zeroproof_nb.training.curriculum import CurriculumConfig, CurriculumScheduler
+from zeroproof_nb.training.hybrid_trainer import HybridTrainer, HybridTrainingConfig
+from zeroproof_nb.training.sampling_diagnostics import (
+    ImportanceSampler,
+    ImportanceSamplerConfig,
+    create_integrated_sampler,
+)
+from zeroproof_nb.training.trainer import Trainer, TrainingConfig
+
+
+def _smooth_data(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, n)
+    y = (1.0 + 2.0 * x) / (1.0 + 0.5 * x)  # pole at -2, outside the domain
+    return x, y
+
+
+def test_trainer_actually_trains():
+    """Upstream's trainers never moved the parameters; ours reduce the loss and fit the data."""
+    x, y = _smooth_data()
+    model = TRRational(1, 1)
+    cfg = TrainingConfig(batch_size=128, max_epochs=40, learning_rate=0.05, seed=0, verbose=False)
+    trainer = Trainer(model, config=cfg)
+    first = trainer.evaluate(x, y)["data_loss"]
+    trainer.fit(x, y)
+    last = trainer.evaluate(x, y)["data_loss"]
+    assert last < 1e-3 * first
+    # the exact rational is (1 + 2x)/(1 + 0.5x): θ = (1, 2), φ = (0.5,)
+    np.testing.assert_allclose(model.theta, [1.0, 2.0], atol=2e-2)
+    np.testing.assert_allclose(model.phi, [0.5], atol=2e-2)
+    summary = trainer.get_training_summary()
+    assert summary["epochs_trained"] == 40
+    assert summary["global_steps"] == 40 * 16
+    assert set(summary) >= {"epochs_trained", "global_steps", "final_metrics", "bench_history"}
+
+
+def test_bench_history_is_measured():
+    x, y = _smooth_data(600)
+    sampler = ImportanceSampler(ImportanceSamplerConfig(seed=1))
+    trainer = Trainer(TRRational(1, 1), config=TrainingConfig(batch_size=64, max_epochs=3, seed=0,
+                                                              verbose=False), sampler=sampler)
+    trainer.fit(x, y)
+    bench = trainer.bench_history
+    assert [b["epoch"] for b in bench] == [0, 1, 2]
+    for b in bench:
+        assert set(b) == {"epoch", "avg_step_ms", "data_time_ms", "optim_time_ms", "batches"}
+        assert b["avg_step_ms"] > 0 and b["optim_time_ms"] > 0 and b["data_time_ms"] > 0
+        assert b["batches"] == 10
+        assert b["avg_step_ms"] == pytest.approx(b["data_time_ms"] + b["optim_time_ms"])
+
+
+def _resumable_trainer(model, seed=3):
+    cfg = HybridTrainingConfig(batch_size=256, max_epochs=6, learning_rate=1e-3, seed=seed,
+                               use_hybrid_gradient=True, hybrid_warmup_epochs=1,
+                               hybrid_transition_epochs=3, adaptive_warmup_steps=2,
+                               adaptive_update_frequency=1, verbose=False, loss="huber",
+                               use_pole_head=True)
+    sampler = create_integrated_sampler("hybrid", seed=seed, grid_size=50)
+    curriculum = CurriculumScheduler(CurriculumConfig(n_stages=3, stage_duration=2, warmup_epochs=1),
+                                     pole_locations=None)
+    return HybridTrainer(model, config=cfg, sampler=sampler, curriculum=curriculum)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    pr = get_problem("two_poles")
+    x, y = pr.sample(3000, seed=0)
+    theta0, phi0 = linearized_fit(x[:500], y[:500] * 1.01, 3, 2)
+
+    def fresh():
+        m = TRRational(3, 2)
+        m.set_parameters([theta0.copy(), phi0.copy()])
+        return m
+
+    full_model = fresh()
+    full = _resumable_trainer(full_model)
+    full.fit(x, y)
+
+    half_model = fresh()
+    half = _resumable_trainer(half_model)
+    half.fit(x, y, epochs=3)
+    path = half.save_checkpoint(tmp_path / "ckpt.npz")
+
+    resumed_model = TRRational(3, 2)
+    resumed = _resumable_trainer(resumed_model, seed=99)  # state comes from the checkpoint
+    resumed.load_checkpoint(path)
+    resumed.fit(x, y)
+
+    assert resumed.epoch == full.epoch == 6
+    np.testing.assert_array_equal(resumed_model.theta, full_model.theta)
+    np.testing.assert_array_equal(resumed_model.phi, full_model.phi)
+    assert resumed.history["lambda_rej"] == full.history["lambda_rej"]
+    assert resumed.history["loss"] == full.history["loss"]
+    np.testing.assert_array_equal(resumed.pole_head.weights, full.pole_head.weights)
+
+
+def test_hybrid_trainer_epoch_records():
+    pr = get_problem("simple_pole")
+    x, y = pr.sample(2000, seed=0)
+    d_p, d_q = pr.degrees()
+    model = TRRational(d_p, d_q)
+    model.set_parameters(list(linearized_fit(x, y, d_p, d_q)))
+    cfg = HybridTrainingConfig(batch_size=500, max_epochs=5, learning_rate=1e-4, seed=0,
+                               use_hybrid_gradient=True, hybrid_warmup_epochs=2,
+                               hybrid_transition_epochs=2, hybrid_delta_init=0.5,
+                               hybrid_delta_final=0.05, hybrid_adaptive_delta=False,
+                               sat_shrink_on_ratio=False, verbose=False)
+    trainer = HybridTrainer(model, config=cfg)
+    trainer.fit(x, y)
+    recs = trainer.epoch_records
+    assert [r["delta"] for r in recs[:2]] == [None, None]
+    assert [r["saturating_ratio"] for r in recs[:2]] == [0.0, 0.0]
+    q = np.abs(1.0 + model.phi[0] * x)  # Q of a (1, 1) model, nearly unchanged by lr 1e-4
+    assert recs[2]["delta"] == pytest.approx(0.5)
+    # δ = 0.5: the saturating share is about the share of points with |Q| <= 0.5
+    assert recs[2]["saturating_ratio"] == pytest.approx(np.mean(q <= 0.5), abs=0.03)
+    assert recs[-1]["delta"] == pytest.approx(0.05)
+    for r in recs:
+        assert r["q_p10"] <= r["q_p50"] <= r["q_p90"]
+        assert r["flip_rate"] == 0.0
+    summary = trainer.get_training_summary()
+    assert summary["warmup_epochs"] == 2
+    assert summary["transition_complete"] is True
+    assert len(trainer.monitor.history["epoch"]) == 5
+
+
+def test_coverage_follows_target_with_tag_policy():
+    """λ_rej really acts: with a policy that reports |Q| < 0.2 as non-REAL, a higher target
+    ends with higher coverage, each within ±0.02 of its target."""
+    pr = get_problem("simple_pole")
+    x, y = pr.sample(4000, seed=0)
+    d_p, d_q = (d + 1 for d in pr.degrees())
+    reached, lambdas = [], []
+    for target in (0.93, 0.96):
+        model = TRRational(d_p, d_q, policy=TRPolicy(tau_q_on=0.2, tau_q_off=0.4))
+        model.set_parameters(list(linearized_fit(x, y, d_p, d_q)))
+        cfg = TrainingConfig(batch_size=500, max_epochs=50, learning_rate=1e-2, seed=0,
+                             target_coverage=target, lambda_learning_rate=1.0,
+                             adaptive_momentum=0.0, adaptive_warmup_steps=0,
+                             adaptive_update_frequency=1, verbose=False)
+        trainer = Trainer(model, config=cfg)
+        trainer.fit(x, y)
+        coverage = trainer.evaluate(x, y)["coverage"]
+        assert abs(coverage - target) <= 0.02
+        reached.append(coverage)
+        lambdas.append(trainer.lambda_rej)
+    assert reached[1] > reached[0]
+    assert lambdas[1] > lambdas[0]
+
+
+def test_early_stopping_and_callbacks():
+    x, y = _smooth_data(300)
+    cfg = TrainingConfig(batch_size=100, max_epochs=50, learning_rate=1e-12, seed=0, verbose=False,
+                         early_stopping=True, patience=3, min_delta=1.0)
+    trainer = Trainer(TRRational(1, 1), config=cfg)
+    trainer.fit(x, y)
+    # the first epoch sets best; three more without an improvement of min_delta stop it
+    assert trainer.epoch == 4 and trainer.stopped_early
+
+    seen = []
+    cfg2 = TrainingConfig(batch_size=100, max_epochs=50, seed=0, verbose=False)
+    t2 = Trainer(TRRational(1, 1), config=cfg2,
+                 callbacks=[lambda tr, rec: seen.append(rec["epoch"]) or rec["epoch"] >= 2])
+    t2.fit(x, y)
+    assert seen == [0, 1, 2] and t2.epoch == 3
+
+
+def test_trainer_bad_input():
+    x, y = _smooth_data(50)
+    trainer = Trainer(TRRational(1, 1), config=TrainingConfig(verbose=False))
+    with pytest.raises(ValueError, match="same length"):
+        trainer.fit(x, y[:-1])
+    with pytest.raises(ValueError, match="must not be empty"):
+        trainer.fit(x[:0], y[:0])
+    with pytest.raises(TypeError, match="config"):
+        Trainer(TRRational(1, 1), config={"batch_size": 3})
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingConfig(batch_size=0)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainingConfig(optimizer="lbfgs")
+    with pytest.raises(TypeError, match="sampler"):
+        Trainer(TRRational(1, 1), sampler=object())
+    with pytest.raises(ValueError, match="model must provide"):
+        Trainer(object())

@@ -1,0 +1,651 @@
+"""Trainer: epochs of sampled batches through the fused loss-and-gradient kernel.
+
+Unlike upstream's ``TRTrainer`` (whose batch loss was a detached constant, so the data never moved
+the parameters), every step here applies the exact gradient of the composite loss
+(data loss over REAL outputs + the λ_rej rejection term + the φ regulariser), then updates λ_rej
+from the batch's tags.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .._validation import (
+    as_float_array,
+    check_choice,
+    check_in_range,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
+from ..core import TRTag
+from ..optim import SGD, Adam
+from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
+from .curriculum import CurriculumScheduler
+from .sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig, IntegratedSampler
+
+__all__ = ["TrainingConfig", "Trainer", "BatchSource"]
+
+logger = logging.getLogger(__name__)
+
+_REAL = int(TRTag.REAL)
+
+
+@dataclass
+class TrainingConfig:
+    """Training configuration (upstream's fields and defaults, plus ours at the end).
+
+    Upstream fields: ``learning_rate, use_safe_lr, batch_size, max_epochs, use_adaptive_loss,
+    target_coverage, lambda_learning_rate, initial_lambda, lambda_rej (alias, unused),
+    lambda_rej_min, adaptive_momentum, adaptive_warmup_steps, adaptive_update_frequency,
+    adaptive_exponential_decay, adaptive_lambda_min, adaptive_lambda_max, log_interval, verbose,
+    early_stopping, patience, min_delta``.
+
+    Ours: ``seed`` (trainer RNG: uniform batches), ``optimizer`` ("adam" | "sgd"), ``loss``
+    ("mse" | "mae" | "huber"), ``huber_delta``, ``gradient_mode`` (the fixed rule of a plain
+    Trainer; HybridTrainer schedules it), ``delta`` (hybrid threshold for a fixed "hybrid" mode),
+    ``saturation_bound``, ``batches_per_epoch`` (default ceil(N / batch_size)),
+    ``rejection_threshold`` (None: the kernel's default), ``q_epsilon`` (> 0 trains the
+    ε-regularised baseline Q + ε·sign(Q)), ``progress_bar`` (tqdm on a terminal when verbose).
+    The tag policy (``TRPolicy``) belongs to the model.
+    """
+
+    learning_rate: float = 0.001
+    use_safe_lr: bool = False
+    batch_size: int = 32
+    max_epochs: int = 100
+    use_adaptive_loss: bool = True
+    target_coverage: float = 0.95
+    lambda_learning_rate: float = 0.01
+    initial_lambda: float = 1.0
+    lambda_rej: float = 1.0
+    lambda_rej_min: float = 0.1
+    adaptive_momentum: float = 0.9
+    adaptive_warmup_steps: int = 100
+    adaptive_update_frequency: int = 10
+    adaptive_exponential_decay: float | None = None
+    adaptive_lambda_min: float = 0.1
+    adaptive_lambda_max: float | None = None
+    log_interval: int = 10
+    verbose: bool = True
+    early_stopping: bool = False
+    patience: int = 10
+    min_delta: float = 1e-4
+    # --- ours
+    seed: int | None = None
+    optimizer: str = "adam"
+    loss: str = "mse"
+    huber_delta: float = 1.0
+    gradient_mode: str = "mask_real"
+    delta: float | None = None
+    saturation_bound: float = 1.0
+    batches_per_epoch: int | None = None
+    rejection_threshold: float | None = None
+    q_epsilon: float = 0.0
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(self.learning_rate, "learning_rate")
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.max_epochs, "max_epochs", minimum=0)
+        check_in_range(self.target_coverage, "target_coverage", 0.0, 1.0)
+        check_int(self.log_interval, "log_interval", minimum=1)
+        check_int(self.patience, "patience", minimum=1)
+        check_nonnegative(self.min_delta, "min_delta")
+        check_choice(self.optimizer, "optimizer", ("adam", "sgd"))
+        check_choice(self.loss, "loss", ("mse", "mae", "huber"))
+        mode = getattr(self.gradient_mode, "value", self.gradient_mode)
+        check_choice(mode, "gradient_mode", ("mask_real", "saturating", "hybrid"))
+        self.gradient_mode = mode
+        if self.delta is not None:
+            check_nonnegative(self.delta, "delta")
+        check_positive(self.saturation_bound, "saturation_bound")
+        if self.batches_per_epoch is not None:
+            check_int(self.batches_per_epoch, "batches_per_epoch", minimum=1)
+        if self.seed is not None:
+            check_int(self.seed, "seed", minimum=0)
+        check_nonnegative(self.q_epsilon, "q_epsilon")
+
+    def adaptive_loss_config(self) -> AdaptiveLossConfig:
+        """The :class:`AdaptiveLossConfig` built from the ``adaptive_*`` fields."""
+        return AdaptiveLossConfig(
+            initial_lambda=self.initial_lambda,
+            target_coverage=self.target_coverage,
+            learning_rate=self.lambda_learning_rate,
+            lambda_min=self.adaptive_lambda_min,
+            lambda_max=self.adaptive_lambda_max,
+            lambda_rej_min=self.lambda_rej_min,
+            momentum=self.adaptive_momentum,
+            warmup_steps=self.adaptive_warmup_steps,
+            update_frequency=self.adaptive_update_frequency,
+            exponential_decay=self.adaptive_exponential_decay,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class BatchSource:
+    """Turns a pool (x, y) and a sampler into batches of pool indices, one epoch at a time.
+
+    ``sampler`` may be None (uniform: a fresh permutation per epoch, batches are consecutive
+    slices, so an epoch visits every point once), an :class:`ImportanceSampler` (weights from the
+    model's |Q| on the pool, prepared once per epoch, then O(B) draws), or an
+    :class:`IntegratedSampler` (its strategy; indices from ``info["indices"]``). A
+    :class:`CurriculumScheduler` multiplies its per-sample weights into the importance weights
+    (or, without a sampler, draws from the curriculum weights alone).
+    """
+
+    def __init__(self, sampler: Any, curriculum: CurriculumScheduler | None,
+                 rng: np.random.Generator) -> None:
+        if sampler is not None and not isinstance(sampler, (ImportanceSampler, IntegratedSampler)):
+            raise TypeError(
+                "sampler must be None, an ImportanceSampler or an IntegratedSampler, "
+                f"got {type(sampler).__name__}"
+            )
+        if curriculum is not None and not isinstance(curriculum, CurriculumScheduler):
+            raise TypeError(f"curriculum must be a CurriculumScheduler, got {type(curriculum).__name__}")
+        self.sampler = sampler
+        self.curriculum = curriculum
+        self.rng = rng
+        # curriculum without a sampler: draw ∝ curriculum weights alone (flat importance weights)
+        self._plain: ImportanceSampler | None = None
+        if sampler is None and curriculum is not None:
+            seed = int(rng.integers(2**62))
+            self._plain = ImportanceSampler(ImportanceSamplerConfig(weight_power=0.0, seed=seed))
+        self._prepared: Any = None
+        self._perm: np.ndarray | None = None
+        self._q: np.ndarray | None = None
+
+    @property
+    def needs_q(self) -> bool:
+        """Whether batches depend on the model's Q over the pool."""
+        return self.sampler is not None or self.curriculum is not None
+
+    def start_epoch(self, epoch: int, n: int, q_pool: np.ndarray | None) -> None:
+        """Prepare the epoch's draws (this is data-preparation time)."""
+        self.epoch = epoch
+        self._q = q_pool
+        self._pos = 0
+        self._perm = None
+        self._prepared = None
+        if not self.needs_q:
+            self._perm = self.rng.permutation(n)
+            return
+        weights = None
+        if self.curriculum is not None:
+            weights = self.curriculum.get_sample_weights(q_values=q_pool)
+        if isinstance(self.sampler, ImportanceSampler):
+            self._prepared = self.sampler.prepare(q_pool, sample_weights=weights)
+        elif self._plain is not None:
+            self._prepared = self._plain.prepare(q_pool, sample_weights=weights)
+
+    def next_indices(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        """Pool indices of the next batch, shape (B,) int64."""
+        if self._perm is not None:
+            n = self._perm.shape[0]
+            if self._pos >= n:
+                self._perm = self.rng.permutation(n)
+                self._pos = 0
+            idx = self._perm[self._pos:self._pos + batch_size]
+            self._pos += batch_size
+            return idx
+        if self._prepared is not None:
+            sampler = self.sampler if self.sampler is not None else self._plain
+            return sampler.sample_indices(self._prepared, batch_size)
+        _, info = self.sampler.sample_batch(x, self._q, batch_size, epoch=self.epoch)
+        return np.asarray(info["indices"], dtype=np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if self.sampler is not None:
+            state["sampler"] = self.sampler.state_dict()
+        if self.curriculum is not None:
+            state["curriculum"] = self.curriculum.state_dict()
+        if self._plain is not None:
+            state["plain"] = self._plain.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.sampler is not None and "sampler" in state:
+            self.sampler.load_state_dict(state["sampler"])
+        if self.curriculum is not None and "curriculum" in state:
+            self.curriculum.load_state_dict(state["curriculum"])
+        if self._plain is not None and "plain" in state:
+            self._plain.load_state_dict(state["plain"])
+
+
+def _split_arrays(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Copy of ``obj`` with every ndarray moved into ``arrays`` (replaced by a reference)."""
+    if isinstance(obj, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = obj
+        return {"__ndarray__": key}
+    if isinstance(obj, dict):
+        return {k: _split_arrays(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_split_arrays(v, arrays) for v in obj]
+    return obj
+
+
+def _join_arrays(obj: Any, data: Any) -> Any:
+    """Inverse of :func:`_split_arrays`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__ndarray__"}:
+            return np.array(data[obj["__ndarray__"]])
+        return {k: _join_arrays(v, data) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join_arrays(v, data) for v in obj]
+    return obj
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+class Trainer:
+    """Train a :class:`~zeroproof_nb.layers.TRRational` (or any model with the same protocol).
+
+    Parameters
+    ----------
+    model : object
+        Needs ``parameters()`` (list of arrays updated in place), ``loss_and_grad(x, target,
+        **kernel_kwargs)`` returning a ``LossAndGrad`` whose gradients include the regulariser,
+        ``q_values(x)`` (|Q| per point), ``project_phi()``, ``state_dict()`` /
+        ``load_state_dict()``.
+    optimizer : SGD or Adam, optional
+        Default: ``config.optimizer`` over ``model.parameters()`` with ``config.learning_rate``.
+    config : TrainingConfig, optional
+    sampler : ImportanceSampler or IntegratedSampler, optional
+        How batches are drawn from the pool (default: uniform, each point once per epoch).
+    curriculum : CurriculumScheduler, optional
+        Per-sample weights by |Q| band, combined with the sampler's weights; advanced each epoch
+        from coverage and loss.
+    adaptive_lambda : AdaptiveLambda, optional
+        The λ_rej policy. Default: ``model.adaptive_loss_policy`` when set, else one built from
+        the config when ``use_adaptive_loss``; without it λ_rej stays ``initial_lambda``.
+    callbacks : sequence of callables ``f(trainer, record) -> bool | None``
+        Called after every epoch with the epoch record; returning True stops training.
+
+    Notes
+    -----
+    Per-epoch bench records ``{epoch, avg_step_ms, data_time_ms, optim_time_ms, batches}``:
+    ``data_time_ms`` is the mean time per batch spent preparing data (the epoch's |Q| over the
+    pool and sampler preparation, amortised over its batches, plus drawing indices and gathering
+    the batch); ``optim_time_ms`` is kernel + optimizer + λ update; ``avg_step_ms`` their sum.
+    """
+
+    def __init__(self, model: Any, optimizer: Any = None, config: TrainingConfig | None = None,
+                 sampler: Any = None, *, curriculum: CurriculumScheduler | None = None,
+                 adaptive_lambda: AdaptiveLambda | None = None,
+                 callbacks: Iterable[Callable[..., Any]] = ()) -> None:
+        for attr in ("parameters", "loss_and_grad", "q_values"):
+            if not callable(getattr(model, attr, None)):
+                raise ValueError(f"model must provide {attr}(), got {type(model).__name__}")
+        if config is None:
+            config = TrainingConfig()
+        elif not isinstance(config, TrainingConfig):
+            raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
+        self.model = model
+        self.config = config
+        if optimizer is None:
+            cls = Adam if config.optimizer == "adam" else SGD
+            optimizer = cls(model.parameters(), lr=config.learning_rate)
+        self.optimizer = optimizer
+        model_policy = getattr(model, "adaptive_loss_policy", None)
+        if adaptive_lambda is not None and model_policy is not None and adaptive_lambda is not model_policy:
+            raise ValueError("adaptive_lambda conflicts with model.adaptive_loss_policy; give one")
+        # a layer holding the policy reads λ from it and reports the tags itself
+        self._model_updates_lambda = model_policy is not None
+        if adaptive_lambda is None:
+            adaptive_lambda = model_policy
+        if adaptive_lambda is None and config.use_adaptive_loss:
+            adaptive_lambda = AdaptiveLambda(config.adaptive_loss_config())
+        self.adaptive_lambda = adaptive_lambda
+        self.rng = np.random.default_rng(config.seed)
+        self.source = BatchSource(sampler, curriculum, self.rng)
+        self.callbacks = list(callbacks)
+        self.epoch = 0
+        self.global_step = 0
+        self.best_loss = math.inf
+        self.patience_counter = 0
+        self.history: dict[str, list[Any]] = {"loss": [], "coverage": [], "lambda_rej": []}
+        self.bench_history: list[dict[str, Any]] = []
+        self.epoch_records: list[dict[str, Any]] = []
+        self.stopped_early = False
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sampler(self) -> Any:
+        return self.source.sampler
+
+    @property
+    def curriculum(self) -> CurriculumScheduler | None:
+        return self.source.curriculum
+
+    @property
+    def lambda_rej(self) -> float:
+        """λ_rej used for the next batch."""
+        if self.adaptive_lambda is not None:
+            return float(self.adaptive_lambda.get_effective_penalty())
+        return float(self.config.initial_lambda)
+
+    @property
+    def training_history(self) -> dict[str, list[Any]]:
+        """Alias of :attr:`history` (upstream's name)."""
+        return self.history
+
+    # ------------------------------------------------------------------ hooks for HybridTrainer
+    def _kernel_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "mode": cfg.gradient_mode,
+            "delta": cfg.delta if cfg.gradient_mode == "hybrid" else None,
+            "saturation_bound": cfg.saturation_bound,
+        }
+
+    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """The model's fused pass with the current rule, λ_rej and loss settings."""
+        cfg = self.config
+        kw = self._kernel_kwargs()
+        if not self._model_updates_lambda:
+            kw["lambda_rej"] = self.lambda_rej
+        if cfg.rejection_threshold is not None:
+            kw["rejection_threshold"] = cfg.rejection_threshold
+        elif getattr(getattr(self.model, "policy", None), "tau_q_on", 0.0) > 0.0:
+            # with a tag policy, penalise exactly the outputs it reports as non-REAL
+            kw["rejection_threshold"] = float(self.model.policy.tau_q_on)
+        if cfg.q_epsilon:
+            kw["q_epsilon"] = cfg.q_epsilon
+        return self.model.loss_and_grad(x, y, loss=cfg.loss, huber_delta=cfg.huber_delta, **kw)
+
+    def _start_epoch(self, epoch: int) -> None:
+        """Called before the epoch's data preparation."""
+
+    def _after_batch(self, result: Any, x_batch: np.ndarray, acc: dict[str, Any]) -> None:
+        """Called after each batch's update (outside the timed optimisation)."""
+
+    def _finish_epoch(self, record: dict[str, Any], acc: dict[str, Any]) -> None:
+        """Adds subclass fields to the epoch record."""
+
+    # ------------------------------------------------------------------ data
+    @staticmethod
+    def _check_data(x: Any, y: Any, name_x: str = "x", name_y: str = "y") -> tuple[np.ndarray, np.ndarray]:
+        xa = as_float_array(x, name_x, ndim=(1, 2), dtype=np.float64)
+        ya = as_float_array(y, name_y, ndim=(1, 2), dtype=np.float64)
+        if xa.shape[0] != ya.shape[0]:
+            raise ValueError(f"{name_x} and {name_y} must have the same length, got {xa.shape[0]} and {ya.shape[0]}")
+        if xa.shape[0] == 0:
+            raise ValueError(f"{name_x} must not be empty")
+        return xa, ya
+
+    def _pool_q(self, x: np.ndarray) -> np.ndarray:
+        """|Q| of the model at the pool points, one value per point (min over heads)."""
+        q = np.asarray(self.model.q_values(x), dtype=np.float64)
+        if q.ndim == 2:
+            q = q.min(axis=1)
+        return q
+
+    def _safe_lr(self, result: Any) -> None:
+        """Upstream's safe learning rate: lr ≤ 1/L̂ with L̂ = B²/q_min²·(1 + y_max²) + α."""
+        q_min = float(result.stats["q_min"]) if result.stats["q_min"] is not None else 0.0
+        y = result.y["value"][result.tags == _REAL]
+        y_max = float(np.max(np.abs(y))) if y.size else 0.0
+        bound = float(getattr(self.model, "basis_bound", 1.0))
+        alpha = float(getattr(self.model, "alpha_phi", 0.0))
+        if q_min <= 0.0:
+            return
+        l_hat = bound**2 / q_min**2 * (1.0 + y_max**2) + alpha
+        self.optimizer.lr = min(self.config.learning_rate, 1.0 / l_hat)
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """One epoch over the pool ``(x, y)`` (validated arrays); returns the epoch record."""
+        cfg = self.config
+        n = x.shape[0]
+        bs = cfg.batch_size
+        n_batches = cfg.batches_per_epoch or max(1, -(-n // bs))
+        self._start_epoch(self.epoch)
+
+        t0 = time.perf_counter()
+        q_pool = self._pool_q(x) if self.source.needs_q else None
+        self.source.start_epoch(self.epoch, n, q_pool)
+        prep_s = time.perf_counter() - t0
+
+        data_s = optim_s = 0.0
+        losses = np.empty(n_batches)
+        n_real = n_out = 0
+        acc: dict[str, Any] = {"q_abs": [], "x": []}
+        for b in range(n_batches):
+            t0 = time.perf_counter()
+            idx = self.source.next_indices(x, bs)
+            xb = x[idx]
+            yb = y[idx]
+            t1 = time.perf_counter()
+            res = self._loss_and_grad(xb, yb)
+            if cfg.use_safe_lr:
+                self._safe_lr(res)
+            self.optimizer.step([res.grad_theta, res.grad_phi])
+            project = getattr(self.model, "project_phi", None)
+            if project is not None:
+                project()
+            if self.adaptive_lambda is not None and not self._model_updates_lambda:
+                self.adaptive_lambda.update(res.tags)
+            t2 = time.perf_counter()
+            data_s += t1 - t0
+            optim_s += t2 - t1
+            losses[b] = res.loss
+            counts = res.stats["tag_counts"]
+            n_real += int(counts[0])
+            n_out += int(np.sum(counts))
+            self._after_batch(res, xb, acc)
+            self.global_step += 1
+            if cfg.verbose and b % cfg.log_interval == 0:
+                logger.info("epoch %d batch %d/%d loss=%.6g coverage=%.4f lambda=%.4g",
+                            self.epoch, b, n_batches, res.loss,
+                            counts[0] / max(1, int(np.sum(counts))), self.lambda_rej)
+
+        data_ms = (data_s + prep_s) * 1000.0 / n_batches
+        optim_ms = optim_s * 1000.0 / n_batches
+        coverage = n_real / n_out if n_out else 1.0
+        record: dict[str, Any] = {
+            "epoch": self.epoch,
+            "loss": float(np.mean(losses)),
+            "coverage": coverage,
+            "lambda_rej": self.lambda_rej,
+        }
+        bench = {
+            "epoch": self.epoch,
+            "avg_step_ms": data_ms + optim_ms,
+            "data_time_ms": data_ms,
+            "optim_time_ms": optim_ms,
+            "batches": int(n_batches),
+        }
+        self.bench_history.append(bench)
+        record["bench"] = bench
+        if self.curriculum is not None:
+            record["curriculum"] = self.curriculum.update(self.epoch, coverage, record["loss"])
+        self._finish_epoch(record, acc)
+        return record
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """Loss (as trained, with the current λ_rej) and coverage on ``(x, y)``; no update."""
+        xa, ya = self._check_data(x, y, "x_val", "y_val")
+        alp = getattr(self.model, "adaptive_loss_policy", None)
+        self.model.adaptive_loss_policy = None  # evaluation must not move λ
+        try:
+            updates = self._model_updates_lambda
+            self._model_updates_lambda = False
+            res = self._loss_and_grad(xa, ya)
+        finally:
+            self._model_updates_lambda = updates
+            if alp is not None:
+                self.model.adaptive_loss_policy = alp
+        counts = res.stats["tag_counts"]
+        return {"loss": float(res.loss), "data_loss": float(res.data_loss),
+                "coverage": float(counts[0] / max(1, int(np.sum(counts))))}
+
+    def fit(self, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
+            epochs: int | None = None) -> dict[str, list[Any]]:
+        """Train until ``epochs`` more epochs ran (default: until ``config.max_epochs`` epochs
+        in total, so a resumed trainer finishes the original run), or early stopping.
+
+        Parameters
+        ----------
+        x : (N,) or (N, d) array-like, the pool of inputs
+        y : (N,) or (N, n_outputs) array-like, targets; NaN / ±inf mark non-REAL targets
+        x_val, y_val : optional validation pool for early stopping (else the train loss)
+        epochs : int, optional
+
+        Returns
+        -------
+        dict of lists: ``loss, coverage, lambda_rej`` (+ ``val_loss`` with validation data).
+        """
+        xa, ya = self._check_data(x, y)
+        has_val = x_val is not None or y_val is not None
+        if has_val:
+            self._check_data(x_val, y_val, "x_val", "y_val")
+        if epochs is None:
+            end = self.config.max_epochs
+        else:
+            end = self.epoch + check_int(epochs, "epochs", minimum=0)
+        bar = self._progress(end)
+        try:
+            while self.epoch < end and not self.stopped_early:
+                record = self.train_epoch(xa, ya)
+                self.history["loss"].append(record["loss"])
+                self.history["coverage"].append(record["coverage"])
+                self.history["lambda_rej"].append(record["lambda_rej"])
+                val = record["loss"]
+                if has_val:
+                    val = self.evaluate(x_val, y_val)["loss"]
+                    record["val_loss"] = val
+                    self.history.setdefault("val_loss", []).append(val)
+                self.epoch_records.append(record)
+                self.epoch += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.3g}", cov=f"{record['coverage']:.3f}",
+                                    lam=f"{record['lambda_rej']:.3g}")
+                if self.config.early_stopping:
+                    if val < self.best_loss - self.config.min_delta:
+                        self.best_loss = val
+                        self.patience_counter = 0
+                    else:
+                        self.patience_counter += 1
+                        if self.patience_counter >= self.config.patience:
+                            self.stopped_early = True
+                if any(cb(self, record) is True for cb in self.callbacks):
+                    self.stopped_early = True
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    train = fit
+
+    def _progress(self, end: int) -> Any:
+        cfg = self.config
+        if not (cfg.verbose and cfg.progress_bar) or not sys.stderr.isatty():
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover - tqdm is optional
+            return None
+        return tqdm(total=end, initial=self.epoch, desc="epochs", unit="ep", leave=False)
+
+    # ------------------------------------------------------------------ reporting
+    def get_training_summary(self) -> dict[str, Any]:
+        """``epochs_trained, global_steps, final_metrics, bench_history`` (upstream's keys)."""
+        final = {k: (v[-1] if v else None) for k, v in self.history.items()}
+        return {
+            "epochs_trained": self.epoch,
+            "global_steps": self.global_step,
+            "final_metrics": final,
+            "bench_history": list(self.bench_history),
+            "stopped_early": self.stopped_early,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write the whole training state to ``path`` (.npz: arrays + one JSON document, no
+        pickle).
+
+        Parameters, optimizer buffers, λ policy, sampler/curriculum state, RNG state, counters
+        and histories: a trainer restored with :meth:`load_checkpoint` continues exactly as
+        the uninterrupted run would.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        arrays: dict[str, np.ndarray] = {}
+        meta = {
+            "params": [np.array(p) for p in self.model.parameters()],
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+            "patience_counter": self.patience_counter,
+            "stopped_early": self.stopped_early,
+            "history": self.history,
+            "bench_history": self.bench_history,
+            "epoch_records": self.epoch_records,
+            "optimizer": self.optimizer.state_dict(),
+            "adaptive_lambda": None if self.adaptive_lambda is None else self.adaptive_lambda.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "source": self.source.state_dict(),
+            "config": self.config.to_dict(),
+            "extra": self._extra_state(),
+        }
+        doc = _split_arrays(meta, arrays)
+        arrays["meta_json"] = np.array(json.dumps(doc, default=_json_default))
+        np.savez(path, **arrays)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore a state written by :meth:`save_checkpoint` into this trainer (same model
+        architecture, optimizer kind, sampler kind)."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            meta = _join_arrays(json.loads(str(data["meta_json"])), data)
+        params = self.model.parameters()
+        if len(meta["params"]) != len(params):
+            raise ValueError("checkpoint does not match the model's parameters")
+        for i, (p, saved) in enumerate(zip(params, meta["params"])):
+            if saved.shape != p.shape:
+                raise ValueError(f"checkpoint parameter {i} has shape {saved.shape}, model has {p.shape}")
+            p[...] = saved
+        opt_state = meta["optimizer"]
+        self.optimizer.load_state_dict(opt_state)
+        self.epoch = int(meta["epoch"])
+        self.global_step = int(meta["global_step"])
+        self.best_loss = math.inf if meta["best_loss"] is None else float(meta["best_loss"])
+        self.patience_counter = int(meta["patience_counter"])
+        self.stopped_early = bool(meta["stopped_early"])
+        self.history = meta["history"]
+        self.bench_history = meta["bench_history"]
+        self.epoch_records = meta["epoch_records"]
+        if meta["adaptive_lambda"] is not None:
+            if self.adaptive_lambda is None:
+                self.adaptive_lambda = AdaptiveLambda()
+            self.adaptive_lambda.load_state_dict(meta["adaptive_lambda"])
+        self.rng.bit_generator.state = meta["rng"]
+        self.source.load_state_dict(meta["source"])
+        self._load_extra_state(meta["extra"])
