@@ -45,11 +45,44 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train TR-rational and the baselines on a built-in problem; print and write the results."""
+    from .demo import run_demo
+
+    if len(args.domain) != 2:
+        raise SystemExit("--domain takes two numbers: lo,hi")
+    if len(args.poles) != len(args.residues):
+        raise SystemExit("--poles and --residues must have the same length")
+    run_demo(poles=args.poles, residues=args.residues, domain=tuple(args.domain),
+             noise=args.noise, epochs=args.epochs, seed=args.seed, device=args.device,
+             log_every=args.log_every, out=args.out, verbose=not args.quiet)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zeroproof-nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="versions, threading layer, CUDA availability")
     p_info.set_defaults(func=cmd_info)
+    p_demo = sub.add_parser("demo", help="the main job: fit a target with poles, compare baselines")
+    p_demo.add_argument("--poles", type=_floats, default=[0.3, -0.55], help="e.g. 0.3,-0.55")
+    p_demo.add_argument("--residues", type=_floats, default=[1.0, -2.0], help="e.g. 1,-2")
+    p_demo.add_argument("--domain", type=_floats, default=[-1.0, 1.0], help="lo,hi")
+    p_demo.add_argument("--noise", type=float, default=0.0, help="target noise std")
+    p_demo.add_argument("--epochs", type=int, default=30)
+    p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--device", choices=["cpu", "auto", "cuda"], default="cpu")
+    p_demo.add_argument("--log-every", type=int, default=5, dest="log_every")
+    p_demo.add_argument("--out", default="zeroproof_demo", help="output directory")
+    p_demo.add_argument("--quiet", action="store_true", help="print only errors")
+    p_demo.set_defaults(func=cmd_demo)
     return parser
 
 
