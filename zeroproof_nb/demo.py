@@ -281,7 +281,7 @@ def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.n
     styles = {"TR-rational": dict(color="C0", lw=2.0), "AAA": dict(color="C2", lw=1.0, ls=":")}
     for i, p in enumerate(poles):
         ax = fig.add_subplot(grid[0, i])
-        w = 0.05
+        w = 3e-3
         sel = (x_test > p - w) & (x_test < p + w)
         ax.plot(x_test[sel], y_true[sel], color="k", lw=3, alpha=0.25, label="truth")
         for name, y in preds.items():
@@ -291,7 +291,7 @@ def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.n
             ax.plot(x_test[sel], y[sel], label=name, **st)
         ax.set_yscale("symlog", linthresh=10)
         ax.axvline(p, color="grey", lw=0.5)
-        ax.set_title(f"near the pole x = {p:g}")
+        ax.set_title(f"fit within ±{w:g} of the pole x = {p:g}", fontsize=10)
         ax.set_xlabel("x")
         if i == 0:
             ax.set_ylabel("y (symlog)")
@@ -307,7 +307,7 @@ def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.n
     ax.set_yscale("log")
     ax.set_xticks(xs + 0.4 - width / 2, [f"{b}\n<{summary['models'][names[0]]['bucket_mse'][b]['hi']:g}"
                                           for b in _BUCKETS], fontsize=8)
-    ax.set_title("MSE by distance to the pole")
+    ax.set_title("MSE by distance to the nearest pole", fontsize=10)
     ax.legend(fontsize=7)
     recs = trainer.epoch_records
     ep = [r["epoch"] + 1 for r in recs]
@@ -318,13 +318,13 @@ def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.n
     ax2 = ax.twinx()
     ax2.plot(ep, [r["coverage"] for r in recs], color="C0", label="coverage")
     ax2.set_ylabel("coverage (REAL share)", color="C0")
-    ax.set_title("TR-rational: λ_rej and coverage per epoch")
+    ax.set_title("TR-rational: λ_rej, coverage", fontsize=10)
     ax = fig.add_subplot(grid[1, 1])
     ax.semilogy(ep, [r["q_min"] if r["q_min"] else np.nan for r in recs], label="q_min")
     ax.semilogy(ep, [r["q_p10"] if r["q_p10"] else np.nan for r in recs], label="|Q| p10")
     ax.semilogy(ep, [r["delta"] if r["delta"] else np.nan for r in recs], label="hybrid δ")
     ax.set_xlabel("epoch")
-    ax.set_title("|Q| seen in batches, hybrid δ")
+    ax.set_title("|Q| in batches, hybrid δ", fontsize=10)
     ax.legend(fontsize=8)
     ax = fig.add_subplot(grid[1, 2:] if max(2, n_p) + 1 > 3 else grid[1, 2])
     counts = trainer.sampler.importance_sampler.sample_counts
@@ -337,9 +337,9 @@ def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.n
         ax.axvline(p, color="C3", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("x")
-    ax.set_title("where the samples landed (importance + active)")
+    ax.set_title("where the training samples landed", fontsize=10)
     ax.legend(fontsize=8)
-    fig.suptitle(f"zeroproof_nb demo: poles {list(poles)}; TR-rational PLE "
+    fig.suptitle(f"zeroproof_nb demo: poles {[float(p) for p in poles]}; TR-rational PLE "
                  f"{summary['models']['tr_rational']['ple']:.2e}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
