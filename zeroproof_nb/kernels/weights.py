@@ -2,18 +2,20 @@
 
 Per-point weight (written once, :func:`importance_weight`)::
 
-    a = max(|q|, min_q_abs);  w = min(a**-p, max_weight) / max_weight;  w = w**(1/T)
+    a = max(|q|, min_q_abs);  w = min(a**-p / max_weight, 1);  w = w**(1/T)
 
-The division by ``max_weight`` is a constant factor (it cancels in the normalisation) that keeps
-``w**(1/T)`` in (0, 1] for small temperatures instead of overflowing. NaN q gives weight 0 (the
+i.e. upstream's ``min(a**-p, max_weight)**(1/T)`` times the constant ``max_weight**(-1/T)``,
+which cancels in the normalisation and keeps ``w**(1/T)`` in [0, 1] for small temperatures
+instead of overflowing. NaN q gives weight 0 (the
 Python layer raises first under ``nan_policy='raise'``). An optional per-point factor ``extra``
 (e.g. curriculum weights) multiplies the weight: the draw distribution is then ∝ w·extra.
 
 Deterministic layout (independent of the numba thread count): the pool is cut into blocks of
-:data:`BLOCK` points; each block's weight sum is a sequential sum, the block sums are accumulated
-sequentially into ``block_cum``. A draw maps a uniform u to ``t = u·total``, binary-searches the
-block and rescans that block (recomputing the weights, bit-identical to the first pass). The
-prepared form builds a Walker/Vose alias table once: O(1) per draw.
+:data:`BLOCK` points; each block's weight sum is a fixed-order :func:`lane_sum`, and the block
+sums are accumulated sequentially into ``block_cum``. A draw maps a uniform u to
+``t = u·total``, binary-searches the block and rescans it (recomputing the same per-point
+weights). Kernels index through slices so that numba can drop negative-index wraparound and
+vectorise the loops. The prepared form builds a Walker/Vose alias table once: O(1) per draw.
 """
 from __future__ import annotations
 
@@ -37,56 +39,182 @@ ALIAS_DTYPE = np.dtype([("prob", np.float64), ("alias", np.int64)])
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def importance_weight(q, min_q_abs, power, max_weight, inv_temperature):
-    """Unnormalised importance weight of one Q value, in [0, 1] (NaN q -> 0).
-
-    ``min(max(|q|, min_q_abs)**-power, max_weight) / max_weight``, raised to ``inv_temperature``
-    when it is not 1. ``power`` 2, 1 and 0 avoid ``pow``.
-    """
+def clamp_abs(q, min_q_abs):
+    """``max(|q|, min_q_abs)`` (NaN stays NaN)."""
     a = abs(q)
-    if a != a:
-        return 0.0
     if a < min_q_abs:
         a = min_q_abs
+    return a
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def power_weight(a, power, inv_max_weight):
+    """``a**-power / max_weight``; powers 2, 1 and 0 avoid ``pow``."""
     if power == 2.0:
-        w = 1.0 / (a * a)
-    elif power == 1.0:
-        w = 1.0 / a
-    elif power == 0.0:
+        return inv_max_weight / (a * a)
+    if power == 1.0:
+        return inv_max_weight / a
+    if power == 0.0:
+        return inv_max_weight
+    return inv_max_weight * a ** (-power)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def cap_and_temper(w, inv_temperature):
+    """``min(w, 1) ** inv_temperature``, with NaN mapped to 0."""
+    if w > 1.0:
         w = 1.0
-    else:
-        w = a ** (-power)
-    if w > max_weight:
-        w = max_weight
-    w = w / max_weight
     if inv_temperature != 1.0:
         w = w ** inv_temperature
+    if w != w:
+        w = 0.0
     return w
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _weight_at(q, extra, use_extra, i, min_q_abs, power, max_weight, inv_temperature):
-    w = importance_weight(q[i], min_q_abs, power, max_weight, inv_temperature)
+def importance_weight(q, min_q_abs, power, inv_max_weight, inv_temperature):
+    """Unnormalised importance weight of one Q value, in [0, 1] (NaN q -> 0).
+
+    ``min(max(|q|, min_q_abs)**-power / max_weight, 1) ** inv_temperature``, i.e. upstream's
+    ``min(a**-p, max_weight)**(1/T)`` divided by the constant ``max_weight**(1/T)``.
+    """
+    return cap_and_temper(power_weight(clamp_abs(q, min_q_abs), power, inv_max_weight),
+                          inv_temperature)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def block_weights(qb, eb, use_extra, min_q_abs, power, inv_max_weight, inv_temperature, buf):
+    """:func:`importance_weight` of every entry of the slice ``qb`` into ``buf[:len(qb)]``.
+
+    The same per-point functions, applied step by step so that the branches on ``power`` and
+    ``inv_temperature`` sit outside the loops (the loops vectorise). ``eb`` (a slice of the
+    per-point factors) multiplies the weights when ``use_extra``; factors <= 0 or NaN give 0.
+    Returns ``len(qb)``.
+    """
+    m = qb.shape[0]
+    for j in range(m):
+        buf[j] = clamp_abs(qb[j], min_q_abs)
+    if power == 2.0:
+        for j in range(m):
+            buf[j] = power_weight(buf[j], 2.0, inv_max_weight)
+    elif power == 1.0:
+        for j in range(m):
+            buf[j] = power_weight(buf[j], 1.0, inv_max_weight)
+    elif power == 0.0:
+        for j in range(m):
+            buf[j] = power_weight(buf[j], 0.0, inv_max_weight)
+    else:
+        for j in range(m):
+            buf[j] = power_weight(buf[j], power, inv_max_weight)
+    if inv_temperature == 1.0:
+        for j in range(m):
+            buf[j] = cap_and_temper(buf[j], 1.0)
+    else:
+        for j in range(m):
+            buf[j] = cap_and_temper(buf[j], inv_temperature)
     if use_extra:
-        e = extra[i]
-        if e > 0.0:  # NaN and negative factors count as 0
-            w = w * e
-        else:
-            w = 0.0
-    return w
+        for j in range(m):
+            e = eb[j]
+            buf[j] = buf[j] * e if e > 0.0 else 0.0
+    return m
+
+
+@njit(cache=True, inline="always")
+def lane_sum(buf, m):
+    """Sum of ``buf[:m]`` in a fixed order: four interleaved partial sums, then a pairwise
+    combination (independent of the thread count, and faster than one sequential chain)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    while j + 4 <= m:
+        s0 += buf[j]
+        s1 += buf[j + 1]
+        s2 += buf[j + 2]
+        s3 += buf[j + 3]
+        j += 4
+    while j < m:
+        s0 += buf[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, inline="always")
+def lane_min(buf, m):
+    """Minimum of ``buf[:m]`` (NaN-free input) with four interleaved partial minima."""
+    s0 = np.inf
+    s1 = np.inf
+    s2 = np.inf
+    s3 = np.inf
+    j = 0
+    while j + 4 <= m:
+        s0 = min(s0, buf[j])
+        s1 = min(s1, buf[j + 1])
+        s2 = min(s2, buf[j + 2])
+        s3 = min(s3, buf[j + 3])
+        j += 4
+    while j < m:
+        s0 = min(s0, buf[j])
+        j += 1
+    return min(min(s0, s1), min(s2, s3))
+
+
+@njit(cache=True, error_model="numpy")
+def _chunk_pass(qc, ec, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+                wc, write_weights, bsc, stats_row):
+    """Block sums and statistics of one chunk (slices keep every index non-negative)."""
+    buf = np.empty(BLOCK, dtype=np.float64)
+    abuf = np.empty(BLOCK, dtype=np.float64)
+    n = qc.shape[0]
+    n_nan = 0
+    n_pos = 0
+    n_fin = 0
+    abs_sum = 0.0
+    abs_min = np.inf
+    for k in range(bsc.shape[0]):
+        lo = k * BLOCK
+        hi = min(n, lo + BLOCK)
+        qb = qc[lo:hi]
+        m = block_weights(qb, ec[lo:hi] if use_extra else ec, use_extra, min_q_abs, power,
+                          inv_max_weight, inv_temperature, buf)
+        if write_weights:
+            wb = wc[lo:hi]
+            for j in range(m):
+                wb[j] = buf[j]
+        for j in range(m):
+            n_nan += 1 if qb[j] != qb[j] else 0
+            n_pos += 1 if buf[j] > 0.0 else 0
+        for j in range(m):
+            a = abs(qb[j])
+            fin = a < np.inf
+            abuf[j] = a if fin else np.inf
+            n_fin += 1 if fin else 0
+        abs_min = min(abs_min, lane_min(abuf, m))
+        for j in range(m):
+            abuf[j] = abuf[j] if abuf[j] < np.inf else 0.0
+        abs_sum += lane_sum(abuf, m)
+        bsc[k] = lane_sum(buf, m)
+    stats_row[STAT_NAN] = n_nan
+    stats_row[STAT_POSITIVE] = n_pos
+    stats_row[STAT_ABS_SUM] = abs_sum
+    stats_row[STAT_ABS_MIN] = abs_min
+    stats_row[STAT_FINITE] = n_fin
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def weight_block_sums(q, extra, use_extra, min_q_abs, power, max_weight, inv_temperature,
+def weight_block_sums(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
                       weights_out, write_weights, block_sums, chunk_stats):
     """One pass over q: block sums of the weights and per-chunk statistics.
 
     Parameters
     ----------
     q : (N,) float64 or float32
-    extra : (N,) float64 per-point factor, read only when ``use_extra``
-    weights_out : (N,) float64, written when ``write_weights`` (else may be a dummy (1,) array)
-    block_sums : (ceil(N/BLOCK),) float64, out
+    extra : (N,) float64 per-point factor, read only when ``use_extra`` (else a dummy (1,))
+    min_q_abs, power, inv_max_weight, inv_temperature : weight parameters (see
+        :func:`importance_weight`)
+    weights_out : (N,) float64, written when ``write_weights`` (else a dummy (1,) array)
+    block_sums : (ceil(N/BLOCK),) float64, out: :func:`lane_sum` of each block's weights
     chunk_stats : (ceil(N/CHUNK), N_STATS) float64, out: NaN count, positive-weight count,
         sum and min of the finite |q|, finite count.
     """
@@ -95,39 +223,12 @@ def weight_block_sums(q, extra, use_extra, min_q_abs, power, max_weight, inv_tem
     for c in prange(n_chunks):
         lo = c * CHUNK
         hi = min(n, lo + CHUNK)
-        n_nan = 0.0
-        n_pos = 0.0
-        abs_sum = 0.0
-        abs_min = np.inf
-        n_fin = 0.0
-        b = lo // BLOCK
-        for blo in range(lo, hi, BLOCK):
-            bhi = min(hi, blo + BLOCK)
-            s = 0.0
-            for i in range(blo, bhi):
-                qi = q[i]
-                a = abs(qi)
-                if a != a:
-                    n_nan += 1.0
-                elif a < np.inf:
-                    abs_sum += a
-                    n_fin += 1.0
-                    if a < abs_min:
-                        abs_min = a
-                w = _weight_at(q, extra, use_extra, i, min_q_abs, power, max_weight,
-                               inv_temperature)
-                if write_weights:
-                    weights_out[i] = w
-                if w > 0.0:
-                    n_pos += 1.0
-                    s += w
-            block_sums[b] = s
-            b += 1
-        chunk_stats[c, STAT_NAN] = n_nan
-        chunk_stats[c, STAT_POSITIVE] = n_pos
-        chunk_stats[c, STAT_ABS_SUM] = abs_sum
-        chunk_stats[c, STAT_ABS_MIN] = abs_min
-        chunk_stats[c, STAT_FINITE] = n_fin
+        blo = lo // BLOCK
+        bhi = (hi + BLOCK - 1) // BLOCK
+        _chunk_pass(q[lo:hi], extra[lo:hi] if use_extra else extra, use_extra, min_q_abs,
+                    power, inv_max_weight, inv_temperature,
+                    weights_out[lo:hi] if write_weights else weights_out, write_weights,
+                    block_sums[blo:bhi], chunk_stats[c])
 
 
 @njit(cache=True)
@@ -168,44 +269,54 @@ def _upper_bound(sorted_values, t):
     return lo
 
 
+@njit(cache=True, error_model="numpy")
+def _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+              block_cum, last_block, t, buf):
+    nb = block_cum.shape[0]
+    b = _upper_bound(block_cum, t)
+    if b >= nb:
+        b = last_block
+    prev = 0.0
+    if b > 0:
+        prev = block_cum[b - 1]
+    target = t - prev
+    lo = b * BLOCK
+    hi = min(q.shape[0], lo + BLOCK)
+    m = block_weights(q[lo:hi], extra[lo:hi] if use_extra else extra, use_extra, min_q_abs,
+                      power, inv_max_weight, inv_temperature, buf)
+    run = 0.0
+    last_pos = -1
+    for j in range(m):
+        w = buf[j]
+        if w > 0.0:
+            last_pos = j
+            run += w
+            if run > target:
+                return lo + j
+    return lo + last_pos
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
-def draw_block_cdf(q, extra, use_extra, min_q_abs, power, max_weight, inv_temperature,
+def draw_block_cdf(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
                    block_cum, last_block, u, out):
     """Inverse-CDF draws with replacement: ``out[k]`` = index whose weight interval holds u[k].
 
     ``block_cum`` is the sequential prefix sum of :func:`weight_block_sums`' block sums and
-    ``last_block`` the last block with a positive sum. Only positive-weight indices are returned.
-    Each draw depends on u[k] alone, so the result does not depend on the thread count.
+    ``last_block`` the last block with a positive sum. The chosen block's weights are
+    recomputed and scanned; when rounding leaves the target beyond the scan's total, the last
+    positive-weight index of the block is taken. Only positive-weight indices are returned, and
+    each draw depends on u[k] alone, so the result does not depend on the thread count.
     """
-    n = q.shape[0]
-    nb = block_cum.shape[0]
-    total = block_cum[nb - 1]
-    for k in prange(u.shape[0]):
-        t = u[k] * total
-        b = _upper_bound(block_cum, t)
-        if b >= nb:
-            b = last_block
-        prev = 0.0
-        if b > 0:
-            prev = block_cum[b - 1]
-        target = t - prev
-        lo = b * BLOCK
-        hi = min(n, lo + BLOCK)
-        run = 0.0
-        chosen = -1
-        last_pos = -1
-        for i in range(lo, hi):
-            w = _weight_at(q, extra, use_extra, i, min_q_abs, power, max_weight,
-                           inv_temperature)
-            if w > 0.0:
-                last_pos = i
-                run += w
-                if run > target:
-                    chosen = i
-                    break
-        if chosen < 0:
-            chosen = last_pos
-        out[k] = chosen
+    total = block_cum[block_cum.shape[0] - 1]
+    n_draws = u.shape[0]
+    n_parts = min(n_draws, 64)
+    for p in prange(n_parts):
+        buf = np.empty(BLOCK, dtype=np.float64)
+        k0 = (p * n_draws) // n_parts
+        k1 = ((p + 1) * n_draws) // n_parts
+        for k in range(k0, k1):
+            out[k] = _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight,
+                               inv_temperature, block_cum, last_block, u[k] * total, buf)
 
 
 @njit(cache=True, error_model="numpy")

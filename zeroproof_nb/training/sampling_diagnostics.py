@@ -165,8 +165,8 @@ class ImportanceSamplerConfig:
         _check_seed(self.seed)
 
     def weight_params(self) -> tuple[float, float, float, float]:
-        """(min_q_abs, weight_power, max_weight, 1/temperature) as the kernels take them."""
-        return (float(self.min_q_abs), float(self.weight_power), float(self.max_weight),
+        """(min_q_abs, weight_power, 1/max_weight, 1/temperature) as the kernels take them."""
+        return (float(self.min_q_abs), float(self.weight_power), 1.0 / float(self.max_weight),
                 1.0 / float(self.temperature))
 
 
@@ -184,7 +184,7 @@ class PreparedPool:
     n_positive, n_nan : ints
     q_abs_mean, q_abs_min : floats over the finite |q| (NaN if none)
     valid_index : (M,) int64 indices of the non-NaN q, or None when every q is a number
-    params : the (min_q_abs, weight_power, max_weight, 1/temperature) used
+    params : the (min_q_abs, weight_power, 1/max_weight, 1/temperature) used
     """
 
     weights: np.ndarray
