@@ -376,3 +376,20 @@ def test_policy_errors_and_empty():
     with pytest.raises(ValueError, match="targets"):
         pol.batch_loss(np.zeros(3), np.zeros(2))
     assert pol.batch_loss(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_update_counts_equals_update_from_tags():
+    import numpy as np
+
+    from zeroproof_nb.core import count_tags
+    from zeroproof_nb.training.adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
+
+    rng = np.random.default_rng(0)
+    cfg = AdaptiveLossConfig(learning_rate=0.1, momentum=0.5, target_coverage=0.8)
+    a, b = AdaptiveLambda(cfg), AdaptiveLambda(cfg)
+    for _ in range(12):
+        tags = rng.choice(4, size=50, p=[0.7, 0.1, 0.1, 0.1]).astype(np.uint8)
+        a.update(tags)
+        b.update_counts(count_tags(tags))
+    assert a.lambda_history == b.lambda_history
+    assert a.get_statistics() == b.get_statistics()

@@ -24,7 +24,7 @@ from .._validation import (
     check_nonnegative,
     check_positive,
 )
-from ..core import TRTag, from_ieee, is_tr_array
+from ..core import TRTag, count_tags, from_ieee, is_tr_array
 from .coverage import CoverageTracker
 from .tag_loss import adaptive_tag_weight, tag_cross_entropy
 
@@ -182,9 +182,14 @@ class AdaptiveLambda:
         tags : uint8 array of any shape (e.g. (batch,) or (n_outputs, batch); the fast path,
             counted by a Numba kernel), a transreal array, or a list of TRTag.
         """
+        self.update_counts(count_tags(tags))
+
+    def update_counts(self, counts: Any) -> None:
+        """:meth:`update` from tag counts ``(REAL, PINF, NINF, PHI)``, e.g. the
+        ``stats["tag_counts"]`` that the fused loss-and-gradient pass already computed."""
         cfg = self.config
         tracker = self.coverage_tracker
-        tracker.update(tags)
+        tracker.update_counts(counts)
         cumulative = tracker.coverage
         batch = tracker.batch_coverage
         self.coverage_history.append(batch)

@@ -443,7 +443,7 @@ class Trainer:
             if project is not None:
                 project()
             if self.adaptive_lambda is not None and not self._model_updates_lambda:
-                self.adaptive_lambda.update(res.tags)
+                self.adaptive_lambda.update_counts(res.stats["tag_counts"])
             t2 = time.perf_counter()
             data_s += t1 - t0
             optim_s += t2 - t1
