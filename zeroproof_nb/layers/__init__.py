@@ -1,0 +1,4 @@
+"""Layers: parameters held as NumPy arrays, math in :mod:`zeroproof_nb.kernels`."""
+from .rational import TRRational
+
+__all__ = ["TRRational"]

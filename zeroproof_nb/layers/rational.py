@@ -1,0 +1,383 @@
+"""TRRational: a rational layer y = P(x)/Q(x) whose parameters are NumPy arrays.
+
+P(x) = Σ_{k=0..d_p} θ_k ψ_k(x), Q(x) = 1 + Σ_{k=1..d_q} φ_k ψ_k(x) (``phi[k-1]`` holds φ_k),
+evaluated by the kernels behind :func:`zeroproof_nb.rational_eval` and
+:func:`zeroproof_nb.rational_loss_and_grad`. The layer holds the parameters, the basis, the
+domain, an optional tag policy and the φ regulariser; it has no hidden state and no side effects
+in ``forward``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import numpy.polynomial as npoly
+
+from .._validation import (
+    as_float_array,
+    check_bounds,
+    check_choice,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
+from ..rational import (
+    LossAndGrad,
+    TRPolicy,
+    n_terms,
+    rational_eval,
+    rational_loss_and_grad,
+)
+
+__all__ = ["TRRational"]
+
+_BASES = ("monomial", "chebyshev")
+_INITS = ("upstream", "random")
+_POLICY_FIELDS = ("tau_q_on", "tau_q_off", "tau_p_on", "tau_p_off")
+#: A complex root counts as real when |imag| <= _ROOT_IMAG_TOL * max(1, |real|) (double roots
+#: come back from the companion matrix with imaginary parts ~ sqrt(machine eps)).
+_ROOT_IMAG_TOL = 1e-6
+
+
+def _alternating(n: int, amplitude: float, first: int) -> np.ndarray:
+    """Upstream's deterministic init: amplitude·2√3·((i mod 2) − 0.5)/√n for i = first..first+n−1
+    (θ uses first = 0: −, +, −, …; φ uses first = 1: +, −, …)."""
+    if n == 0:
+        return np.zeros(0)
+    i = np.arange(first, first + n)
+    return amplitude * 2.0 * np.sqrt(3.0) * ((i % 2) - 0.5) / np.sqrt(n)
+
+
+class TRRational:
+    """Transreal rational layer y = P(x)/Q(x).
+
+    Parameters
+    ----------
+    d_p, d_q : int
+        Degrees of P (≥ 0) and Q (≥ 0; d_q = 0 gives Q ≡ 1, a polynomial).
+    basis : {"monomial", "chebyshev"}
+        ψ_k; the Chebyshev basis maps ``domain`` onto [−1, 1], the monomial basis uses x as is.
+    domain : (lo, hi)
+        Input interval: Chebyshev mapping and the window in which :meth:`poles` reports roots.
+    n_outputs : int
+        Number of heads. With n_outputs = 1, θ has shape (n_p,), else (n_outputs, n_p).
+    shared_q : bool
+        One Q for every head (φ of shape (n_q,)) or one per head (φ of shape (n_outputs, n_q)).
+    input_dim : int
+        Dimension d of x; d > 1 uses total-degree products, n_p = C(d+d_p, d),
+        n_q = C(d+d_q, d) − 1. For d = 1: n_p = d_p + 1, n_q = d_q.
+    alpha_phi : float
+        Weight α of the regulariser α/2·‖φ‖².
+    l1_projection : float or None
+        Bound B of :meth:`project_phi` (None or ≤ 0: off).
+    init : {"upstream", "random"}
+        "upstream": the deterministic alternating init (θ_i = 0.1·2√3·((i mod 2) − 0.5)/√n_p,
+        φ_i = 0.01·2√3·((i mod 2) − 0.5)/√n_q, the same for every head); "random": normal draws
+        with those scales from ``numpy.random.default_rng(seed)``.
+    seed : int or None
+        Seed for init="random".
+    dtype : float64 or float32
+        Parameter and computation dtype (inputs are cast to it).
+    adaptive_loss_policy : object or None
+        Duck-typed AdaptiveLambda (``.lambda_rej``, ``.update(tags)``): :meth:`loss_and_grad`
+        reads λ_rej from it and reports the batch's tags to it.
+    policy : TRPolicy or None
+        Tag policy used by :meth:`forward` and :meth:`loss_and_grad`.
+    """
+
+    def __init__(
+        self,
+        d_p: int,
+        d_q: int,
+        basis: str = "monomial",
+        domain: tuple[float, float] = (-1, 1),
+        n_outputs: int = 1,
+        shared_q: bool = True,
+        input_dim: int = 1,
+        alpha_phi: float = 1e-3,
+        l1_projection: float | None = None,
+        init: str = "upstream",
+        seed: int | None = None,
+        dtype: Any = np.float64,
+        adaptive_loss_policy: Any = None,
+        policy: TRPolicy | None = None,
+    ) -> None:
+        self.d_p = check_int(d_p, "d_p", minimum=0)
+        self.d_q = check_int(d_q, "d_q", minimum=0)
+        self.basis = check_choice(basis, "basis", _BASES)
+        self.domain = check_bounds(domain, "domain")
+        self.n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
+        self.shared_q = bool(shared_q)
+        self.input_dim = check_int(input_dim, "input_dim", minimum=1)
+        self.alpha_phi = check_nonnegative(alpha_phi, "alpha_phi")
+        self.l1_projection = (
+            None if l1_projection is None else check_nonnegative(l1_projection, "l1_projection")
+        )
+        self.init = check_choice(init, "init", _INITS)
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise TypeError(f"dtype must be float64 or float32, got {dt}")
+        self.dtype = dt
+        if policy is not None and not isinstance(policy, TRPolicy):
+            raise TypeError(f"policy must be a TRPolicy or None, got {type(policy).__name__}")
+        self.policy = policy
+        if adaptive_loss_policy is not None and not (
+            hasattr(adaptive_loss_policy, "lambda_rej") and hasattr(adaptive_loss_policy, "update")
+        ):
+            raise TypeError("adaptive_loss_policy must have a .lambda_rej attribute and .update(tags)")
+        self.adaptive_loss_policy = adaptive_loss_policy
+        self.seed = seed
+
+        n_p, n_q = self.n_theta_terms, self.n_phi_terms
+        multi = self.n_outputs > 1
+        theta_shape = (self.n_outputs, n_p) if multi else (n_p,)
+        phi_shape = (self.n_outputs, n_q) if (multi and not self.shared_q) else (n_q,)
+        if self.init == "upstream":
+            theta = np.broadcast_to(_alternating(n_p, 0.1, 0), theta_shape)
+            phi = np.broadcast_to(_alternating(n_q, 0.01, 1), phi_shape)
+        else:
+            rng = np.random.default_rng(seed)
+            theta = rng.normal(0.0, 0.1 / np.sqrt(n_p), size=theta_shape)
+            phi = rng.normal(0.0, 0.01 / np.sqrt(max(n_q, 1)), size=phi_shape)
+        self.theta = np.array(theta, dtype=dt)
+        self.phi = np.array(phi, dtype=dt)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_theta_terms(self) -> int:
+        """Coefficients of P per head."""
+        return n_terms(self.input_dim, self.d_p)
+
+    @property
+    def n_phi_terms(self) -> int:
+        """Coefficients φ_1.. of Q per Q (the constant 1 is fixed)."""
+        return n_terms(self.input_dim, self.d_q) - 1
+
+    def num_parameters(self) -> int:
+        """Total number of scalars in θ and φ."""
+        return int(self.theta.size + self.phi.size)
+
+    def parameters(self) -> list[np.ndarray]:
+        """``[theta, phi]``: the arrays themselves (optimizers update them in place)."""
+        return [self.theta, self.phi]
+
+    def set_parameters(self, params: Sequence[Any]) -> None:
+        """Copy ``[theta, phi]`` into the layer's arrays (in place; shapes must match)."""
+        params = list(params)
+        if len(params) != 2:
+            raise ValueError(f"params must be [theta, phi], got {len(params)} arrays")
+        for name, new, cur in zip(("theta", "phi"), params, (self.theta, self.phi)):
+            a = as_float_array(new, name, dtype=np.float64)
+            if a.shape != cur.shape:
+                raise ValueError(f"{name} must have shape {cur.shape}, got {a.shape}")
+            check_finite(a, name)
+        np.copyto(self.theta, np.asarray(params[0], dtype=np.float64), casting="same_kind")
+        np.copyto(self.phi, np.asarray(params[1], dtype=np.float64), casting="same_kind")
+
+    # ------------------------------------------------------------------ evaluation
+    def _x(self, x: Any) -> np.ndarray:
+        xa = as_float_array(x, "x", dtype=self.dtype)
+        if self.input_dim == 1:
+            if xa.ndim == 0:
+                xa = xa.reshape(1)
+            elif xa.ndim == 2 and xa.shape[1] == 1:
+                xa = xa.reshape(-1)
+            if xa.ndim != 1:
+                raise ValueError(f"x must have shape (N,) or (N, 1) for input_dim=1, got {xa.shape}")
+        else:
+            if xa.ndim == 1 and xa.shape[0] == self.input_dim:
+                xa = xa.reshape(1, -1)
+            if xa.ndim != 2 or xa.shape[1] != self.input_dim:
+                raise ValueError(
+                    f"x must have shape (N, {self.input_dim}) for input_dim={self.input_dim}, "
+                    f"got {xa.shape}"
+                )
+        return xa
+
+    def _kw(self) -> dict[str, Any]:
+        return {"basis": self.basis, "domain": self.domain, "policy": self.policy}
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Transreal outputs, shape (N,) or (N, n_outputs)."""
+        return rational_eval(self._x(x), self.theta, self.phi, **self._kw())
+
+    __call__ = forward
+
+    def q_values(self, x: Any) -> np.ndarray:
+        """|Q(x)| per point: shape (N,) when Q is shared, (N, n_outputs) with one Q per head.
+
+        A non-finite Q (NaN or infinite input) is reported as 0.0, as upstream did for non-REAL Q.
+        """
+        _, q = rational_eval(self._x(x), self.theta, self.phi, return_q=True, **self._kw())
+        if q.ndim == 2 and self.phi.ndim == 1:
+            q = q[:, 0]
+        qa = np.abs(q)
+        qa[~np.isfinite(qa)] = 0.0
+        return qa
+
+    def q_min(self, x: Any) -> float:
+        """Smallest |Q| over the inputs with a finite Q (``inf`` if there are none)."""
+        _, q = rational_eval(self._x(x), self.theta, self.phi, return_q=True, **self._kw())
+        qa = np.abs(q)
+        qa = qa[np.isfinite(qa)]
+        return float(qa.min()) if qa.size else float("inf")
+
+    def _q_polynomial(self, phi_row: np.ndarray) -> Any:
+        coef = np.concatenate(([1.0], np.asarray(phi_row, dtype=np.float64)))
+        if self.basis == "chebyshev":
+            return npoly.Chebyshev(coef, domain=list(self.domain))
+        return npoly.Polynomial(coef)
+
+    def poles(self) -> np.ndarray | list[np.ndarray]:
+        """Real roots of Q inside ``domain`` (sorted), from ``numpy.polynomial``. 1-D input only.
+
+        Returns one array when Q is shared, else a list with one array per head.
+        """
+        if self.input_dim != 1:
+            raise ValueError("poles() is only defined for input_dim=1")
+        lo, hi = self.domain
+
+        def real_roots(row: np.ndarray) -> np.ndarray:
+            if row.size == 0:
+                return np.zeros(0)
+            r = self._q_polynomial(row).roots()
+            r = np.asarray(r)
+            if np.iscomplexobj(r):
+                keep = np.abs(r.imag) <= _ROOT_IMAG_TOL * np.maximum(1.0, np.abs(r.real))
+                r = r.real[keep]
+            r = np.sort(r[(r >= lo) & (r <= hi)])
+            return r
+
+        if self.phi.ndim == 1:
+            return real_roots(self.phi)
+        return [real_roots(row) for row in self.phi]
+
+    # ------------------------------------------------------------------ regularisation
+    def regularization(self) -> tuple[float, np.ndarray]:
+        """``(α/2·‖φ‖², α·φ)``: value and gradient w.r.t. φ (shape of φ).
+
+        φ is counted once when Q is shared (upstream's TRRationalMulti).
+        """
+        phi64 = self.phi.astype(np.float64)
+        value = 0.5 * self.alpha_phi * float(np.sum(phi64 * phi64))
+        return value, (self.alpha_phi * phi64).astype(self.dtype)
+
+    def project_phi(self) -> float:
+        """Upstream's L1 rule: if ‖φ‖₁ > B, rescale φ by B/‖φ‖₁ (in place; per head when each
+        head has its own Q). Call it after each optimizer step. Returns the smallest factor
+        applied (1.0 when nothing changed or the projection is off)."""
+        bound = self.l1_projection
+        if bound is None or bound <= 0 or self.phi.size == 0:
+            return 1.0
+        rows = self.phi.reshape(-1, self.phi.shape[-1])
+        norms = np.sum(np.abs(rows.astype(np.float64)), axis=1)
+        factor = np.where(norms > bound, bound / np.where(norms > 0, norms, 1.0), 1.0)
+        rows *= factor[:, None].astype(self.dtype)
+        return float(factor.min())
+
+    # ------------------------------------------------------------------ training
+    def loss_and_grad(self, x: Any, target: Any, **kwargs: Any) -> LossAndGrad:
+        """Fused loss and gradients for this layer plus the φ regulariser.
+
+        Keyword arguments go to :func:`zeroproof_nb.rational_loss_and_grad` (``mode``,
+        ``delta``, ``saturation_bound``, ``sample_weight``, ``loss``, ``huber_delta``,
+        ``lambda_rej``, ``rejection_threshold``, ``q_epsilon``); the layer supplies basis, domain
+        and policy. With ``adaptive_loss_policy`` and no explicit ``lambda_rej``, λ_rej is the
+        policy's effective penalty (``get_effective_penalty()`` if it has one, else
+        ``.lambda_rej``), and ``policy.update(tags)`` is called with the batch's tags after the
+        pass. The returned ``loss`` and ``grad_phi`` include α/2·‖φ‖² (``data_loss`` and
+        ``rejection_loss`` do not).
+        """
+        for key in ("basis", "domain", "policy"):
+            if key in kwargs:
+                raise TypeError(f"{key} is set by the layer; pass it to TRRational instead")
+        alp = self.adaptive_loss_policy
+        if alp is not None and "lambda_rej" not in kwargs:
+            getter = getattr(alp, "get_effective_penalty", None)
+            kwargs["lambda_rej"] = float(getter() if callable(getter) else alp.lambda_rej)
+        res = rational_loss_and_grad(
+            self._x(x), target, self.theta, self.phi, **self._kw(), **kwargs
+        )
+        reg, reg_grad = self.regularization()
+        if reg or self.alpha_phi:
+            res = dataclasses.replace(
+                res, loss=res.loss + reg, grad_phi=res.grad_phi + reg_grad.astype(res.grad_phi.dtype)
+            )
+        if alp is not None:
+            alp.update(res.tags)
+        return res
+
+    # ------------------------------------------------------------------ persistence
+    def _config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {
+            "d_p": self.d_p, "d_q": self.d_q, "basis": self.basis,
+            "domain": np.array(self.domain, dtype=np.float64), "n_outputs": self.n_outputs,
+            "shared_q": self.shared_q, "input_dim": self.input_dim, "alpha_phi": self.alpha_phi,
+            "init": self.init, "dtype": self.dtype.name,
+        }
+        if self.l1_projection is not None:
+            cfg["l1_projection"] = self.l1_projection
+        if self.policy is not None:
+            for f in _POLICY_FIELDS:
+                cfg[f"policy.{f}"] = float(getattr(self.policy, f))
+        return cfg
+
+    def state_dict(self) -> dict[str, Any]:
+        """Parameters (copies) and configuration as plain arrays, numbers and strings."""
+        state = self._config()
+        state["theta"] = self.theta.copy()
+        state["phi"] = self.phi.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load θ and φ (in place) from a :meth:`state_dict`; the structural configuration
+        stored with it (degrees, basis, outputs, input_dim) must match this layer."""
+        for key in ("d_p", "d_q", "n_outputs", "input_dim"):
+            if key in state and int(np.asarray(state[key]).item()) != getattr(self, key):
+                raise ValueError(
+                    f"state has {key}={np.asarray(state[key]).item()}, this layer {getattr(self, key)}"
+                )
+        if "basis" in state and str(np.asarray(state["basis"]).item()) != self.basis:
+            raise ValueError(f"state has basis={np.asarray(state['basis']).item()!r}, this layer {self.basis!r}")
+        if "theta" not in state or "phi" not in state:
+            raise ValueError("state must contain 'theta' and 'phi'")
+        self.set_parameters([state["theta"], state["phi"]])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`state_dict` to a ``.npz`` file (no pickle)."""
+        np.savez(path, **self.state_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs: Any) -> "TRRational":
+        """Build a layer from a file written by :meth:`save`. ``kwargs`` (e.g.
+        ``adaptive_loss_policy``) are passed to the constructor."""
+        with np.load(path, allow_pickle=False) as f:
+            state = {k: f[k] for k in f.files}
+
+        def item(key: str) -> Any:
+            return np.asarray(state[key]).item()
+
+        cfg: dict[str, Any] = dict(
+            d_p=int(item("d_p")), d_q=int(item("d_q")), basis=str(item("basis")),
+            domain=tuple(float(v) for v in state["domain"]), n_outputs=int(item("n_outputs")),
+            shared_q=bool(item("shared_q")), input_dim=int(item("input_dim")),
+            alpha_phi=float(item("alpha_phi")), init=str(item("init")), dtype=str(item("dtype")),
+        )
+        if "l1_projection" in state:
+            cfg["l1_projection"] = float(item("l1_projection"))
+        if all(f"policy.{f}" in state for f in _POLICY_FIELDS):
+            cfg["policy"] = TRPolicy(**{f: float(item(f"policy.{f}")) for f in _POLICY_FIELDS})
+        cfg.update(kwargs)
+        layer = cls(**cfg)
+        layer.load_state_dict(state)
+        return layer
+
+    def __repr__(self) -> str:
+        return (
+            f"TRRational(d_p={self.d_p}, d_q={self.d_q}, basis={self.basis!r}, "
+            f"domain={self.domain}, n_outputs={self.n_outputs}, shared_q={self.shared_q}, "
+            f"input_dim={self.input_dim}, dtype={self.dtype.name})"
+        )
