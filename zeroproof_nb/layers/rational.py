@@ -22,7 +22,6 @@ from .._validation import (
     check_finite,
     check_int,
     check_nonnegative,
-    check_positive,
 )
 from ..rational import (
     LossAndGrad,
