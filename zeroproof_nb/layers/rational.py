@@ -306,7 +306,11 @@ class TRRational:
                 res, loss=res.loss + reg, grad_phi=res.grad_phi + reg_grad.astype(res.grad_phi.dtype)
             )
         if alp is not None:
-            alp.update(res.tags)
+            update_counts = getattr(alp, "update_counts", None)
+            if callable(update_counts):  # counts from the fused pass: no second count
+                update_counts(res.stats["tag_counts"])
+            else:
+                alp.update(res.tags)
         return res
 
     # ------------------------------------------------------------------ persistence
