@@ -37,38 +37,63 @@ def child_center(center, half_width, digit, per_axis):
     return center - half_width + (2.0 * digit + 1.0) * (half_width / per_axis)
 
 
+@njit(cache=True)
+def _split_one(center, half_width, level, q_abs, refined, src, base, per_axis):
+    d = center.shape[1]
+    n_children = per_axis ** d
+    child_level = level[src] + 1
+    for j in range(n_children):
+        dst = base + j
+        level[dst] = child_level
+        q_abs[dst] = math.nan
+        refined[dst] = False
+    stride = 1  # per_axis ** ax: children with the same digit on axis ax repeat in runs
+    for ax in range(d):
+        c = center[src, ax]
+        h = half_width[src, ax]
+        hc = h / per_axis
+        for j in range(n_children):
+            digit = (j // stride) % per_axis if d > 1 else j
+            center[base + j, ax] = child_center(c, h, digit, per_axis)
+            half_width[base + j, ax] = hc
+        stride *= per_axis
+    refined[src] = True
+
+
 @njit(cache=True, parallel=True)
 def split_cells(center, half_width, level, q_abs, refined, parents, per_axis, start):
     """Split ``parents`` (indices of cells) in place.
 
     Parent p's children occupy rows ``start + p*per_axis**d ... + per_axis**d - 1``; child j has
     axis digits ``j = sum_ax digit_ax * per_axis**ax``. The arrays must have room for them.
+    :func:`split_cells_serial` does the same on one thread.
     """
-    d = center.shape[1]
-    n_children = per_axis ** d
+    n_children = per_axis ** center.shape[1]
     for p in prange(parents.shape[0]):
-        src = parents[p]
-        base = start + p * n_children
-        for j in range(n_children):
-            dst = base + j
-            r = j
-            for ax in range(d):
-                digit = r % per_axis
-                r //= per_axis
-                center[dst, ax] = child_center(center[src, ax], half_width[src, ax], digit,
-                                               per_axis)
-                half_width[dst, ax] = half_width[src, ax] / per_axis
-            level[dst] = level[src] + 1
-            q_abs[dst] = math.nan
-            refined[dst] = False
-        refined[src] = True
+        _split_one(center, half_width, level, q_abs, refined, parents[p],
+                   start + p * n_children, per_axis)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def split_cells_serial(center, half_width, level, q_abs, refined, parents, per_axis, start):
+    """Single-threaded :func:`split_cells`."""
+    n_children = per_axis ** center.shape[1]
+    for p in range(parents.shape[0]):
+        _split_one(center, half_width, level, q_abs, refined, parents[p],
+                   start + p * n_children, per_axis)
+
+
+@njit(cache=True, inline="always")
+def point_in_cell(center, half_width, u):
+    """``center + (2u − 1)·half_width`` for u in [0, 1): a uniform point of the cell's axis."""
+    return center + (2.0 * u - 1.0) * half_width
+
+
+@njit(cache=True)
 def points_in_cells(center, half_width, cells, u, out):
     """``out[k] = center[cells[k]] + (2 u[k] - 1) * half_width[cells[k]]`` (u in [0, 1)^d)."""
     d = center.shape[1]
-    for k in prange(cells.shape[0]):
+    for k in range(cells.shape[0]):
         c = cells[k]
         for ax in range(d):
-            out[k, ax] = center[c, ax] + (2.0 * u[k, ax] - 1.0) * half_width[c, ax]
+            out[k, ax] = point_in_cell(center[c, ax], half_width[c, ax], u[k, ax])

@@ -15,7 +15,8 @@ Deterministic layout (independent of the numba thread count): the pool is cut in
 sums are accumulated sequentially into ``block_cum``. A draw maps a uniform u to
 ``t = u·total``, binary-searches the block and rescans it (recomputing the same per-point
 weights). Kernels index through slices so that numba can drop negative-index wraparound and
-vectorise the loops. The prepared form builds a Walker/Vose alias table once: O(1) per draw.
+vectorise the loops. The prepared form builds a Walker/Vose alias table once (one uint64 word
+per point): O(1) per draw.
 """
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ from .tags import CHUNK
 BLOCK = 128
 _BLOCKS_PER_CHUNK = CHUNK // BLOCK
 
-#: columns of the per-chunk statistics returned by :func:`weight_block_sums`
+#: columns of the per-chunk statistics (:func:`weight_block_sums`, :func:`abs_stats`)
 STAT_NAN, STAT_POSITIVE, STAT_ABS_SUM, STAT_ABS_MIN, STAT_FINITE = 0, 1, 2, 3, 4
 N_STATS = 5
 
-#: structured dtype of an alias table row (one cache line holds both fields of a row)
-ALIAS_DTYPE = np.dtype([("prob", np.float64), ("alias", np.int64)])
+#: below this many elements of work, the Python layer calls the ``*_serial`` twin of a parallel
+#: kernel (same results): waking threads costs more than it saves, and on a busy machine a
+#: parallel region waits for a free core
+PARALLEL_MIN_WORK = 1 << 16
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -163,15 +166,12 @@ def lane_min(buf, m):
 @njit(cache=True, error_model="numpy")
 def _chunk_pass(qc, ec, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
                 wc, write_weights, bsc, stats_row):
-    """Block sums and statistics of one chunk (slices keep every index non-negative)."""
+    """Block sums, NaN and positive-weight counts of one chunk (slices keep every index
+    non-negative, so the loops vectorise)."""
     buf = np.empty(BLOCK, dtype=np.float64)
-    abuf = np.empty(BLOCK, dtype=np.float64)
     n = qc.shape[0]
     n_nan = 0
     n_pos = 0
-    n_fin = 0
-    abs_sum = 0.0
-    abs_min = np.inf
     for k in range(bsc.shape[0]):
         lo = k * BLOCK
         hi = min(n, lo + BLOCK)
@@ -185,6 +185,22 @@ def _chunk_pass(qc, ec, use_extra, min_q_abs, power, inv_max_weight, inv_tempera
         for j in range(m):
             n_nan += 1 if qb[j] != qb[j] else 0
             n_pos += 1 if buf[j] > 0.0 else 0
+        bsc[k] = lane_sum(buf, m)
+    stats_row[STAT_NAN] = n_nan
+    stats_row[STAT_POSITIVE] = n_pos
+
+
+@njit(cache=True, error_model="numpy")
+def _abs_stats_chunk(qc, stats_row):
+    """Sum, min and count of the finite |q| of one chunk."""
+    abuf = np.empty(BLOCK, dtype=np.float64)
+    n = qc.shape[0]
+    n_fin = 0
+    abs_sum = 0.0
+    abs_min = np.inf
+    for lo in range(0, n, BLOCK):
+        qb = qc[lo:min(n, lo + BLOCK)]
+        m = qb.shape[0]
         for j in range(m):
             a = abs(qb[j])
             fin = a < np.inf
@@ -194,18 +210,46 @@ def _chunk_pass(qc, ec, use_extra, min_q_abs, power, inv_max_weight, inv_tempera
         for j in range(m):
             abuf[j] = abuf[j] if abuf[j] < np.inf else 0.0
         abs_sum += lane_sum(abuf, m)
-        bsc[k] = lane_sum(buf, m)
-    stats_row[STAT_NAN] = n_nan
-    stats_row[STAT_POSITIVE] = n_pos
     stats_row[STAT_ABS_SUM] = abs_sum
     stats_row[STAT_ABS_MIN] = abs_min
     stats_row[STAT_FINITE] = n_fin
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
+def abs_stats(q, chunk_stats):
+    """Per-chunk sum, min and count of the finite |q| into columns STAT_ABS_SUM, STAT_ABS_MIN
+    and STAT_FINITE of ``chunk_stats`` (ceil(N/CHUNK), N_STATS)."""
+    n = q.shape[0]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _abs_stats_chunk(q[c * CHUNK:min(n, c * CHUNK + CHUNK)], chunk_stats[c])
+
+
+@njit(cache=True, error_model="numpy")
+def abs_stats_serial(q, chunk_stats):
+    """Single-threaded :func:`abs_stats`."""
+    n = q.shape[0]
+    for c in range((n + CHUNK - 1) // CHUNK):
+        _abs_stats_chunk(q[c * CHUNK:min(n, c * CHUNK + CHUNK)], chunk_stats[c])
+
+
+@njit(cache=True, error_model="numpy")
+def _pass_chunk(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+                weights_out, write_weights, block_sums, chunk_stats, c):
+    n = q.shape[0]
+    lo = c * CHUNK
+    hi = min(n, lo + CHUNK)
+    blo = lo // BLOCK
+    bhi = (hi + BLOCK - 1) // BLOCK
+    _chunk_pass(q[lo:hi], extra[lo:hi] if use_extra else extra, use_extra, min_q_abs,
+                power, inv_max_weight, inv_temperature,
+                weights_out[lo:hi] if write_weights else weights_out, write_weights,
+                block_sums[blo:bhi], chunk_stats[c])
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
 def weight_block_sums(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
                       weights_out, write_weights, block_sums, chunk_stats):
-    """One pass over q: block sums of the weights and per-chunk statistics.
+    """One pass over q: block sums of the weights, NaN and positive counts (parallel).
 
     Parameters
     ----------
@@ -215,20 +259,24 @@ def weight_block_sums(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv
         :func:`importance_weight`)
     weights_out : (N,) float64, written when ``write_weights`` (else a dummy (1,) array)
     block_sums : (ceil(N/BLOCK),) float64, out: :func:`lane_sum` of each block's weights
-    chunk_stats : (ceil(N/CHUNK), N_STATS) float64, out: NaN count, positive-weight count,
-        sum and min of the finite |q|, finite count.
+    chunk_stats : (ceil(N/CHUNK), N_STATS) float64, out: columns STAT_NAN (NaN count) and
+        STAT_POSITIVE (positive-weight count); the |q| columns are :func:`abs_stats`' job.
+
+    :func:`weight_block_sums_serial` computes the same values on one thread (small pools).
     """
-    n = q.shape[0]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks):
-        lo = c * CHUNK
-        hi = min(n, lo + CHUNK)
-        blo = lo // BLOCK
-        bhi = (hi + BLOCK - 1) // BLOCK
-        _chunk_pass(q[lo:hi], extra[lo:hi] if use_extra else extra, use_extra, min_q_abs,
-                    power, inv_max_weight, inv_temperature,
-                    weights_out[lo:hi] if write_weights else weights_out, write_weights,
-                    block_sums[blo:bhi], chunk_stats[c])
+    for c in prange((q.shape[0] + CHUNK - 1) // CHUNK):
+        _pass_chunk(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+                    weights_out, write_weights, block_sums, chunk_stats, c)
+
+
+@njit(cache=True, error_model="numpy")
+def weight_block_sums_serial(q, extra, use_extra, min_q_abs, power, inv_max_weight,
+                             inv_temperature, weights_out, write_weights, block_sums,
+                             chunk_stats):
+    """Single-threaded :func:`weight_block_sums` (identical results)."""
+    for c in range((q.shape[0] + CHUNK - 1) // CHUNK):
+        _pass_chunk(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+                    weights_out, write_weights, block_sums, chunk_stats, c)
 
 
 @njit(cache=True)
@@ -252,6 +300,13 @@ def cumulative_sum(values, out):
 def normalise(values, total, out):
     """``out = values / total`` (``out`` may be ``values``)."""
     for i in prange(values.shape[0]):
+        out[i] = values[i] / total
+
+
+@njit(cache=True)
+def normalise_serial(values, total, out):
+    """Single-threaded :func:`normalise`."""
+    for i in range(values.shape[0]):
         out[i] = values[i] / total
 
 
@@ -296,6 +351,17 @@ def _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_tempera
     return lo + last_pos
 
 
+@njit(cache=True, error_model="numpy")
+def _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+               block_cum, last_block, u, out, p, n_parts):
+    buf = np.empty(BLOCK, dtype=np.float64)
+    total = block_cum[block_cum.shape[0] - 1]
+    n_draws = u.shape[0]
+    for k in range((p * n_draws) // n_parts, ((p + 1) * n_draws) // n_parts):
+        out[k] = _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight,
+                           inv_temperature, block_cum, last_block, u[k] * total, buf)
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def draw_block_cdf(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
                    block_cum, last_block, u, out):
@@ -305,27 +371,32 @@ def draw_block_cdf(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_te
     ``last_block`` the last block with a positive sum. The chosen block's weights are
     recomputed and scanned; when rounding leaves the target beyond the scan's total, the last
     positive-weight index of the block is taken. Only positive-weight indices are returned, and
-    each draw depends on u[k] alone, so the result does not depend on the thread count.
+    each draw depends on u[k] alone, so the result does not depend on the thread count
+    (:func:`draw_block_cdf_serial` gives the same indices on one thread).
     """
-    total = block_cum[block_cum.shape[0] - 1]
-    n_draws = u.shape[0]
-    n_parts = min(n_draws, 64)
+    n_parts = min(u.shape[0], 64)
     for p in prange(n_parts):
-        buf = np.empty(BLOCK, dtype=np.float64)
-        k0 = (p * n_draws) // n_parts
-        k1 = ((p + 1) * n_draws) // n_parts
-        for k in range(k0, k1):
-            out[k] = _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight,
-                               inv_temperature, block_cum, last_block, u[k] * total, buf)
+        _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+                   block_cum, last_block, u, out, p, n_parts)
 
 
 @njit(cache=True, error_model="numpy")
-def build_alias_table(weights, total, fallback, prob, alias):
+def draw_block_cdf_serial(q, extra, use_extra, min_q_abs, power, inv_max_weight,
+                          inv_temperature, block_cum, last_block, u, out):
+    """Single-threaded :func:`draw_block_cdf`."""
+    _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+               block_cum, last_block, u, out, 0, 1)
+
+
+@njit(cache=True, error_model="numpy")
+def build_alias_table(weights, total, fallback, table):
     """Walker/Vose alias table of ``weights`` (sum ``total`` > 0).
 
-    ``prob`` (float64) and ``alias`` (int64) are (N,) outputs, e.g. the field views of an
-    ALIAS_DTYPE array. Zero weights get ``prob = 0`` (never chosen
-    directly); ``fallback`` (a positive-weight index) absorbs rounding leftovers of such rows.
+    ``table`` is an (N,) uint64 output, one word per row (:func:`_pack_alias`): the alias
+    index in the high 32 bits, the acceptance probability in 32-bit fixed point in the low bits
+    (draw probabilities exact to 2**-32 per row; half the memory of a float64 + int64 table, so
+    random draws miss the cache less). Rows of probability 1 alias themselves. Zero weights get
+    probability 0 (never chosen directly); ``fallback`` (a positive-weight index) absorbs rounding leftovers of such rows.
     Sequential O(N), deterministic.
     """
     n = weights.shape[0]
@@ -349,8 +420,7 @@ def build_alias_table(weights, total, fallback, prob, alias):
         s = small[ns]
         nl -= 1
         g = large[nl]
-        prob[s] = scaled[s]
-        alias[s] = g
+        table[s] = _pack_alias(scaled[s], g)
         scaled[g] = (scaled[g] + scaled[s]) - 1.0
         if scaled[g] < 1.0:
             small[ns] = g
@@ -361,35 +431,74 @@ def build_alias_table(weights, total, fallback, prob, alias):
     while nl > 0:
         nl -= 1
         g = large[nl]
-        prob[g] = 1.0
-        alias[g] = g
+        table[g] = _pack_alias(1.0, g)
     while ns > 0:
         ns -= 1
         s = small[ns]
         if weights[s] > 0.0:
-            prob[s] = 1.0
-            alias[s] = s
+            table[s] = _pack_alias(1.0, s)
         else:
-            prob[s] = 0.0
-            alias[s] = fallback
+            table[s] = _pack_alias(0.0, fallback)
+
+
+_FIXED_ONE = 4294967296.0  # 2**32
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
+@njit(cache=True, inline="always")
+def _pack_alias(prob, alias):
+    """One alias-table word: ``alias << 32 | floor(prob · 2**32)`` (saturated below 2**32)."""
+    p = prob * _FIXED_ONE
+    if p < 1.0:  # also rounding residues below 0
+        fixed = np.uint64(0)
+    elif p < _FIXED_ONE:
+        fixed = np.uint64(p)
+    else:
+        fixed = _LOW32
+    return (np.uint64(alias) << _SHIFT32) | fixed
+
+
+@njit(cache=True, inline="always")
+def _alias_draw(table, x):
+    """Index drawn by the alias method for x = u·N (u uniform in [0, 1)).
+
+    Unsigned indexing: numba then skips the negative-index wraparound, which keeps the
+    independent table loads of consecutive draws in flight together.
+    """
+    n = np.uint64(table.shape[0])
+    j = np.uint64(x)
+    if j >= n:
+        j = n - np.uint64(1)
+    word = table[j]
+    if np.int64((x - np.float64(j)) * _FIXED_ONE) < np.int64(word & _LOW32):
+        return np.int64(j)
+    return np.int64(word >> _SHIFT32)
 
 
 @njit(cache=True, parallel=True)
-def draw_alias(prob, alias, u, out):
-    """O(1) draws from an alias table: j = floor(u·N), keep j if frac < prob[j] else alias[j].
-
-    ``prob`` and ``alias`` may be the (strided) field views of an ALIAS_DTYPE array.
-    """
-    n = prob.shape[0]
+def draw_alias(table, u, out):
+    """O(1) draws from a packed alias table: j = floor(u·N), keep j if frac < prob[j], else
+    alias[j]. :func:`draw_alias_serial` gives the same indices on one thread."""
+    n = table.shape[0]
     for k in prange(u.shape[0]):
-        x = u[k] * n
-        j = int(x)
-        if j >= n:
-            j = n - 1
-        if x - j < prob[j]:
-            out[k] = j
-        else:
-            out[k] = alias[j]
+        out[k] = _alias_draw(table, u[k] * n)
+
+
+@njit(cache=True)
+def draw_alias_serial(table, u, out):
+    """Single-threaded :func:`draw_alias`."""
+    n = table.shape[0]
+    for k in range(u.shape[0]):
+        out[k] = _alias_draw(table, u[k] * n)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def exponential_key(w, e):
+    """Key ``e / w`` of weighted sampling without replacement (``inf`` where w <= 0)."""
+    if w > 0.0:
+        return e / w
+    return math.inf
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -400,11 +509,14 @@ def exponential_keys(weights, e, out):
     successive weighted draws without replacement (Efraimidis & Spirakis).
     """
     for i in prange(weights.shape[0]):
-        w = weights[i]
-        if w > 0.0:
-            out[i] = e[i] / w
-        else:
-            out[i] = math.inf
+        out[i] = exponential_key(weights[i], e[i])
+
+
+@njit(cache=True, error_model="numpy")
+def exponential_keys_serial(weights, e, out):
+    """Single-threaded :func:`exponential_keys`."""
+    for i in range(weights.shape[0]):
+        out[i] = exponential_key(weights[i], e[i])
 
 
 @njit(cache=True)
@@ -412,7 +524,7 @@ def accumulate_counts(counts, idx):
     """``counts[idx[k]] += 1`` for every k; returns how many entries went from 0 to 1."""
     new = 0
     for k in range(idx.shape[0]):
-        j = idx[k]
+        j = np.uint64(idx[k])  # unsigned: no wraparound branch (indices are valid)
         if counts[j] == 0:
             new += 1
         counts[j] += 1

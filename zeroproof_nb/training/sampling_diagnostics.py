@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numba
 import numpy as np
 
 from .._validation import (
@@ -63,6 +64,26 @@ __all__ = [
 ]
 
 _DUMMY = np.zeros(1, dtype=np.float64)
+
+
+def _parallel(work: int) -> bool:
+    """Use a parallel kernel for this much work (else its ``*_serial`` twin, same results)."""
+    return work >= _kw.PARALLEL_MIN_WORK and numba.get_num_threads() > 1
+
+
+def _abs_stats(q: np.ndarray) -> tuple[float, float]:
+    """(mean, min) of the finite |q| (NaN, NaN when there is none)."""
+    stats = np.zeros(((q.shape[0] + CHUNK - 1) // CHUNK, _kw.N_STATS), dtype=np.float64)
+    (_kw.abs_stats if _parallel(q.shape[0]) else _kw.abs_stats_serial)(q, stats)
+    n_fin = stats[:, _kw.STAT_FINITE].sum()
+    if not n_fin > 0:
+        return float("nan"), float("nan")
+    return (float(stats[:, _kw.STAT_ABS_SUM].sum() / n_fin),
+            float(stats[:, _kw.STAT_ABS_MIN].min()))
+
+
+def _normalise(w: np.ndarray, total: float) -> None:
+    (_kw.normalise if _parallel(w.shape[0]) else _kw.normalise_serial)(w, total, w)
 
 
 class SamplingStrategy(Enum):
@@ -180,7 +201,7 @@ class PreparedPool:
     Attributes
     ----------
     weights : (N,) float64, normalised draw probabilities
-    table : (N,) structured array with fields ``prob`` (float64) and ``alias`` (int64)
+    table : (N,) uint64 alias table (alias index << 32 | acceptance probability · 2**32)
     n_positive, n_nan : ints
     q_abs_mean, q_abs_min : floats over the finite |q| (NaN if none)
     valid_index : (M,) int64 indices of the non-NaN q, or None when every q is a number
@@ -266,8 +287,9 @@ class ImportanceSampler:
         self._counts = np.zeros(0, dtype=np.int64)
         self.total_samples = 0
         self._unique = 0
-        self._q_abs_mean = 0.0
-        self._q_abs_min = 0.0
+        self._q_stats: tuple[float, float] | None = (0.0, 0.0)
+        self._q_ref: np.ndarray | None = None
+        self._q_key: Any = None
 
     def _record(self, idx: np.ndarray, n: int) -> None:
         self.total_samples += int(idx.shape[0])
@@ -306,9 +328,24 @@ class ImportanceSampler:
             "max_sample_count": max_c,
             "min_sample_count": min_c,
             "sample_diversity": self._unique / max(1, self.total_samples),
-            "mean_q_abs": float(self._q_abs_mean),
-            "min_q_abs": float(self._q_abs_min),
+            "mean_q_abs": self._pool_q_stats()[0],
+            "min_q_abs": self._pool_q_stats()[1],
         }
+
+    def _note_pool(self, q: np.ndarray) -> None:
+        """Remember the pool whose |q| statistics :meth:`get_statistics` reports.
+
+        They are computed on demand, once per pool array. The sampler keeps a reference to the
+        most recent pool (so a new array cannot reuse its address); an array changed in place
+        keeps its cached values."""
+        key = (q.__array_interface__["data"][0], q.shape, q.dtype.str)
+        if key != self._q_key:
+            self._q_key, self._q_ref, self._q_stats = key, q, None
+
+    def _pool_q_stats(self) -> tuple[float, float]:
+        if self._q_stats is None:
+            self._q_stats = _abs_stats(self._q_ref)
+        return self._q_stats
 
     # ---------------------------------------------------------------------------- weights
     def _scan(self, q: np.ndarray, extra: np.ndarray | None, write_weights: bool,
@@ -320,19 +357,15 @@ class ImportanceSampler:
         stats = np.empty(((n + CHUNK - 1) // CHUNK, _kw.N_STATS), dtype=np.float64)
         w = np.empty(n, dtype=np.float64) if write_weights else _DUMMY
         use_extra = extra is not None
-        _kw.weight_block_sums(q, extra if use_extra else _DUMMY, use_extra,
-                              *self.config.weight_params(), w, write_weights, block, stats)
+        kernel = _kw.weight_block_sums if _parallel(n) else _kw.weight_block_sums_serial
+        kernel(q, extra if use_extra else _DUMMY, use_extra, *self.config.weight_params(), w,
+               write_weights, block, stats)
         n_nan = int(stats[:, _kw.STAT_NAN].sum())
         if n_nan and self.config.nan_policy == "raise":
             raise ValueError(
                 f"{name} contains {n_nan} NaN value(s); use nan_policy='omit' to give them weight 0"
             )
-        n_fin = stats[:, _kw.STAT_FINITE].sum()
-        if n_fin > 0:
-            self._q_abs_mean = float(stats[:, _kw.STAT_ABS_SUM].sum() / n_fin)
-            self._q_abs_min = float(stats[:, _kw.STAT_ABS_MIN].min())
-        else:
-            self._q_abs_mean = self._q_abs_min = float("nan")
+        self._note_pool(q)
         last_block = int(_kw.cumulative_sum(block, block))
         return _Scan(n=n, q=q, extra=extra, weights=w if write_weights else None,
                      block_cum=block, last_block=last_block, total=float(block[-1]),
@@ -360,7 +393,7 @@ class ImportanceSampler:
         scan = self._scan(q, self._extra(sample_weights, q.shape[0]), True, "q_values")
         if not scan.total > 0:
             raise ValueError("q_values: no point has a positive weight")
-        _kw.normalise(scan.weights, scan.total, scan.weights)
+        _normalise(scan.weights, scan.total)
         return scan.weights
 
     def prepare(self, q_pool: Any, *, sample_weights: Any = None) -> PreparedPool:
@@ -378,12 +411,15 @@ class ImportanceSampler:
         w = scan.weights
         lo = scan.last_block * _kw.BLOCK
         fallback = lo + int(np.flatnonzero(w[lo: lo + _kw.BLOCK] > 0)[-1])
-        table = np.empty(scan.n, dtype=_kw.ALIAS_DTYPE)
-        _kw.build_alias_table(w, scan.total, fallback, table["prob"], table["alias"])
-        _kw.normalise(w, scan.total, w)
+        if scan.n >= 2 ** 32:
+            raise ValueError("q_pool: prepare() supports pools of fewer than 2**32 points")
+        table = np.empty(scan.n, dtype=np.uint64)
+        _kw.build_alias_table(w, scan.total, fallback, table)
+        _normalise(w, scan.total)
         valid = np.flatnonzero(~np.isnan(q)) if scan.n_nan else None
         return PreparedPool(weights=w, table=table, n_positive=scan.n_positive, n_nan=scan.n_nan,
-                            q_abs_mean=self._q_abs_mean, q_abs_min=self._q_abs_min,
+                            q_abs_mean=self._pool_q_stats()[0],
+                            q_abs_min=self._pool_q_stats()[1],
                             valid_index=valid, params=self.config.weight_params())
 
     def _source(self, q_pool: Any, sample_weights: Any, need_weights: bool) -> _Scan:
@@ -392,7 +428,8 @@ class ImportanceSampler:
                 raise ValueError("sample_weights: pass them to prepare(), not with a PreparedPool")
             if q_pool.params != self.config.weight_params():
                 raise ValueError("q_pool was prepared with other weight parameters; prepare it again")
-            self._q_abs_mean, self._q_abs_min = q_pool.q_abs_mean, q_pool.q_abs_min
+            self._q_key, self._q_ref = ("prepared", id(q_pool)), None
+            self._q_stats = (q_pool.q_abs_mean, q_pool.q_abs_min)
             return _Scan(n=q_pool.size, q=None, extra=None, weights=q_pool.weights,
                          block_cum=None, last_block=-1, total=1.0,
                          n_positive=q_pool.n_positive, n_nan=q_pool.n_nan, prepared=q_pool)
@@ -411,13 +448,15 @@ class ImportanceSampler:
         if replacement:
             u = self.rng.random(k)
             if src.prepared is not None:
-                t = src.prepared.table
-                _kw.draw_alias(t["prob"], t["alias"], u, out)
+                # each alias draw is one cache miss: threads pay off from B = 2**15
+                kernel = _kw.draw_alias if _parallel(2 * k) else _kw.draw_alias_serial
+                kernel(src.prepared.table, u, out)
             else:
-                mq, p, mw, it = self.config.weight_params()
+                kernel = (_kw.draw_block_cdf if _parallel(k * _kw.BLOCK)
+                          else _kw.draw_block_cdf_serial)
                 extra = src.extra if src.extra is not None else _DUMMY
-                _kw.draw_block_cdf(src.q, extra, src.extra is not None, mq, p, mw, it,
-                                   src.block_cum, src.last_block, u, out)
+                kernel(src.q, extra, src.extra is not None, *self.config.weight_params(),
+                       src.block_cum, src.last_block, u, out)
             return out
         if k > src.n_positive:
             raise ValueError(
@@ -431,7 +470,7 @@ class ImportanceSampler:
         n = weights.shape[0]
         e = self.rng.standard_exponential(n)
         keys = np.empty(n, dtype=np.float64)
-        _kw.exponential_keys(weights, e, keys)
+        (_kw.exponential_keys if _parallel(n) else _kw.exponential_keys_serial)(weights, e, keys)
         if excluded is not None:
             keys[excluded] = np.inf
         part = np.argpartition(keys, k - 1)[:k]
@@ -523,8 +562,8 @@ class ImportanceSampler:
             "sample_counts": self._counts.copy(),
             "total_samples": int(self.total_samples),
             "unique_samples": int(self._unique),
-            "q_abs_mean": float(self._q_abs_mean),
-            "q_abs_min": float(self._q_abs_min),
+            "q_abs_mean": self._pool_q_stats()[0],
+            "q_abs_min": self._pool_q_stats()[1],
             "track_counts": self.track_counts,
         }
 
@@ -535,8 +574,8 @@ class ImportanceSampler:
         self._counts = np.array(state["sample_counts"], dtype=np.int64)
         self.total_samples = int(state["total_samples"])
         self._unique = int(state["unique_samples"])
-        self._q_abs_mean = float(state["q_abs_mean"])
-        self._q_abs_min = float(state["q_abs_min"])
+        self._q_stats = (float(state["q_abs_mean"]), float(state["q_abs_min"]))
+        self._q_ref, self._q_key = None, ("restored", id(state))
         self.track_counts = bool(state.get("track_counts", True))
 
 
@@ -744,9 +783,9 @@ class ActiveSampler:
         if k:
             self._reserve(n + k * per_cell)
             cells = self._cells
-            _kr.split_cells(cells["center"], cells["half_width"], cells["level"],
-                            cells["q_abs"], cells["refined"], cand.astype(np.int64),
-                            self.per_axis, n)
+            kernel = _kr.split_cells if _parallel(k * per_cell) else _kr.split_cells_serial
+            kernel(cells["center"], cells["half_width"], cells["level"], cells["q_abs"],
+                   cells["refined"], cand.astype(np.int64), self.per_axis, n)
             self._n = n + k * per_cell
         entry = {"n_refined": k, "n_added": k * per_cell, "total_points": self._n}
         self.refinement_history.append(entry)
