@@ -52,7 +52,11 @@ def test_prepared_pool_batches_vs_choice(benchmark, batch):
     ref_rng = np.random.default_rng(2)
     p = pool.weights
     choice_s = reference_median(lambda: ref_rng.choice(n, batch, p=p), rounds=5)
-    benchmark.extra_info.update(n=n, batch=batch, prepare_s=prepare_s)
+    bare = ImportanceSampler(ImportanceSamplerConfig(seed=1), track_counts=False)
+    bare_s = reference_median(lambda: bare.sample_indices(pool, batch), rounds=21)
+    benchmark.extra_info.update(n=n, batch=batch, prepare_s=prepare_s,
+                                without_count_tracking_s=bare_s,
+                                ratio_vs_choice_without_count_tracking=choice_s / bare_s)
     record_ratio(benchmark, choice_s, "choice")
 
 

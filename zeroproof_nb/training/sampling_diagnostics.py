@@ -448,11 +448,12 @@ class ImportanceSampler:
         if replacement:
             u = self.rng.random(k)
             if src.prepared is not None:
-                # each alias draw is one cache miss: threads pay off from B = 2**15
-                kernel = _kw.draw_alias if _parallel(2 * k) else _kw.draw_alias_serial
+                # a batch of draws is short work: a parallel region only pays off for very
+                # large batches (and stalls when another process holds a core)
+                kernel = _kw.draw_alias if _parallel(k // 4) else _kw.draw_alias_serial
                 kernel(src.prepared.table, u, out)
             else:
-                kernel = (_kw.draw_block_cdf if _parallel(k * _kw.BLOCK)
+                kernel = (_kw.draw_block_cdf if _parallel(k * 4)
                           else _kw.draw_block_cdf_serial)
                 extra = src.extra if src.extra is not None else _DUMMY
                 kernel(src.q, extra, src.extra is not None, *self.config.weight_params(),
