@@ -143,7 +143,9 @@ def count_tags(tags: Any, axis: int | None = None) -> np.ndarray:
     """
     t = as_tags(tags)
     if axis is None:
-        counts = _ktags.count_tags_flat(np.ascontiguousarray(t).reshape(-1))
+        flat = np.ascontiguousarray(t).reshape(-1)
+        kernel = _ktags.count_tags_flat if flat.size > _ktags.CHUNK else _ktags.count_tags_serial
+        counts = kernel(flat)
         bad = counts[4]
         counts = counts[:4]
     else:
