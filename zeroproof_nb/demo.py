@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._jsonutil import json_default
 from .core import to_ieee
 from .fitting import linearized_fit
 from .layers import TRRational
@@ -51,7 +52,7 @@ def _test_points(problem: RationalProblem, n_grid: int = 4001) -> np.ndarray:
     return x[(x >= lo) & (x <= hi) & (near >= 1e-6 * (1 - 1e-9))]
 
 
-def _evaluate(name: str, y_pred: np.ndarray, poles_found: Any, x_test: np.ndarray,
+def _evaluate(y_pred: np.ndarray, poles_found: Any, x_test: np.ndarray,
               y_true: np.ndarray, problem: RationalProblem) -> dict[str, Any]:
     found = np.asarray(poles_found, dtype=np.float64).ravel()
     return {
@@ -59,19 +60,6 @@ def _evaluate(name: str, y_pred: np.ndarray, poles_found: Any, x_test: np.ndarra
         "poles": [float(p) for p in np.sort(found)],
         "bucket_mse": bucket_mse(x_test, y_pred, y_true, problem.true_poles()),
     }
-
-
-def _b01(entry: dict[str, Any]) -> float:
-    """B0+B1 MSE (count-weighted); inf when a bucket has points but no finite prediction."""
-    tot, n = 0.0, 0
-    for b in ("B0", "B1"):
-        info = entry["bucket_mse"][b]
-        if info["count"]:
-            if info["mse"] is None:
-                return math.inf
-            tot += info["mse"] * (info["count"] - info.get("n_nonreal", 0))
-            n += info["count"] - info.get("n_nonreal", 0)
-    return tot / n if n else math.nan
 
 
 def run_demo(
@@ -178,10 +166,10 @@ def run_demo(
     y_poly = to_ieee(poly_model.forward(x_test))
     y_aaa = np.asarray(aaa.predict(x_test), dtype=np.float64)
     models = {
-        "tr_rational": _evaluate("tr_rational", y_tr, tr_model.poles(), x_test, y_true, problem),
-        "eps_rational": _evaluate("eps_rational", y_eps, eps_model.poles(), x_test, y_true, problem),
-        "polynomial": _evaluate("polynomial", y_poly, [], x_test, y_true, problem),
-        "aaa": _evaluate("aaa", y_aaa, aaa.poles(), x_test, y_true, problem),
+        "tr_rational": _evaluate(y_tr, tr_model.poles(), x_test, y_true, problem),
+        "eps_rational": _evaluate(y_eps, eps_model.poles(), x_test, y_true, problem),
+        "polynomial": _evaluate(y_poly, [], x_test, y_true, problem),
+        "aaa": _evaluate(y_aaa, aaa.poles(), x_test, y_true, problem),
     }
     for key, trainer in (("tr_rational", tr_trainer), ("eps_rational", eps_trainer),
                          ("polynomial", poly_trainer)):
@@ -203,12 +191,12 @@ def run_demo(
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, default=_json_default)
+            json.dump(summary, f, indent=2, default=json_default)
         history = {"tr_rational": {"history": tr_trainer.history, "epochs": tr_trainer.epoch_records},
                    "eps_rational": {"history": eps_trainer.history},
                    "polynomial": {"history": poly_trainer.history}}
         with open(out_dir / "history.json", "w", encoding="utf-8") as f:
-            json.dump(history, f, indent=2, default=_json_default)
+            json.dump(history, f, indent=2, default=json_default)
         if tr_trainer.monitor is not None:
             tr_trainer.monitor.export_diagnostics(tr_trainer.epoch - 1, out_dir / "diagnostics")
         if plot:
@@ -224,16 +212,6 @@ def run_demo(
         say(f"wrote {out_dir / 'summary.json'}, {out_dir / 'history.json'}, {out_dir / 'diagnostics'}/")
     say(f"total wall time {time.perf_counter() - t_start:.1f} s")
     return summary
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return str(o)
-    return str(o)
 
 
 def _fmt(v: Any) -> str:

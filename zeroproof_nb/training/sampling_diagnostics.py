@@ -27,11 +27,12 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numba
 import numpy as np
 
+from .._jsonutil import json_default
 from .._validation import (
     as_float_array,
     check_bounds,
@@ -1024,7 +1025,7 @@ class IntegratedSampler:
             out_dir.mkdir(parents=True, exist_ok=True)
             p = out_dir / f"sampling_history_epoch_{epoch}.json"
             with open(p, "w", encoding="utf-8") as f:
-                json.dump(list(self.sampling_history)[-100:], f, indent=2, default=_json_default)
+                json.dump(list(self.sampling_history)[-100:], f, indent=2, default=json_default)
             written["sampling_history"] = p
         return written
 
@@ -1049,14 +1050,6 @@ class IntegratedSampler:
         self._last_refined_epoch = state["last_refined_epoch"]
         self.sampling_history.clear()
         self.sampling_history.extend(state.get("sampling_history", []))
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
 
 
 _FACTORY_KEYS = {

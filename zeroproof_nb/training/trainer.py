@@ -14,10 +14,11 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .._jsonutil import json_default
 from .._validation import (
     as_float_array,
     check_choice,
@@ -246,14 +247,6 @@ def _join_arrays(obj: Any, data: Any) -> Any:
     if isinstance(obj, list):
         return [_join_arrays(v, data) for v in obj]
     return obj
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
 
 
 class Trainer:
@@ -616,7 +609,7 @@ class Trainer:
             "extra": self._extra_state(),
         }
         doc = _split_arrays(meta, arrays)
-        arrays["meta_json"] = np.array(json.dumps(doc, default=_json_default))
+        arrays["meta_json"] = np.array(json.dumps(doc, default=json_default))
         np.savez(path, **arrays)
         return path
 
