@@ -52,6 +52,10 @@ __all__ = [
 n_terms = _kb.n_terms
 
 
+_DUMMY_EXPS = np.zeros((1, 1), dtype=np.int64)
+_DUMMY_EXPS.setflags(write=False)
+
+
 @lru_cache(maxsize=256)
 def _exponents_cached(d: int, degree: int) -> np.ndarray:
     e = _kb.monomial_exponents(d, degree)
@@ -197,7 +201,7 @@ def _prepare(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> _Problem:
         if ph.ndim != 1:
             raise ValueError(f"phi must be 1-dimensional when theta is 1-dimensional, got shape {ph.shape}")
     theta2 = th.reshape(n_out, th.shape[-1])
-    phi2 = ph.reshape(-1, ph.shape[-1])
+    phi2 = ph.reshape(1 if ph.ndim == 1 else ph.shape[0], ph.shape[-1])  # d_q = 0 allowed
     if xa.ndim == 2:
         d = xa.shape[1]
         if d < 1:
@@ -210,7 +214,7 @@ def _prepare(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> _Problem:
         dp = theta2.shape[1] - 1
         dq = phi2.shape[1]
         d_kernel = 0
-        exps = np.zeros((1, 1), dtype=np.int64)
+        exps = _DUMMY_EXPS
     else:
         xk = xa
         dp = _degree_from_terms(theta2.shape[1], d, "theta", 0)
@@ -306,7 +310,8 @@ def rational_eval(
         val, tag = _views2(y, n, pb.n_out)
         q2 = q.reshape(n, pb.n_out) if return_q else q
         tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
-        k = _kr.eval_kernel(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q, bool(return_q))
+        k = _kr.eval_kernel(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+                            bool(return_q), policy is not None, eps > 0)
         k(pb.x, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift, pb.dtype.type(1.0), eps,
           tau_q, tau_p, val, tag, q2)
     if return_q:
@@ -442,14 +447,13 @@ def _target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
     return np.ascontiguousarray(t, dtype=np.float64)
 
 
-def _normalised_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """w / sum(w) with the output shape (a zero-stride view when no weights are given)."""
-    n_total = int(np.prod(shape))
+def _normalised_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """w / sum(w) head-major, shape (n_out, N) C-contiguous; None when no weights are given."""
     if sample_weight is None:
-        return np.broadcast_to(np.full(1, 1.0 / max(n_total, 1)), shape)
+        return None
     w = as_float_array(sample_weight, "sample_weight", dtype=np.float64)
     if w.shape == shape[:1] and len(shape) == 2:
-        w = np.broadcast_to(w[:, None], shape)
+        w = np.repeat(w[:, None], shape[1], axis=1)
     elif w.shape != shape:
         raise ValueError(
             f"sample_weight must have shape {shape[:1]} or the output shape {shape}, got {w.shape}"
@@ -458,9 +462,10 @@ def _normalised_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarra
     if np.any(w < 0):
         raise ValueError("sample_weight must be >= 0")
     total = float(np.sum(w))
-    if n_total and not total > 0:
+    if w.size and not total > 0:
         raise ValueError("sample_weight must have a positive sum")
-    return w / total if n_total else w
+    w2 = w.reshape(shape[0], -1)
+    return np.ascontiguousarray((w2 / total).T) if w.size else w2.T
 
 
 def rational_loss_and_grad(
@@ -511,9 +516,9 @@ def rational_loss_and_grad(
     eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
     shape = pb.out_shape
     tgt = _target_array(target, shape, pb.dtype)
-    wn = _normalised_weights(sample_weight, shape)
 
     n = pb.x.shape[0]
+    wn = _normalised_weights(sample_weight, shape)
     y = np.empty(shape, dtype=tr_dtype(pb.dtype))
     q = np.empty(shape, dtype=pb.dtype)
     n_tp = pb.theta2.shape[1]
@@ -530,10 +535,19 @@ def rational_loss_and_grad(
         tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
         n_total = float(n * pb.n_out)
         glim = float(np.finfo(pb.dtype).max) / n_total
-        k = _kr.grad_kernel(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
-        k(pb.x, pb.exps, tgt.reshape(n, pb.n_out), wn.reshape(n, pb.n_out), pb.theta2, pb.phi2,
-          pb.scale, pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, mode_code, delta_f, bound,
-          loss_code, hub, lam, tau_rej, glim, val, tag, q.reshape(n, pb.n_out), pgrad, pf, pi)
+        has_w = wn is not None
+        w_arg = wn if has_w else np.full((1, 1), 1.0 / n_total)
+        # head-major target (a free reshape for one output)
+        tgt_hm = np.ascontiguousarray(tgt.reshape(n, pb.n_out).T)
+        fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+                                   policy is not None, eps > 0, pb.dtype)
+        args = (
+            pb.x.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
+            pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, mode_code, delta_f, bound,
+            loss_code, hub, lam, 1.0 / tau_rej, glim, val, tag, q.reshape(n, pb.n_out), pgrad,
+            pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d, fwd,
+        )
+        _kr.grad_kernel(args)(*args)
     g, f, s = _kr.combine_partials(pgrad, pf, pi)
 
     th_shape = (pb.n_out, n_tp) if pb.multi else (n_tp,)

@@ -4,34 +4,63 @@ Design
 ------
 The per-point math is written once, as small ``@njit(inline="always")`` scalar functions
 (:func:`tr_quotient`, :func:`policy_tag`, :func:`output_point`, :func:`data_loss_point`,
-:func:`dy_coefficients`, :func:`rejection_point`, :func:`add_psi_1d`, ...) that allocate nothing
-(a CUDA kernel can compile the same source as device functions). The point loops are thin
-``prange`` wrappers built by *kernel factories*: :func:`eval_kernel` and :func:`grad_kernel`
-return an ``@njit(cache=True, parallel=True)`` closure whose basis, degrees, input dimension,
-number of outputs and Q-sharing are frozen closure constants. With the degrees known at compile
-time every Horner/Clenshaw loop has a constant trip count, LLVM unrolls it and vectorises the
-loop over points (with runtime-length coefficient loops it does not, and the forward runs about
-5x slower). Each combination compiles once per process (memoised in a dict keyed by the
-constants) and is cached on disk: numba's cache index key includes the closure-cell contents, so
-every specialisation gets its own cache entry.
+:func:`dy_coefficients`, :func:`rejection_point`, :func:`backward_point`, ...) that allocate
+nothing, so a CUDA kernel can compile the same source as device functions. Loops over points are
+thin wrappers around them.
+
+LLVM vectorises a loop over points only when the inner Horner/Clenshaw loops have compile-time
+trip counts, so the code that evaluates P and Q is *specialised*: factories build closures whose
+basis, degrees, input dimension, number of outputs, Q sharing and optional features (tag policy,
+epsilon baseline, writing Q) are frozen closure constants. Each combination compiles once per
+process (memoised in a dict) and is cached on disk (numba's cache index key includes the
+closure-cell contents, so every specialisation has its own entry; closures capture only ints and
+bools, since a captured dispatcher would pickle differently in every process).
+
+* :func:`eval_kernel` returns a specialised ``parallel=True`` forward kernel.
+* The fused loss-and-gradient pass is one *generic* ``parallel=True`` kernel per dtype
+  (:func:`grad_kernel`), which calls a specialised per-block forward (:func:`forward_block_fn`,
+  compiled with an explicit signature) through a first-class function pointer. The heavy,
+  degree-independent part (losses, gradient rules, statistics, gradient sums) is therefore
+  compiled once per dtype instead of once per degree pair, and every new degree pair costs only
+  the small forward function.
+
+Loop structure
+--------------
+``prange`` runs over chunks of ``tags.CHUNK`` points; a chunk is processed in blocks of
+``BLOCK`` points. Per block:
+
+1. a point loop with no reductions and unit-stride access only (it vectorises) evaluates P, Q,
+   the value and the tag (and, in the fused pass, psi_k(x) per point) into small contiguous
+   head-major block buffers;
+2. values and tags are copied into the structured output: its ``value`` and ``tag`` field views
+   have a stride of 9 (or 5) bytes, and writing them from step 1 would keep LLVM from
+   vectorising it;
+3. the fused pass reduces the block: :func:`block_backward` (losses, gradient rules, overflow
+   guard), :func:`block_q_stats`, :func:`block_tag_counts` and the gradient sums
+   sum_i c_i psi_k(x_i) with :func:`block_dot`. Float sums in these block functions are
+   compiled with ``fastmath={"reassoc"}`` only (no nnan/ninf), so LLVM may vectorise them in an
+   order fixed by the compiled code; the minimum of |Q| is exact (integer min over bit patterns).
+
+Block results are added to the chunk's row of the partials arrays in block order, and chunks are
+combined sequentially (:func:`combine_partials`): results depend on the data and the compiled
+code only, never on the number of threads.
 
 Arrays seen by the kernels
 --------------------------
 * ``theta`` (n_out, n_tp), ``phi`` (n_qh, n_tq - 1) with n_qh = 1 (shared Q) or n_out; the
   constant term of Q is the fixed 1.
 * outputs as 2-D views (N, n_out): ``val`` and ``tag`` are the field views of a transreal
-  structured array, ``qout`` the signed denominator.
+  structured array, ``qout`` (C-contiguous) the signed denominator.
 * the computation dtype is the dtype of ``x`` (float32 or float64); the backward part of the
-  fused kernel runs in float64 and accumulates per-chunk partials (``tags.CHUNK`` points per
-  chunk, points in order inside a chunk, chunks combined sequentially), so sums do not depend on
-  the thread count.
+  fused pass runs in float64.
 """
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
 from .basis import (
     CHEBYSHEV,
@@ -40,6 +69,7 @@ from .basis import (
     denom_sum,
     feature_denom,
     feature_dot,
+    n_terms,
     poly_sum,
 )
 from .tags import CHUNK, NINF, PHI, PINF, REAL
@@ -54,84 +84,88 @@ LOSS_MAE = 1
 LOSS_HUBER = 2
 LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER}
 
-# layout of the per-chunk statistics partials
+#: points per block inside a chunk (block buffers stay in L1/L2)
+BLOCK = 512
+
+# per-chunk statistics partials: float sums, then integer counts
 FS_DATA, FS_REJ, FS_SUMQ, FS_QMIN = 0, 1, 2, 3
 N_FSTATS = 4
 IS_SAT, IS_MR, IS_NEAR, IS_FINQ, IS_OVERFLOW, IS_TAG0 = 0, 1, 2, 3, 4, 5
-N_ISTATS = 9  # ... then tag counts REAL, PINF, NINF, PHI at IS_TAG0..IS_TAG0+3
+N_ISTATS = 9  # tag counts REAL, PINF, NINF, PHI at IS_TAG0 .. IS_TAG0 + 3
+
+_U8_REAL = np.uint8(REAL)
+_U8_PINF = np.uint8(PINF)
+_U8_NINF = np.uint8(NINF)
+_U8_PHI = np.uint8(PHI)
 
 _JIT = dict(inline="always", error_model="numpy")
 _KERNEL = dict(cache=True, parallel=True, error_model="numpy")
 
 
 # ----------------------------------------------------------------------------------------------
-# per-point functions (forward)
+# per-point functions: forward
 
 
 @njit(**_JIT)
 def tr_quotient(p, q):
-    """Transreal quotient (value, tag) of REAL p and q, same rules as ``tags.real_div``.
+    """Transreal quotient (value, uint8 tag) of REAL p and q; same rules as ``tags.real_div``.
 
-    Written with the IEEE quotient and selects only, so that the point loop vectorises: IEEE
-    p/q already yields +-inf with the transreal sign rule (signed zeros included) and NaN for
-    0/0, inf/inf and NaN operands; finite/inf is +0 (the transreal table) rather than a signed
-    zero.
+    Written with the IEEE quotient and selects only, so that point loops vectorise: IEEE p/q
+    already gives +-inf with the transreal sign rule (signed zeros included) and NaN for 0/0,
+    inf/inf and NaN operands; finite/+-inf is +0 (the transreal table), not a signed zero.
     """
     v = p / q
-    if math.isinf(q) and math.isfinite(p):
+    if abs(q) == math.inf:
         v = abs(v)
-    tag = REAL
-    if math.isnan(v):
-        tag = PHI
-    elif math.isinf(v):
-        tag = PINF if v > 0 else NINF
+    tag = _U8_REAL
+    if abs(v) == math.inf:
+        tag = _U8_PINF if v > 0 else _U8_NINF
+    if v != v:
+        tag = _U8_PHI
     return v, tag
 
 
 @njit(**_JIT)
 def policy_tag(tag, p, q, tau_q, tau_p):
-    """Tag reported under a TRPolicy: a REAL output with |Q| < tau_q becomes PINF/NINF (signs of
-    P and Q, IEEE signed zeros, when |P| >= tau_p) or PHI; other tags are kept."""
-    if tag == REAL and abs(q) < tau_q:
+    """Tag reported under a TRPolicy: a REAL output with |Q| < tau_q becomes PINF/NINF (IEEE
+    signs of P and Q, +0 counting as +1) when |P| >= tau_p, else PHI; other tags are kept."""
+    if tag == _U8_REAL and abs(q) < tau_q:
         if abs(p) >= tau_p:
             if math.copysign(1.0, p) * math.copysign(1.0, q) >= 0.0:
-                return PINF
-            return NINF
-        return PHI
+                return _U8_PINF
+            return _U8_NINF
+        return _U8_PHI
     return tag
 
 
 @njit(**_JIT)
 def regularised_denominator(q, eps):
-    """Q_eff = Q + eps*sign(Q) with sign(+-0) = +1; Q itself when eps == 0."""
-    if eps > 0:
-        if q >= 0:
-            return q + eps
-        return q - eps
-    return q
+    """Q_eff = Q + eps*sign(Q) with sign(+-0) = +1 (the epsilon baseline)."""
+    if q >= 0:
+        return q + eps
+    return q - eps
 
 
 @njit(**_JIT)
-def output_point(p, q, nan_check, tau_q, tau_p):
-    """(value, tag) of one output. ``nan_check`` is x - x: 0 for finite x, NaN otherwise
-    (non-finite x gives PHI with a NaN value)."""
+def output_point(p, q, nan_check, has_policy, tau_q, tau_p):
+    """(value, tag) of one output from P and Q. ``nan_check`` is x - x: 0 for finite x, NaN
+    otherwise (non-finite x gives PHI with a NaN value)."""
     v, tag = tr_quotient(p, q)
-    if math.isnan(nan_check):
+    if nan_check != nan_check:
         v = nan_check
-        tag = PHI
-    tag = policy_tag(tag, p, q, tau_q, tau_p)
+        tag = _U8_PHI
+    if has_policy:
+        tag = policy_tag(tag, p, q, tau_q, tau_p)
     return v, tag
 
 
 # ----------------------------------------------------------------------------------------------
-# per-point functions (backward, float64)
+# per-point functions: backward (float64)
 
 
 @njit(**_JIT)
 def data_loss_point(kind, r, huber_delta):
     """(loss, dloss/dr) of the residual r = y - t: mse 1/2 r^2, mae |r|, Huber."""
-    if kind == LOSS_MSE:
-        return 0.5 * r * r, r
     a = abs(r)
     s = 0.0
     if r > 0:
@@ -140,9 +174,9 @@ def data_loss_point(kind, r, huber_delta):
         s = -1.0
     if kind == LOSS_MAE:
         return a, s
-    if a <= huber_delta:
-        return 0.5 * r * r, r
-    return huber_delta * (a - 0.5 * huber_delta), huber_delta * s
+    if kind == LOSS_HUBER and a > huber_delta:
+        return huber_delta * (a - 0.5 * huber_delta), huber_delta * s
+    return 0.5 * r * r, r
 
 
 @njit(**_JIT)
@@ -157,10 +191,10 @@ def use_saturating(mode, abs_q, delta):
 
 @njit(**_JIT)
 def dy_coefficients(saturating, p, q, y, bound):
-    """(dy/dP, dy/dQ) of a REAL output y = P/Q under the chosen rule.
+    """(dy/dP, dy/dQ) of a REAL output y = P/Q.
 
-    Mask-REAL: 1/Q and -P/Q^2 (= -y/Q). Saturating with bound b: sign(Q)/sqrt(Q^2+b^2) and
-    -P/(Q^2+b^2).
+    Mask-REAL: 1/Q and -P/Q^2 (computed as -y/Q). Saturating with bound b: sign(Q)/sqrt(Q^2+b^2)
+    and -P/(Q^2+b^2).
     """
     if saturating:
         s = 0.0
@@ -168,14 +202,15 @@ def dy_coefficients(saturating, p, q, y, bound):
             s = 1.0
         elif q < 0:
             s = -1.0
-        den = q * q + bound * bound
-        return s / math.sqrt(den), -p / den
-    return 1.0 / q, -y / q
+        inv = 1.0 / (q * q + bound * bound)
+        return s * math.sqrt(inv), -p * inv
+    inv_q = 1.0 / q
+    return inv_q, -y * inv_q
 
 
 @njit(**_JIT)
-def rejection_point(target_real, q, tau):
-    """(penalty, dpenalty/dQ) before the factor lambda_rej, for a finite Q.
+def rejection_point(target_real, q, inv_tau):
+    """(penalty, dpenalty/dQ) before the factor lambda_rej, for a finite Q; tau = 1/inv_tau.
 
     REAL target: (1 - |Q|/tau)^2 when |Q| < tau, else 0 (pushes |Q| up to tau).
     non-REAL target (a labelled pole): |Q| (pulls Q to 0). d|Q|/dQ uses the IEEE sign of Q.
@@ -183,17 +218,52 @@ def rejection_point(target_real, q, tau):
     a = abs(q)
     s = math.copysign(1.0, q)
     if target_real:
-        if a < tau:
-            u = 1.0 - a / tau
-            return u * u, (-2.0 / tau) * u * s
+        u = 1.0 - a * inv_tau
+        if u > 0.0:
+            return u * u, (-2.0 * inv_tau) * u * s
         return 0.0, 0.0
     return a, s
 
 
 @njit(**_JIT)
+def backward_point(
+    finite, tag, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, has_rej, lam,
+    inv_tau,
+):
+    """Loss terms and gradient coefficients of one output, all float64.
+
+    Returns ``(c_p, c_q, data_loss, rejection, decision)`` with c_p = dL/dP, c_q = dL/dQ (the
+    normalised weight ``w`` = w_i/sum(w) included), the weighted data loss, the weighted
+    rejection penalty (before lambda_rej, computed when ``has_rej``) and the rule used (0 none, 1 Mask-REAL,
+    2 Saturating). Non-REAL outputs get no data term in any mode; the rejection term acts on Q
+    only. A point with non-finite x (``finite`` False) contributes nothing.
+    """
+    c_p = 0.0
+    c_q = 0.0
+    loss = 0.0
+    rej = 0.0
+    decision = 0
+    target_real = math.isfinite(target)
+    if finite and tag == _U8_REAL and target_real:
+        l, dl = data_loss_point(loss_kind, y - target, huber_delta)
+        sat = use_saturating(mode, abs(q), delta)
+        d_p, d_q = dy_coefficients(sat, p, q, y, bound)
+        g = w * dl
+        c_p = g * d_p
+        c_q = g * d_q
+        loss = w * l
+        decision = 2 if sat else 1
+    if has_rej and finite and math.isfinite(q):
+        pen, dpen = rejection_point(target_real, q, inv_tau)
+        rej = w * pen
+        c_q += lam * w * dpen
+    return c_p, c_q, loss, rej, decision
+
+
+@njit(**_JIT)
 def psi_bound(scaled_max_abs, deg):
-    """Upper bound on |psi_k| for k <= deg, given max(1, c*max_j |t_j|) (c = 1 monomial, 2
-    Chebyshev)."""
+    """Upper bound (max(1, c*max_j|t_j|))^deg on |psi_k|, k <= deg (c = 1 monomial, 2
+    Chebyshev): the overflow guard multiplies the gradient coefficients by it."""
     b = 1.0
     for _ in range(deg):
         b = b * scaled_max_abs
@@ -201,91 +271,153 @@ def psi_bound(scaled_max_abs, deg):
 
 
 @njit(**_JIT)
-def add_psi_1d(basis, t, deg, k0, coef, acc, off):
-    """acc[off + k - k0] += coef * psi_k(t) for k = k0..deg (float64)."""
-    if basis == MONOMIAL:
-        psi = 1.0
-        for k in range(deg + 1):
-            if k >= k0:
-                acc[off + k - k0] += coef * psi
-            psi = psi * t
-    else:
-        t_prev = 1.0
-        t_cur = t
-        if k0 == 0:
-            acc[off] += coef
-        if deg >= 1:
-            acc[off + 1 - k0] += coef * t
-        for k in range(2, deg + 1):
-            t_next = 2.0 * t * t_cur - t_prev
-            t_prev = t_cur
-            t_cur = t_next
-            acc[off + k - k0] += coef * t_cur
-
-
-@njit(**_JIT)
-def add_psi_row(row, n_t, k0, coef, acc, off):
-    """acc[off + k - k0] += coef * row[k] for k = k0..n_t-1 (float64)."""
-    for k in range(k0, n_t):
-        acc[off + k - k0] += coef * np.float64(row[k])
-
-
-@njit(**_JIT)
-def backward_point(
-    tag, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam, tau_rej, fs, ist
-):
-    """Loss terms and (dL/dP, dL/dQ) of one output (float64), statistics updated in place.
-
-    ``w`` is the normalised weight w/sum(w). Non-REAL outputs get no data gradient in any
-    mode; the rejection term acts through Q only.
-    """
-    c_p = 0.0
-    c_q = 0.0
-    target_real = math.isfinite(target)
-    if tag == REAL and target_real:
-        loss, dl = data_loss_point(loss_kind, y - target, huber_delta)
-        fs[FS_DATA] += w * loss
-        sat = use_saturating(mode, abs(q), delta)
-        if sat:
-            ist[IS_SAT] += 1
-        else:
-            ist[IS_MR] += 1
-        d_p, d_q = dy_coefficients(sat, p, q, y, bound)
-        g = w * dl
-        c_p = g * d_p
-        c_q = g * d_q
-    if lam > 0.0 and math.isfinite(q):
-        pen, dpen = rejection_point(target_real, q, tau_rej)
-        fs[FS_REJ] += w * pen
-        c_q += lam * w * dpen
-    return c_p, c_q
-
-
-@njit(**_JIT)
-def q_stats_point(q, delta, fs, ist):
-    """Accumulate |Q| statistics of one Q evaluation."""
-    a = abs(q)
-    if math.isfinite(a):
-        ist[IS_FINQ] += 1
-        fs[FS_SUMQ] += a
-        if a < fs[FS_QMIN]:
-            fs[FS_QMIN] = a
-        if a <= delta:
-            ist[IS_NEAR] += 1
+def guard_coefficients(c_p, c_q, bnd, glim):
+    """(c_p, c_q, overflowed): both zeroed when |c|*bound could exceed ``glim`` = max/n_outputs,
+    so that no sum of contributions can overflow (an output whose gradient would be inf/NaN is
+    masked like a non-REAL one)."""
+    ok = abs(c_p) * bnd <= glim and abs(c_q) * bnd <= glim
+    if ok:
+        return c_p, c_q, False
+    return 0.0, 0.0, (c_p != 0.0 or c_q != 0.0)
 
 
 # ----------------------------------------------------------------------------------------------
-# kernel factories
+# block functions: not specialised (compiled once per dtype, shared by every kernel). The ones
+# with reassoc may sum in any order LLVM picks for the compiled code (fixed, so deterministic).
+
+
+@njit(inline="always", fastmath={"reassoc"}, error_model="numpy")
+def _block_backward_mode(
+    mode, has_rej, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind, huber_delta, lam,
+    inv_tau, glim, bnd, c_p, c_q,
+):
+    data = 0.0
+    rej = 0.0
+    n_sat = 0
+    n_mr = 0
+    n_over = 0
+    for i in range(m):
+        cp, cq, l, r, dec = backward_point(
+            finite[i] != 0, tags[i], p[i], q[i], np.float64(y[i]), target[i], w[i], mode, delta,
+            bound, loss_kind, huber_delta, has_rej, lam, inv_tau,
+        )
+        cp, cq, over = guard_coefficients(cp, cq, bnd[i], glim)
+        c_p[i] = cp
+        c_q[i] = cq
+        data += l
+        rej += r
+        n_sat += dec == 2
+        n_mr += dec == 1
+        n_over += over
+    return data, rej, n_sat, n_mr, n_over
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+def block_backward(
+    m, finite, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
+    inv_tau, glim, bnd, c_p, c_q,
+):
+    """:func:`backward_point` and :func:`guard_coefficients` over one block of one output head.
+
+    Writes c_p[i], c_q[i]; returns (data_loss_sum, rejection_sum, n_saturating, n_mask_real,
+    n_overflow) of the block. The loop is instantiated once per gradient mode, so Mask-REAL
+    blocks do not pay for the Saturating square root and division.
+    """
+    if lam > 0.0:
+        if mode == MODE_MASK_REAL:
+            return _block_backward_mode(
+                MODE_MASK_REAL, True, m, finite, tags, p, q, y, target, w, delta, bound,
+                loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+            )
+        if mode == MODE_SATURATING:
+            return _block_backward_mode(
+                MODE_SATURATING, True, m, finite, tags, p, q, y, target, w, delta, bound,
+                loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+            )
+        return _block_backward_mode(
+            MODE_HYBRID, True, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
+            huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+        )
+    if mode == MODE_MASK_REAL:
+        return _block_backward_mode(
+            MODE_MASK_REAL, False, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
+            huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+        )
+    if mode == MODE_SATURATING:
+        return _block_backward_mode(
+            MODE_SATURATING, False, m, finite, tags, p, q, y, target, w, delta, bound,
+            loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+        )
+    return _block_backward_mode(
+        MODE_HYBRID, False, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
+        huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+    )
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+def block_q_stats(q, m, delta, scratch):
+    """|Q| statistics of one block: (sum of finite |Q|, min finite |Q| (+inf if none), n finite,
+    n with |Q| <= delta). ``scratch`` holds >= m float64. The min is exact: it is taken over the
+    int64 bit patterns of the non-negative values, which order like the values and whose
+    integer min vectorises without fast-math."""
+    s = 0.0
+    n_fin = 0
+    n_near = 0
+    for i in range(m):
+        a = abs(q[i])
+        fin = a < np.inf
+        s += a if fin else 0.0
+        n_fin += fin
+        n_near += a <= delta
+        scratch[i] = a if fin else np.inf
+    bits = scratch[:m].view(np.int64)
+    b = bits[0]
+    for i in range(1, m):
+        v = bits[i]
+        b = v if v < b else b
+    bits[0] = b
+    return s, scratch[0], n_fin, n_near
+
+
+@njit(cache=True, error_model="numpy")
+def block_tag_counts(tags, m):
+    """Counts of REAL, PINF, NINF, PHI among tags[:m]."""
+    n_r = 0
+    n_p = 0
+    n_n = 0
+    n_f = 0
+    for i in range(m):
+        t = tags[i]
+        n_r += t == _U8_REAL
+        n_p += t == _U8_PINF
+        n_n += t == _U8_NINF
+        n_f += t == _U8_PHI
+    return n_r, n_p, n_n, n_f
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+def block_dot(a, b, m):
+    """sum_{i<m} a[i]*b[i] (float64)."""
+    s = 0.0
+    for i in range(m):
+        s += a[i] * b[i]
+    return s
+
+
+# ----------------------------------------------------------------------------------------------
+# forward kernels (specialised)
 
 _EVAL_KERNELS: dict = {}
-_GRAD_KERNELS: dict = {}
 
 
-def eval_kernel(basis: int, dp: int, dq: int, d: int, n_out: int, shared_q: bool, write_q: bool):
-    """Forward kernel specialised on (basis, dp, dq, d, n_out, shared_q, write_q); d = 0 is the
-    1-D path. Signature: ``k(x, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag,
-    qout)``."""
-    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(write_q))
+def eval_kernel(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_eps):
+    """Forward kernel specialised on its arguments (d = 0 is the 1-D path).
+
+    Signature: ``k(x, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout)``
+    with x (N,) for d = 0 and (N, d) otherwise; ``qout`` is only written when ``write_q``.
+    """
+    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(write_q),
+           bool(has_policy), bool(has_eps))
     k = _EVAL_KERNELS.get(key)
     if k is None:
         k = _build_eval_1d(*key) if d == 0 else _build_eval_nd(*key)
@@ -293,43 +425,51 @@ def eval_kernel(basis: int, dp: int, dq: int, d: int, n_out: int, shared_q: bool
     return k
 
 
-def grad_kernel(basis: int, dp: int, dq: int, d: int, n_out: int, shared_q: bool):
-    """Fused forward+backward kernel specialised like :func:`eval_kernel` (always writes Q)."""
-    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q))
-    k = _GRAD_KERNELS.get(key)
-    if k is None:
-        k = _build_grad_1d(*key) if d == 0 else _build_grad_nd(*key)
-        _GRAD_KERNELS[key] = k
-    return k
-
-
-def _build_eval_1d(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q):
+def _build_eval_1d(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS):
     @njit(**_KERNEL)
     def rational_eval_1d(x, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout):
-        for i in prange(x.shape[0]):
-            t = x[i]
-            if BASIS == CHEBYSHEV:
-                t = t * scale + shift
-            nan_check = t - t
-            q0 = regularised_denominator(denom_sum(BASIS, phi, 0, DQ, t, one), eps)
-            for j in range(NOUT):
-                q = q0
-                if not SHARED and j > 0:
-                    q = regularised_denominator(denom_sum(BASIS, phi, j, DQ, t, one), eps)
-                p = poly_sum(BASIS, theta, j, DP, t)
-                v, g = output_point(p, q, nan_check, tau_q, tau_p)
-                val[i, j] = v
-                tag[i, j] = g
-                if WRITE_Q:
-                    qout[i, j] = q
+        n = x.shape[0]
+        n_chunks = (n + CHUNK - 1) // CHUNK
+        for c in prange(n_chunks):
+            yb = np.empty((NOUT, BLOCK), dtype=x.dtype)
+            tb = np.empty((NOUT, BLOCK), dtype=np.uint8)
+            hi = min(n, (c + 1) * CHUNK)
+            for b0 in range(c * CHUNK, hi, BLOCK):
+                m = min(BLOCK, hi - b0)
+                xs = x[b0:b0 + m]
+                qs = qout[b0:b0 + m]
+                for ii in range(m):
+                    t = xs[ii]
+                    if BASIS == CHEBYSHEV:
+                        t = t * scale + shift
+                    nan_check = t - t
+                    q0 = denom_sum(BASIS, phi, 0, DQ, t, one)
+                    if HAS_EPS:
+                        q0 = regularised_denominator(q0, eps)
+                    for j in range(NOUT):
+                        q = q0
+                        if not SHARED and j > 0:
+                            q = denom_sum(BASIS, phi, j, DQ, t, one)
+                            if HAS_EPS:
+                                q = regularised_denominator(q, eps)
+                        p = poly_sum(BASIS, theta, j, DP, t)
+                        v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
+                        yb[j, ii] = v
+                        tb[j, ii] = g
+                        if WRITE_Q:
+                            qs[ii, j] = q
+                vs = val[b0:b0 + m]
+                ts = tag[b0:b0 + m]
+                for ii in range(m):
+                    for j in range(NOUT):
+                        vs[ii, j] = yb[j, ii]
+                        ts[ii, j] = tb[j, ii]
 
     return rational_eval_1d
 
 
-def _build_eval_nd(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q):
+def _build_eval_nd(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS):
     DMAX = max(DP, DQ)
-    from .basis import n_terms
-
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
     NTMAX = max(NTP, NTQ)
@@ -339,21 +479,25 @@ def _build_eval_nd(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q):
         n = x.shape[0]
         n_chunks = (n + CHUNK - 1) // CHUNK
         for c in prange(n_chunks):
-            table = np.empty((D, DMAX + 1), dtype=theta.dtype)
-            row = np.empty(NTMAX, dtype=theta.dtype)
+            table = np.empty((D, DMAX + 1), dtype=x.dtype)
+            row = np.empty(NTMAX, dtype=x.dtype)
             for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
                 xi = x[i]
                 nan_check = one - one
                 for jd in range(D):
                     nan_check = nan_check + (xi[jd] - xi[jd])
                 basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
-                q0 = regularised_denominator(feature_denom(phi, 0, row, NTQ, one), eps)
+                q0 = feature_denom(phi, 0, row, NTQ, one)
+                if HAS_EPS:
+                    q0 = regularised_denominator(q0, eps)
                 for j in range(NOUT):
                     q = q0
                     if not SHARED and j > 0:
-                        q = regularised_denominator(feature_denom(phi, j, row, NTQ, one), eps)
+                        q = feature_denom(phi, j, row, NTQ, one)
+                        if HAS_EPS:
+                            q = regularised_denominator(q, eps)
                     p = feature_dot(theta, j, row, NTP)
-                    v, g = output_point(p, q, nan_check, tau_q, tau_p)
+                    v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
                     val[i, j] = v
                     tag[i, j] = g
                     if WRITE_Q:
@@ -362,158 +506,250 @@ def _build_eval_nd(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q):
     return rational_eval_nd
 
 
-def _grad_layout(NOUT, SHARED, NTP, NTQ):
-    n_qh = 1 if SHARED else NOUT
-    return NOUT * NTP, n_qh * (NTQ - 1)
+# ----------------------------------------------------------------------------------------------
+# fused loss-and-gradient pass: specialised block forward + generic kernel
 
 
-def _build_grad_1d(BASIS, DP, DQ, D, NOUT, SHARED):
-    NTP = DP + 1
-    NTQ = DQ + 1
-    N_THETA, N_PHI = _grad_layout(NOUT, SHARED, NTP, NTQ)
+def _forward_block_signature(dtype):
+    """Explicit signature of the specialised block forward for computation dtype ``dtype`` (exps
+    is a read-only int64 array): ``(x_flat, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, qout, yb, tb, pb,
+    qb, fin, bnd, feat, table, row) -> None``."""
+    dt = numba.from_dtype(np.dtype(dtype))
+    a1 = types.Array(dt, 1, "C")
+    a2 = types.Array(dt, 2, "C")
+    f1 = types.Array(types.float64, 1, "C")
+    f2 = types.Array(types.float64, 2, "C")
+    u1 = types.Array(types.uint8, 1, "C")
+    u2 = types.Array(types.uint8, 2, "C")
+    i2 = types.Array(types.int64, 2, "C", readonly=True)
+    return types.void(
+        a1, types.int64, types.int64, i2, a2, a2, dt, dt, dt, dt, dt, dt,
+        a2, a2, u2, f2, f2, u1, f1, f2, a2, a1,
+    )
+
+
+_FORWARD_BLOCKS: dict = {}
+
+
+def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype):
+    """Specialised block forward of the fused pass, compiled eagerly for ``dtype`` (cached).
+
+    For points b0..b0+m-1 it writes the exact forward of ``rational_eval`` (value ``yb``, tag
+    ``tb``, Q into ``qout``) and, for the backward, P and Q in float64 (``pb``, ``qb``, head-major),
+    finiteness of x (``fin``), the bound on |psi_k| (``bnd``) and psi_k(x) in float64 (``feat``,
+    terms x block; zero for non-finite x). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
+    """
+    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(has_policy),
+           bool(has_eps), np.dtype(dtype).name)
+    f = _FORWARD_BLOCKS.get(key)
+    if f is None:
+        f = _build_forward_block(*key[:-1], _forward_block_signature(dtype))
+        _FORWARD_BLOCKS[key] = f
+    return f
+
+
+def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig):
     DMAX = max(DP, DQ)
     BSCALE = 2.0 if BASIS == CHEBYSHEV else 1.0
+    if D == 0:
 
-    @njit(**_KERNEL)
-    def rational_grad_1d(
-        x, exps, target, weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
-        mode, delta, bound, loss_kind, huber_delta, lam, tau_rej, glim,
-        val, tag, qout, pgrad, pf, pi,
-    ):
-        n = x.shape[0]
-        n_chunks = pgrad.shape[0]
-        for c in prange(n_chunks):
-            acc = pgrad[c]
-            fs = pf[c]
-            ist = pi[c]
-            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                t = x[i]
+        @njit(sig, cache=True, error_model="numpy")
+        def forward_block_1d(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
+                             qout, yb, tb, pb, qb, fin, bnd, feat, table, row):
+            xs = x[b0:b0 + m]
+            qs = qout[b0:b0 + m]
+            for ii in range(m):
+                t = xs[ii]
                 if BASIS == CHEBYSHEV:
                     t = t * scale + shift
                 nan_check = t - t
-                q0 = regularised_denominator(denom_sum(BASIS, phi, 0, DQ, t, one), eps)
-                t64 = np.float64(t)
-                finite = not math.isnan(nan_check)
-                bnd = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
-                cq_shared = 0.0
+                finite = nan_check == nan_check
+                t64 = np.float64(t) if finite else 0.0
+                fin[ii] = finite
+                bnd[ii] = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
+                if DMAX >= 1:
+                    feat[1, ii] = t64
+                q0 = denom_sum(BASIS, phi, 0, DQ, t, one)
+                if HAS_EPS:
+                    q0 = regularised_denominator(q0, eps)
                 for j in range(NOUT):
                     q = q0
                     if not SHARED and j > 0:
-                        q = regularised_denominator(denom_sum(BASIS, phi, j, DQ, t, one), eps)
+                        q = denom_sum(BASIS, phi, j, DQ, t, one)
+                        if HAS_EPS:
+                            q = regularised_denominator(q, eps)
                     p = poly_sum(BASIS, theta, j, DP, t)
-                    v, g = output_point(p, q, nan_check, tau_q, tau_p)
-                    val[i, j] = v
-                    tag[i, j] = g
-                    qout[i, j] = q
-                    ist[IS_TAG0 + g] += 1
-                    if SHARED:
-                        if j == 0:
-                            q_stats_point(q, delta, fs, ist)
-                    else:
-                        q_stats_point(q, delta, fs, ist)
-                    if not finite:
-                        continue
-                    c_p, c_q = backward_point(
-                        g, np.float64(p), np.float64(q), np.float64(v), np.float64(target[i, j]),
-                        np.float64(weight[i, j]), mode, delta, bound, loss_kind, huber_delta,
-                        lam, tau_rej, fs, ist,
-                    )
-                    if not (abs(c_p) * bnd <= glim and abs(c_q) * bnd <= glim):
-                        if c_p != 0.0 or c_q != 0.0:
-                            ist[IS_OVERFLOW] += 1
-                        continue
-                    if c_p != 0.0:
-                        add_psi_1d(BASIS, t64, DP, 0, c_p, acc, j * NTP)
-                    if SHARED:
-                        cq_shared += c_q
-                    elif c_q != 0.0 and DQ > 0:
-                        add_psi_1d(BASIS, t64, DQ, 1, c_q, acc, N_THETA + j * DQ)
-                if SHARED and cq_shared != 0.0 and DQ > 0:
-                    add_psi_1d(BASIS, t64, DQ, 1, cq_shared, acc, N_THETA)
+                    v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
+                    yb[j, ii] = v
+                    tb[j, ii] = g
+                    qs[ii, j] = q
+                    pb[j, ii] = p
+                    qb[j, ii] = q
+            # psi_k(t) rows from the t row (separate unit-stride loops vectorise)
+            for ii in range(m):
+                feat[0, ii] = 1.0
+            for k in range(2, DMAX + 1):
+                if BASIS == MONOMIAL:
+                    for ii in range(m):
+                        feat[k, ii] = feat[k - 1, ii] * feat[1, ii]
+                else:
+                    for ii in range(m):
+                        feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
 
-    return rational_grad_1d
-
-
-def _build_grad_nd(BASIS, DP, DQ, D, NOUT, SHARED):
-    from .basis import n_terms
+        return forward_block_1d
 
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
     NTMAX = max(NTP, NTQ)
-    N_THETA, N_PHI = _grad_layout(NOUT, SHARED, NTP, NTQ)
-    DMAX = max(DP, DQ)
-    BSCALE = 2.0 if BASIS == CHEBYSHEV else 1.0
 
-    @njit(**_KERNEL)
-    def rational_grad_nd(
-        x, exps, target, weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
-        mode, delta, bound, loss_kind, huber_delta, lam, tau_rej, glim,
-        val, tag, qout, pgrad, pf, pi,
-    ):
-        n = x.shape[0]
-        n_chunks = pgrad.shape[0]
-        for c in prange(n_chunks):
-            acc = pgrad[c]
-            fs = pf[c]
-            ist = pi[c]
-            table = np.empty((D, DMAX + 1), dtype=theta.dtype)
-            row = np.empty(NTMAX, dtype=theta.dtype)
-            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                xi = x[i]
-                nan_check = one - one
-                tmax = 1.0
-                for jd in range(D):
-                    nan_check = nan_check + (xi[jd] - xi[jd])
-                    tj = np.float64(xi[jd])
-                    if BASIS == CHEBYSHEV:
-                        tj = np.float64(xi[jd] * scale + shift)
-                    tmax = max(tmax, BSCALE * abs(tj))
-                finite = not math.isnan(nan_check)
-                bnd = psi_bound(tmax, DMAX)
-                basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
-                q0 = regularised_denominator(feature_denom(phi, 0, row, NTQ, one), eps)
-                cq_shared = 0.0
-                for j in range(NOUT):
-                    q = q0
-                    if not SHARED and j > 0:
-                        q = regularised_denominator(feature_denom(phi, j, row, NTQ, one), eps)
-                    p = feature_dot(theta, j, row, NTP)
-                    v, g = output_point(p, q, nan_check, tau_q, tau_p)
-                    val[i, j] = v
-                    tag[i, j] = g
-                    qout[i, j] = q
-                    ist[IS_TAG0 + g] += 1
-                    if SHARED:
-                        if j == 0:
-                            q_stats_point(q, delta, fs, ist)
-                    else:
-                        q_stats_point(q, delta, fs, ist)
-                    if not finite:
-                        continue
-                    c_p, c_q = backward_point(
-                        g, np.float64(p), np.float64(q), np.float64(v), np.float64(target[i, j]),
-                        np.float64(weight[i, j]), mode, delta, bound, loss_kind, huber_delta,
-                        lam, tau_rej, fs, ist,
-                    )
-                    if not (abs(c_p) * bnd <= glim and abs(c_q) * bnd <= glim):
-                        if c_p != 0.0 or c_q != 0.0:
-                            ist[IS_OVERFLOW] += 1
-                        continue
-                    if c_p != 0.0:
-                        add_psi_row(row, NTP, 0, c_p, acc, j * NTP)
-                    if SHARED:
-                        cq_shared += c_q
-                    elif c_q != 0.0:
-                        add_psi_row(row, NTQ, 1, c_q, acc, N_THETA + j * (NTQ - 1))
-                if SHARED and cq_shared != 0.0:
-                    add_psi_row(row, NTQ, 1, cq_shared, acc, N_THETA)
+    @njit(sig, cache=True, error_model="numpy")
+    def forward_block_nd(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
+                         qout, yb, tb, pb, qb, fin, bnd, feat, table, row):
+        for ii in range(m):
+            i = b0 + ii
+            xi = x[i * D:(i + 1) * D]
+            nan_check = one - one
+            tmax = 1.0
+            for jd in range(D):
+                nan_check = nan_check + (xi[jd] - xi[jd])
+                tj = xi[jd]
+                if BASIS == CHEBYSHEV:
+                    tj = tj * scale + shift
+                tmax = max(tmax, BSCALE * abs(np.float64(tj)))
+            finite = nan_check == nan_check
+            fin[ii] = finite
+            bnd[ii] = psi_bound(tmax, DMAX)
+            basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
+            q0 = feature_denom(phi, 0, row, NTQ, one)
+            if HAS_EPS:
+                q0 = regularised_denominator(q0, eps)
+            for j in range(NOUT):
+                q = q0
+                if not SHARED and j > 0:
+                    q = feature_denom(phi, j, row, NTQ, one)
+                    if HAS_EPS:
+                        q = regularised_denominator(q, eps)
+                p = feature_dot(theta, j, row, NTP)
+                v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
+                yb[j, ii] = v
+                tb[j, ii] = g
+                qout[i, j] = q
+                pb[j, ii] = p
+                qb[j, ii] = q
+            for k in range(NTMAX):
+                feat[k, ii] = np.float64(row[k]) if finite else 0.0
 
-    return rational_grad_nd
+    return forward_block_nd
+
+
+def _rational_grad(
+    x, n, exps, target, weight, has_weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
+    mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf,
+    pi, n_out, shared_q, n_tp, n_tq, d, forward,
+):
+    """Generic fused pass (compiled once per argument types by :func:`grad_kernel`)."""
+    n_qh = 1 if shared_q else n_out
+    n_theta = n_out * n_tp
+    n_feat = max(n_tp, n_tq)
+    dmax_table = max(n_tp, n_tq)  # generous: table rows hold up to degree n_feat - 1
+    for c in prange(pgrad.shape[0]):
+        acc = pgrad[c]
+        yb = np.empty((n_out, BLOCK), dtype=theta.dtype)
+        tb = np.empty((n_out, BLOCK), dtype=np.uint8)
+        pb = np.empty((n_out, BLOCK), dtype=np.float64)
+        qb = np.empty((n_out, BLOCK), dtype=np.float64)
+        cpb = np.empty((n_out, BLOCK), dtype=np.float64)
+        cqb = np.empty((n_out, BLOCK), dtype=np.float64)
+        fin = np.empty(BLOCK, dtype=np.uint8)
+        bnd = np.empty(BLOCK, dtype=np.float64)
+        feat = np.empty((n_feat, BLOCK), dtype=np.float64)
+        table = np.empty((max(d, 1), dmax_table), dtype=theta.dtype)
+        row = np.empty(n_feat, dtype=theta.dtype)
+        scratch = np.empty(BLOCK, dtype=np.float64)
+        wconst = np.full(BLOCK, weight[0, 0])
+        hi = min(n, (c + 1) * CHUNK)
+        for b0 in range(c * CHUNK, hi, BLOCK):
+            m = min(BLOCK, hi - b0)
+            forward(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, qout, yb,
+                    tb, pb, qb, fin, bnd, feat, table, row)
+            # values and tags into the (strided) structured output
+            vs = val[b0:b0 + m]
+            ts = tag[b0:b0 + m]
+            if n_out == 1:
+                vs1 = vs[:, 0]
+                ts1 = ts[:, 0]
+                yb1 = yb[0]
+                tb1 = tb[0]
+                for ii in range(m):
+                    vs1[ii] = yb1[ii]
+                    ts1[ii] = tb1[ii]
+            else:
+                for ii in range(m):
+                    for j in range(n_out):
+                        vs[ii, j] = yb[j, ii]
+                        ts[ii, j] = tb[j, ii]
+            # losses, gradient coefficients, decisions, tags: one head at a time
+            for j in range(n_out):
+                ws = weight[j, b0:b0 + m] if has_weight else wconst
+                d_sum, r_sum, n_sat, n_mr, n_over = block_backward(
+                    m, fin, tb[j], pb[j], qb[j], yb[j], target[j, b0:b0 + m], ws, mode, delta,
+                    bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb[j], cqb[j],
+                )
+                pf[c, FS_DATA] += d_sum
+                pf[c, FS_REJ] += r_sum
+                pi[c, IS_SAT] += n_sat
+                pi[c, IS_MR] += n_mr
+                pi[c, IS_OVERFLOW] += n_over
+                n_r, n_p, n_n, n_f = block_tag_counts(tb[j], m)
+                pi[c, IS_TAG0] += n_r
+                pi[c, IS_TAG0 + 1] += n_p
+                pi[c, IS_TAG0 + 2] += n_n
+                pi[c, IS_TAG0 + 3] += n_f
+            # |Q| statistics, each Q evaluation once
+            for jq in range(n_qh):
+                s_q, q_min, n_fin, n_near = block_q_stats(qb[jq], m, delta, scratch)
+                pf[c, FS_SUMQ] += s_q
+                pf[c, FS_QMIN] = min(pf[c, FS_QMIN], q_min)
+                pi[c, IS_FINQ] += n_fin
+                pi[c, IS_NEAR] += n_near
+            # gradient sums: theta[j, k] += sum_i c_p psi_k, phi[jq, k-1] += sum_i c_q psi_k
+            for k in range(n_feat):
+                if k < n_tp:
+                    for j in range(n_out):
+                        acc[j * n_tp + k] += block_dot(cpb[j], feat[k], m)
+                if k >= 1 and k < n_tq:
+                    for j in range(n_out):
+                        jq = 0 if shared_q else j
+                        acc[n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb[j], feat[k], m)
+
+
+_GRAD_KERNELS: dict = {}
+
+
+def grad_kernel(args):
+    """The generic fused kernel compiled for the types of ``args`` (the call's arguments, the
+    forward function last, typed as a first-class function of the block-forward signature).
+
+    Arguments: ``(x_flat, n, exps, target, weight, has_weight, theta, phi, scale, shift, one,
+    eps, tau_q, tau_p, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag,
+    qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq, d, forward)``; ``target`` and ``weight``
+    are (n_out, N) C-contiguous (head-major); without weights ``weight`` is (1, 1) holding
+    1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS, FS_QMIN column +inf)
+    and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised per-chunk partials.
+    """
+    dtype = args[6].dtype
+    arg_types = tuple(numba.typeof(a) for a in args[:-1])
+    sig = types.void(*arg_types, types.FunctionType(_forward_block_signature(dtype)))
+    k = _GRAD_KERNELS.get(sig)
+    if k is None:
+        k = njit(sig, **_KERNEL)(_rational_grad)
+        _GRAD_KERNELS[sig] = k
+    return k
 
 
 @njit(cache=True)
 def combine_partials(pgrad, pf, pi):
-    """Sequential (chunk order) combination of the per-chunk partials: sums, and min for q_min."""
+    """Sequential (chunk order) combination of the per-chunk partials: sums, min for q_min."""
     n_chunks = pgrad.shape[0]
     g = np.zeros(pgrad.shape[1], dtype=np.float64)
     f = np.zeros(pf.shape[1], dtype=np.float64)
