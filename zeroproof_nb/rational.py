@@ -88,9 +88,10 @@ class TRPolicy:
     An output that transreal division tags REAL but whose |Q| < ``tau_q_on`` is reported
     non-REAL, its value kept: PINF/NINF by the IEEE signs of P and Q (+0 counts as +1) when
     |P| >= ``tau_p_on``, else PHI. With all thresholds 0 (the default) the tags are pure
-    transreal division (upstream would tag exact poles REAL; we do not). ``tau_q_off`` is the
-    leave threshold of the batch-level hysteresis (see ``gradients``); ``tau_p_off`` is kept for
-    parity and unused. Thresholds are in units of |Q| and |P|.
+    transreal division (upstream would tag exact poles REAL; we do not). ``tau_q_off`` (>=
+    ``tau_q_on``) is the leave threshold of the batch-level hysteresis (see ``gradients``);
+    ``tau_p_off`` is kept for parity with upstream and unused, as there. All thresholds are
+    finite and >= 0, in units of |Q| and |P|.
     """
 
     tau_q_on: float = 0.0
@@ -104,10 +105,6 @@ class TRPolicy:
         if self.tau_q_off < self.tau_q_on:
             raise ValueError(
                 f"tau_q_off must be >= tau_q_on, got {self.tau_q_off!r} < {self.tau_q_on!r}"
-            )
-        if self.tau_p_off < self.tau_p_on:
-            raise ValueError(
-                f"tau_p_off must be >= tau_p_on, got {self.tau_p_off!r} < {self.tau_p_on!r}"
             )
 
     @classmethod
