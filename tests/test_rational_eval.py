@@ -52,11 +52,21 @@ def _reference(x, theta, phi, basis="monomial", domain=(-1.0, 1.0)):
     return p / q, q
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(
-    "basis,domain", [("monomial", (-1.0, 1.0)), ("chebyshev", (-1.0, 1.0)), ("chebyshev", (0.0, 3.0))]
+    "dtype,basis,domain,dp,dq",
+    [
+        (dt, basis, dom, 3, 2)
+        for dt in (np.float64, np.float32)
+        for basis, dom in (("monomial", (-1.0, 1.0)), ("chebyshev", (-1.0, 1.0)),
+                           ("chebyshev", (0.0, 3.0)))
+    ]
+    + [
+        (np.float64, "monomial", (-1.0, 1.0), 6, 5),
+        (np.float32, "chebyshev", (0.0, 3.0), 6, 5),
+        (np.float64, "monomial", (-1.0, 1.0), 2, 0),
+        (np.float64, "chebyshev", (-2.0, -1.0), 2, 0),
+    ],
 )
-@pytest.mark.parametrize("dp,dq", [(3, 2), (6, 5), (2, 0)])
 def test_values_match_numpy_polynomial(rng, dtype, basis, domain, dp, dq):
     lo, hi = domain
     x = rng.uniform(lo, hi, size=3001).astype(dtype)

@@ -307,10 +307,11 @@ def rational_eval(
         val, tag = _views2(y, n, pb.n_out)
         q2 = q.reshape(n, pb.n_out) if return_q else q
         tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
-        k = _kr.eval_kernel(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
-                            bool(return_q), policy is not None, eps > 0)
-        k(pb.x, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift, pb.dtype.type(1.0), eps,
-          tau_q, tau_p, val, tag, q2)
+        fwd = _kr.eval_chunk_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+                                bool(return_q), policy is not None, eps > 0, pb.dtype)
+        args = (pb.x.reshape(-1), n, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift,
+                pb.dtype.type(1.0), eps, tau_q, tau_p, val, tag, q2, fwd)
+        _kr.eval_kernel(args)(*args)
     if return_q:
         return y, q
     return y
@@ -542,7 +543,7 @@ def rational_loss_and_grad(
             pb.x.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
             pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, mode_code, delta_f, bound,
             loss_code, hub, lam, 1.0 / tau_rej, glim, val, tag, q.reshape(n, pb.n_out), pgrad,
-            pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d, fwd,
+            pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d, fwd, _kr.block_reduce,
         )
         _kr.grad_kernel(args)(*args)
     g, f, s = _kr.combine_partials(pgrad, pf, pi)

@@ -1,9 +1,9 @@
 """Per-point basis evaluation: Horner / Clenshaw sums and basis feature rows.
 
-Every function here is a small scalar ``@njit(inline="always")`` function with no allocation, so
-that (a) a kernel that calls it with a degree frozen at compile time gets fully unrolled loops
-that LLVM can vectorise across points, and (b) a CUDA kernel can compile the same source as a
-device function.
+Every per-point function here is a small scalar ``@njit`` function with no allocation, so that
+(a) a kernel that calls it with a degree frozen at compile time gets (after LLVM inlines it)
+fully unrolled loops that LLVM can vectorise across points, and (b) a CUDA kernel can compile the
+same source as a device function.
 
 Bases (codes are compile-time constants of the specialised kernels):
 
@@ -19,9 +19,7 @@ from __future__ import annotations
 from math import comb
 
 import numpy as np
-from numba import njit, prange
-
-from .tags import CHUNK
+from numba import njit
 
 MONOMIAL = 0
 CHEBYSHEV = 1
@@ -62,7 +60,7 @@ def monomial_exponents(d: int, degree: int) -> np.ndarray:
 # 1-D sums. ``c`` is a 2-D coefficient array, ``j`` its row (the output head).
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def poly_sum(basis, c, j, deg, t):
     """sum_{k=0..deg} c[j, k] * psi_k(t) (Horner for monomials, Clenshaw for Chebyshev)."""
     if basis == MONOMIAL:
@@ -81,7 +79,7 @@ def poly_sum(basis, c, j, deg, t):
         return c[j, 0] + t * b1 - b2
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def denom_sum(basis, c, j, deg, t, one):
     """1 + sum_{k=1..deg} c[j, k-1] * psi_k(t): the denominator Q with its leading 1 fixed."""
     if deg == 0:
@@ -102,7 +100,7 @@ def denom_sum(basis, c, j, deg, t, one):
         return one + t * b1 - b2
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def basis_row_1d(basis, t, deg, one, row, off):
     """row[off + k] = psi_k(t) for k = 0..deg."""
     row[off] = one
@@ -121,7 +119,7 @@ def basis_row_1d(basis, t, deg, one, row, off):
 # n-D features: per-dimension tables, then products over the exponent rows
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def basis_row_nd(basis, xrow, scale, shift, exps, n_t, deg, one, table, row):
     """row[k] = prod_j b_{exps[k, j]}(t_j) for k < n_t, t_j = x_j (monomial) or the mapped x_j.
 
@@ -140,7 +138,7 @@ def basis_row_nd(basis, xrow, scale, shift, exps, n_t, deg, one, table, row):
         row[k] = acc
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def feature_dot(c, j, row, n_t):
     """sum_{k < n_t} c[j, k] * row[k] (left to right)."""
     acc = c[j, 0] * row[0]
@@ -149,7 +147,7 @@ def feature_dot(c, j, row, n_t):
     return acc
 
 
-@njit(inline="always")
+@njit(error_model="numpy")
 def feature_denom(c, j, row, n_t, one):
     """1 + sum_{1 <= k < n_t} c[j, k-1] * row[k] (left to right)."""
     acc = one
@@ -162,24 +160,26 @@ def feature_denom(c, j, row, n_t, one):
 # feature matrices
 
 
-@njit(cache=True, parallel=True)
+# The feature matrices are a utility (layers, diagnostics), serial: memory-bound, and a parallel
+# kernel would cost a second of compile time per signature.
+
+
+@njit(cache=True)
 def features_1d(x, basis, deg, scale, shift, one, out):
     """out[i, k] = psi_k(x_i), out of shape (N, deg+1)."""
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         t = x[i]
         if basis == CHEBYSHEV:
             t = t * scale + shift
         basis_row_1d(basis, t, deg, one, out[i], 0)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def features_nd(x, basis, exps, deg, scale, shift, one, out):
     """out[i, k] = prod_j b_{exps[k, j]}(x_ij), out of shape (N, n_terms)."""
     n = x.shape[0]
     d = x.shape[1]
     n_t = exps.shape[0]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks):
-        table = np.empty((d, deg + 1), dtype=out.dtype)
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            basis_row_nd(basis, x[i], scale, shift, exps, n_t, deg, one, table, out[i])
+    table = np.empty((d, deg + 1), dtype=out.dtype)
+    for i in range(n):
+        basis_row_nd(basis, x[i], scale, shift, exps, n_t, deg, one, table, out[i])

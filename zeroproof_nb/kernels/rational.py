@@ -56,7 +56,9 @@ Arrays seen by the kernels
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import types as pytypes
 
 import numba
 import numpy as np
@@ -84,8 +86,9 @@ LOSS_MAE = 1
 LOSS_HUBER = 2
 LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER}
 
-#: points per block inside a chunk (block buffers stay in L1/L2)
+#: points per block inside a chunk: forward kernel (its two buffers stay in L1) and fused pass
 BLOCK = 512
+FUSED_BLOCK = 1024
 
 # per-chunk statistics partials: float sums, then integer counts
 FS_DATA, FS_REJ, FS_SUMQ, FS_QMIN = 0, 1, 2, 3
@@ -98,7 +101,11 @@ _U8_PINF = np.uint8(PINF)
 _U8_NINF = np.uint8(NINF)
 _U8_PHI = np.uint8(PHI)
 
-_JIT = dict(inline="always", error_model="numpy")
+# forward helpers: plain functions (LLVM inlines them into the kernels and still sees the frozen
+# degrees); numba-level inlining would only add compile time. Backward helpers are inlined at
+# numba IR level into block_backward, which instantiates them once per gradient mode.
+_JIT = dict(error_model="numpy")
+_JIT_INLINE = dict(inline="always", error_model="numpy")
 _KERNEL = dict(cache=True, parallel=True, error_model="numpy")
 
 
@@ -163,7 +170,7 @@ def output_point(p, q, nan_check, has_policy, tau_q, tau_p):
 # per-point functions: backward (float64)
 
 
-@njit(**_JIT)
+@njit(**_JIT_INLINE)
 def data_loss_point(kind, r, huber_delta):
     """(loss, dloss/dr) of the residual r = y - t: mse 1/2 r^2, mae |r|, Huber."""
     a = abs(r)
@@ -179,7 +186,7 @@ def data_loss_point(kind, r, huber_delta):
     return 0.5 * r * r, r
 
 
-@njit(**_JIT)
+@njit(**_JIT_INLINE)
 def use_saturating(mode, abs_q, delta):
     """Gradient rule of one output: Saturating (True) or Mask-REAL (False); delta < 0 = None."""
     if mode == MODE_SATURATING:
@@ -189,7 +196,7 @@ def use_saturating(mode, abs_q, delta):
     return False
 
 
-@njit(**_JIT)
+@njit(**_JIT_INLINE)
 def dy_coefficients(saturating, p, q, y, bound):
     """(dy/dP, dy/dQ) of a REAL output y = P/Q.
 
@@ -208,7 +215,7 @@ def dy_coefficients(saturating, p, q, y, bound):
     return inv_q, -y * inv_q
 
 
-@njit(**_JIT)
+@njit(**_JIT_INLINE)
 def rejection_point(target_real, q, inv_tau):
     """(penalty, dpenalty/dQ) before the factor lambda_rej, for a finite Q; tau = 1/inv_tau.
 
@@ -225,7 +232,7 @@ def rejection_point(target_real, q, inv_tau):
     return a, s
 
 
-@njit(**_JIT)
+@njit(**_JIT_INLINE)
 def backward_point(
     finite, tag, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, has_rej, lam,
     inv_tau,
@@ -270,7 +277,7 @@ def psi_bound(scaled_max_abs, deg):
     return b
 
 
-@njit(**_JIT)
+@njit(**_JIT_INLINE)
 def guard_coefficients(c_p, c_q, bnd, glim):
     """(c_p, c_q, overflowed): both zeroed when |c|*bound could exceed ``glim`` = max/n_outputs,
     so that no sum of contributions can overflow (an output whose gradient would be inf/NaN is
@@ -407,30 +414,76 @@ def block_dot(a, b, m):
 # ----------------------------------------------------------------------------------------------
 # forward kernels (specialised)
 
-_EVAL_KERNELS: dict = {}
 
+def _jit_unique(py_func, key, *args, **options):
+    """``njit`` a specialisation under a qualname derived from ``key``.
 
-def eval_kernel(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_eps):
-    """Forward kernel specialised on its arguments (d = 0 is the 1-D path).
-
-    Signature: ``k(x, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout)``
-    with x (N,) for d = 0 and (N, d) otherwise; ``qout`` is only written when ``write_q``.
+    numba names a function's disk-cache index after its qualname and assigns data-file numbers
+    per index; closures of one factory would share one index, and two processes adding
+    different specialisations at once could then overwrite each other's data file under a
+    stale index (a wrong kernel loaded later). One index per specialisation avoids that.
     """
+    tag = "_".join(str(int(k)) if isinstance(k, (bool, int, np.integer)) else str(k) for k in key)
+    func = pytypes.FunctionType(py_func.__code__, py_func.__globals__, py_func.__name__,
+                                py_func.__defaults__, py_func.__closure__)
+    func.__qualname__ = f"{py_func.__name__}__{tag}"
+    func.__doc__ = py_func.__doc__
+    func.__module__ = py_func.__module__
+    return njit(*args, **options)(func)
+
+
+def _view_types(dtype):
+    """numba types of the ``value`` and ``tag`` field views of an (N, n_out) transreal array
+    (layout 'A'; a C-contiguous view, e.g. of a single element, converts to it)."""
+    views = np.empty((2, 2), dtype=[("value", np.dtype(dtype)), ("tag", np.uint8)])
+    return numba.typeof(views["value"]), numba.typeof(views["tag"])
+
+
+def _kernel_arg_types(args, dtype, view_pos):
+    """numba types of ``args`` with the field views at ``view_pos`` typed by
+    :func:`_view_types`, so that the compiled signature does not depend on the batch."""
+    arg_types = [numba.typeof(a) for a in args]
+    arg_types[view_pos], arg_types[view_pos + 1] = _view_types(dtype)
+    return tuple(arg_types)
+
+
+def _eval_chunk_signature(dtype):
+    """Signature of a specialised forward chunk: ``(x_flat, n, c, exps, theta, phi, scale,
+    shift, one, eps, tau_q, tau_p, val, tag, qout) -> None`` (val and tag the strided field
+    views of the (N, n_out) transreal output, exps read-only int64)."""
+    dt = numba.from_dtype(np.dtype(dtype))
+    a1 = types.Array(dt, 1, "C")
+    a2 = types.Array(dt, 2, "C")
+    i2 = types.Array(types.int64, 2, "C", readonly=True)
+    val_t, tag_t = _view_types(dtype)
+    i8 = types.int64
+    return types.void(a1, i8, i8, i2, a2, a2, dt, dt, dt, dt, dt, dt, val_t, tag_t, a2)
+
+
+_EVAL_CHUNKS: dict = {}
+
+
+def eval_chunk_fn(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_eps, dtype):
+    """Specialised forward of chunk ``c`` (points c*CHUNK .. min(n, (c+1)*CHUNK) - 1), block by
+    block: the vectorised point loop into head-major buffers, then the copy into the strided
+    structured output (and Q into ``qout`` when ``write_q``). Compiled eagerly for ``dtype``
+    (cached); d = 0 is the 1-D path and ``x_flat`` is x raveled (N*d values)."""
     key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(write_q),
-           bool(has_policy), bool(has_eps))
-    k = _EVAL_KERNELS.get(key)
-    if k is None:
-        k = _build_eval_1d(*key) if d == 0 else _build_eval_nd(*key)
-        _EVAL_KERNELS[key] = k
-    return k
+           bool(has_policy), bool(has_eps), np.dtype(dtype).name)
+    f = _EVAL_CHUNKS.get(key)
+    if f is None:
+        f = _build_eval_chunk(*key, _eval_chunk_signature(dtype))
+        _EVAL_CHUNKS[key] = f
+    return f
 
 
-def _build_eval_1d(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS):
-    @njit(**_KERNEL)
-    def rational_eval_1d(x, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout):
-        n = x.shape[0]
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        for c in prange(n_chunks):
+def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS, name, sig):
+    key = (BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS, name)
+    DMAX = max(DP, DQ)
+    if D == 0:
+
+        def eval_chunk_1d(x, n, c, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val,
+                          tag, qout):
             yb = np.empty((NOUT, BLOCK), dtype=x.dtype)
             tb = np.empty((NOUT, BLOCK), dtype=np.uint8)
             hi = min(n, (c + 1) * CHUNK)
@@ -465,45 +518,86 @@ def _build_eval_1d(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS)
                         vs[ii, j] = yb[j, ii]
                         ts[ii, j] = tb[j, ii]
 
-    return rational_eval_1d
+        return _jit_unique(eval_chunk_1d, key, sig, cache=True, error_model="numpy")
 
-
-def _build_eval_nd(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS):
-    DMAX = max(DP, DQ)
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
     NTMAX = max(NTP, NTQ)
 
-    @njit(**_KERNEL)
-    def rational_eval_nd(x, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout):
-        n = x.shape[0]
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        for c in prange(n_chunks):
-            table = np.empty((D, DMAX + 1), dtype=x.dtype)
-            row = np.empty(NTMAX, dtype=x.dtype)
-            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                xi = x[i]
-                nan_check = one - one
-                for jd in range(D):
-                    nan_check = nan_check + (xi[jd] - xi[jd])
-                basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
-                q0 = feature_denom(phi, 0, row, NTQ, one)
-                if HAS_EPS:
-                    q0 = regularised_denominator(q0, eps)
-                for j in range(NOUT):
-                    q = q0
-                    if not SHARED and j > 0:
-                        q = feature_denom(phi, j, row, NTQ, one)
-                        if HAS_EPS:
-                            q = regularised_denominator(q, eps)
-                    p = feature_dot(theta, j, row, NTP)
-                    v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
-                    val[i, j] = v
-                    tag[i, j] = g
-                    if WRITE_Q:
-                        qout[i, j] = q
+    def eval_chunk_nd(x, n, c, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag,
+                      qout):
+        table = np.empty((D, DMAX + 1), dtype=x.dtype)
+        row = np.empty(NTMAX, dtype=x.dtype)
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            xi = x[i * D:(i + 1) * D]
+            nan_check = one - one
+            for jd in range(D):
+                nan_check = nan_check + (xi[jd] - xi[jd])
+            basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
+            q0 = feature_denom(phi, 0, row, NTQ, one)
+            if HAS_EPS:
+                q0 = regularised_denominator(q0, eps)
+            for j in range(NOUT):
+                q = q0
+                if not SHARED and j > 0:
+                    q = feature_denom(phi, j, row, NTQ, one)
+                    if HAS_EPS:
+                        q = regularised_denominator(q, eps)
+                p = feature_dot(theta, j, row, NTP)
+                v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
+                val[i, j] = v
+                tag[i, j] = g
+                if WRITE_Q:
+                    qout[i, j] = q
 
-    return rational_eval_nd
+    return _jit_unique(eval_chunk_nd, key, sig, cache=True, error_model="numpy")
+
+
+def _rational_eval(x, n, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout,
+                   forward_chunk):
+    """Generic forward kernel: ``prange`` over chunks, each done by the specialised
+    ``forward_chunk`` (:func:`eval_chunk_fn`), called through a function pointer."""
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        forward_chunk(x, n, np.int64(c), exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
+                      val, tag, qout)
+
+
+@njit(**_JIT)
+def copy_block_out(val, tag, b0, m, n_out, yb, tb):
+    """val[b0+i, j] = yb[j, i], tag[b0+i, j] = tb[j, i] for i < m (the strided field views)."""
+    vs = val[b0:b0 + m]
+    ts = tag[b0:b0 + m]
+    if n_out == 1:
+        vs1 = vs[:, 0]
+        ts1 = ts[:, 0]
+        yb1 = yb[0]
+        tb1 = tb[0]
+        for ii in range(m):
+            vs1[ii] = yb1[ii]
+            ts1[ii] = tb1[ii]
+    else:
+        for ii in range(m):
+            for j in range(n_out):
+                vs[ii, j] = yb[j, ii]
+                ts[ii, j] = tb[j, ii]
+
+
+_EVAL_KERNELS: dict = {}
+
+
+def eval_kernel(args):
+    """The generic forward kernel for the types of ``args``: ``(x_flat, n, exps, theta, phi,
+    scale, shift, one, eps, tau_q, tau_p, val, tag, qout, forward_chunk)`` with the chunk
+    function from :func:`eval_chunk_fn` last (a first-class function)."""
+    dtype = args[3].dtype
+    k = _EVAL_KERNELS.get(dtype.name)  # the argument types depend on the dtype only
+    if k is None:
+        arg_types = _kernel_arg_types(args[:-1], dtype, 11)
+        sig = types.void(*arg_types, types.FunctionType(_eval_chunk_signature(dtype)))
+        digest = hashlib.sha1(str(sig).encode()).hexdigest()[:16]
+        k = _jit_unique(_rational_eval, (dtype.name, digest), sig, **_KERNEL)
+        _EVAL_KERNELS[dtype.name] = k
+    return k
 
 
 # ----------------------------------------------------------------------------------------------
@@ -511,9 +605,10 @@ def _build_eval_nd(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS)
 
 
 def _forward_block_signature(dtype):
-    """Explicit signature of the specialised block forward for computation dtype ``dtype`` (exps
-    is a read-only int64 array): ``(x_flat, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, qout, yb, tb, pb,
-    qb, fin, bnd, feat, table, row) -> None``."""
+    """Explicit signature of the specialised block forward for computation dtype ``dtype``:
+    ``(x_flat, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, qout, yb, tb, pb,
+    qb, fin, bnd, feat, table, row) -> None`` (exps read-only int64; yb, pb, qb, bnd, feat
+    float64; tb, fin uint8; table, row scratch of the computation dtype)."""
     dt = numba.from_dtype(np.dtype(dtype))
     a1 = types.Array(dt, 1, "C")
     a2 = types.Array(dt, 2, "C")
@@ -524,7 +619,7 @@ def _forward_block_signature(dtype):
     i2 = types.Array(types.int64, 2, "C", readonly=True)
     return types.void(
         a1, types.int64, types.int64, i2, a2, a2, dt, dt, dt, dt, dt, dt,
-        a2, a2, u2, f2, f2, u1, f1, f2, a2, a1,
+        a2, f2, u2, f2, f2, u1, f1, f2, a2, a1,
     )
 
 
@@ -537,7 +632,7 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
     For points b0..b0+m-1 it writes the exact forward of ``rational_eval`` (value ``yb``, tag
     ``tb``, Q into ``qout``) and, for the backward, P and Q in float64 (``pb``, ``qb``, head-major),
     finiteness of x (``fin``), the bound on |psi_k| (``bnd``) and psi_k(x) in float64 (``feat``,
-    terms x block; zero for non-finite x). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
+    terms x block; zero for non-finite x and where the bound overflows). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
     """
     key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(has_policy),
            bool(has_eps), np.dtype(dtype).name)
@@ -549,11 +644,11 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
 
 
 def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig):
+    key = (BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig.args[0].dtype)
     DMAX = max(DP, DQ)
     BSCALE = 2.0 if BASIS == CHEBYSHEV else 1.0
     if D == 0:
 
-        @njit(sig, cache=True, error_model="numpy")
         def forward_block_1d(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
                              qout, yb, tb, pb, qb, fin, bnd, feat, table, row):
             xs = x[b0:b0 + m]
@@ -566,9 +661,12 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 finite = nan_check == nan_check
                 t64 = np.float64(t) if finite else 0.0
                 fin[ii] = finite
-                bnd[ii] = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
+                b = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
+                bnd[ii] = b
                 if DMAX >= 1:
-                    feat[1, ii] = t64
+                    # psi_k(t) with b = inf may overflow; such points get zero coefficients
+                    # (guard_coefficients), so their features are set to 0 (not inf, 0*inf = NaN)
+                    feat[1, ii] = t64 if b < np.inf else 0.0
                 q0 = denom_sum(BASIS, phi, 0, DQ, t, one)
                 if HAS_EPS:
                     q0 = regularised_denominator(q0, eps)
@@ -596,13 +694,12 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     for ii in range(m):
                         feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
 
-        return forward_block_1d
+        return _jit_unique(forward_block_1d, key, sig, cache=True, error_model="numpy")
 
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
     NTMAX = max(NTP, NTQ)
 
-    @njit(sig, cache=True, error_model="numpy")
     def forward_block_nd(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
                          qout, yb, tb, pb, qb, fin, bnd, feat, table, row):
         for ii in range(m):
@@ -636,114 +733,134 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 qout[i, j] = q
                 pb[j, ii] = p
                 qb[j, ii] = q
+            keep = finite and bnd[ii] < np.inf  # see forward_block_1d
             for k in range(NTMAX):
-                feat[k, ii] = np.float64(row[k]) if finite else 0.0
+                feat[k, ii] = np.float64(row[k]) if keep else 0.0
 
-    return forward_block_nd
+    return _jit_unique(forward_block_nd, key, sig, cache=True, error_model="numpy")
+
+
+@njit(cache=True, error_model="numpy")
+def block_reduce(
+    c, b0, m, n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight, has_weight,
+    wconst, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb, feat,
+    scratch, pgrad, pf, pi,
+):
+    """Degree- and dtype-independent part of the fused pass for block [b0, b0+m) of chunk c.
+
+    Per head: :func:`block_backward` and :func:`block_tag_counts`; per Q evaluation:
+    :func:`block_q_stats`; then the gradient sums theta[j, k] += sum_i c_p psi_k and
+    phi[jq, k-1] += sum_i c_q psi_k with :func:`block_dot`. Everything is float64; results are
+    added to row c of the partials. Called through a function pointer by the fused kernel, so it
+    is compiled once and not re-optimised inside every kernel that uses it.
+    """
+    n_qh = 1 if shared_q else n_out
+    n_theta = n_out * n_tp
+    acc = pgrad[c]
+    for j in range(n_out):
+        ws = weight[j, b0:b0 + m] if has_weight else wconst
+        d_sum, r_sum, n_sat, n_mr, n_over = block_backward(
+            m, fin, tb[j], pb[j], qb[j], yb[j], target[j, b0:b0 + m], ws, mode, delta, bound,
+            loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb[j], cqb[j],
+        )
+        pf[c, FS_DATA] += d_sum
+        pf[c, FS_REJ] += r_sum
+        pi[c, IS_SAT] += n_sat
+        pi[c, IS_MR] += n_mr
+        pi[c, IS_OVERFLOW] += n_over
+        n_r, n_p, n_n, n_f = block_tag_counts(tb[j], m)
+        pi[c, IS_TAG0] += n_r
+        pi[c, IS_TAG0 + 1] += n_p
+        pi[c, IS_TAG0 + 2] += n_n
+        pi[c, IS_TAG0 + 3] += n_f
+    for jq in range(n_qh):
+        s_q, q_min, n_fin, n_near = block_q_stats(qb[jq], m, delta, scratch)
+        pf[c, FS_SUMQ] += s_q
+        pf[c, FS_QMIN] = min(pf[c, FS_QMIN], q_min)
+        pi[c, IS_FINQ] += n_fin
+        pi[c, IS_NEAR] += n_near
+    for k in range(max(n_tp, n_tq)):
+        if k < n_tp:
+            for j in range(n_out):
+                acc[j * n_tp + k] += block_dot(cpb[j], feat[k], m)
+        if k >= 1 and k < n_tq:
+            for j in range(n_out):
+                jq = 0 if shared_q else j
+                acc[n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb[j], feat[k], m)
 
 
 def _rational_grad(
     x, n, exps, target, weight, has_weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
     mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf,
-    pi, n_out, shared_q, n_tp, n_tq, d, forward,
+    pi, n_out, shared_q, n_tp, n_tq, d, forward, reduce,
 ):
-    """Generic fused pass (compiled once per argument types by :func:`grad_kernel`)."""
-    n_qh = 1 if shared_q else n_out
-    n_theta = n_out * n_tp
+    """Generic fused pass (compiled once per argument types by :func:`grad_kernel`): per
+    block, ``forward`` (specialised), the copy into the structured output, ``reduce``
+    (:func:`block_reduce`)."""
     n_feat = max(n_tp, n_tq)
-    dmax_table = max(n_tp, n_tq)  # generous: table rows hold up to degree n_feat - 1
     for c in prange(pgrad.shape[0]):
-        acc = pgrad[c]
-        yb = np.empty((n_out, BLOCK), dtype=theta.dtype)
-        tb = np.empty((n_out, BLOCK), dtype=np.uint8)
-        pb = np.empty((n_out, BLOCK), dtype=np.float64)
-        qb = np.empty((n_out, BLOCK), dtype=np.float64)
-        cpb = np.empty((n_out, BLOCK), dtype=np.float64)
-        cqb = np.empty((n_out, BLOCK), dtype=np.float64)
-        fin = np.empty(BLOCK, dtype=np.uint8)
-        bnd = np.empty(BLOCK, dtype=np.float64)
-        feat = np.empty((n_feat, BLOCK), dtype=np.float64)
-        table = np.empty((max(d, 1), dmax_table), dtype=theta.dtype)
+        yb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
+        tb = np.empty((n_out, FUSED_BLOCK), dtype=np.uint8)
+        pb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
+        qb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
+        cpb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
+        cqb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
+        fin = np.empty(FUSED_BLOCK, dtype=np.uint8)
+        bnd = np.empty(FUSED_BLOCK, dtype=np.float64)
+        feat = np.empty((n_feat, FUSED_BLOCK), dtype=np.float64)
+        table = np.empty((max(d, 1), n_feat), dtype=theta.dtype)
         row = np.empty(n_feat, dtype=theta.dtype)
-        scratch = np.empty(BLOCK, dtype=np.float64)
-        wconst = np.full(BLOCK, weight[0, 0])
+        scratch = np.empty(FUSED_BLOCK, dtype=np.float64)
+        wconst = np.full(FUSED_BLOCK, weight[0, 0])
         hi = min(n, (c + 1) * CHUNK)
-        for b0 in range(c * CHUNK, hi, BLOCK):
-            m = min(BLOCK, hi - b0)
-            forward(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, qout, yb,
+        for b0 in range(c * CHUNK, hi, FUSED_BLOCK):
+            m = min(FUSED_BLOCK, hi - b0)
+            forward(x, np.int64(b0), np.int64(m), exps, theta, phi, scale, shift, one, eps, tau_q,
+                    tau_p, qout, yb,
                     tb, pb, qb, fin, bnd, feat, table, row)
-            # values and tags into the (strided) structured output
-            vs = val[b0:b0 + m]
-            ts = tag[b0:b0 + m]
-            if n_out == 1:
-                vs1 = vs[:, 0]
-                ts1 = ts[:, 0]
-                yb1 = yb[0]
-                tb1 = tb[0]
-                for ii in range(m):
-                    vs1[ii] = yb1[ii]
-                    ts1[ii] = tb1[ii]
-            else:
-                for ii in range(m):
-                    for j in range(n_out):
-                        vs[ii, j] = yb[j, ii]
-                        ts[ii, j] = tb[j, ii]
-            # losses, gradient coefficients, decisions, tags: one head at a time
-            for j in range(n_out):
-                ws = weight[j, b0:b0 + m] if has_weight else wconst
-                d_sum, r_sum, n_sat, n_mr, n_over = block_backward(
-                    m, fin, tb[j], pb[j], qb[j], yb[j], target[j, b0:b0 + m], ws, mode, delta,
-                    bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb[j], cqb[j],
-                )
-                pf[c, FS_DATA] += d_sum
-                pf[c, FS_REJ] += r_sum
-                pi[c, IS_SAT] += n_sat
-                pi[c, IS_MR] += n_mr
-                pi[c, IS_OVERFLOW] += n_over
-                n_r, n_p, n_n, n_f = block_tag_counts(tb[j], m)
-                pi[c, IS_TAG0] += n_r
-                pi[c, IS_TAG0 + 1] += n_p
-                pi[c, IS_TAG0 + 2] += n_n
-                pi[c, IS_TAG0 + 3] += n_f
-            # |Q| statistics, each Q evaluation once
-            for jq in range(n_qh):
-                s_q, q_min, n_fin, n_near = block_q_stats(qb[jq], m, delta, scratch)
-                pf[c, FS_SUMQ] += s_q
-                pf[c, FS_QMIN] = min(pf[c, FS_QMIN], q_min)
-                pi[c, IS_FINQ] += n_fin
-                pi[c, IS_NEAR] += n_near
-            # gradient sums: theta[j, k] += sum_i c_p psi_k, phi[jq, k-1] += sum_i c_q psi_k
-            for k in range(n_feat):
-                if k < n_tp:
-                    for j in range(n_out):
-                        acc[j * n_tp + k] += block_dot(cpb[j], feat[k], m)
-                if k >= 1 and k < n_tq:
-                    for j in range(n_out):
-                        jq = 0 if shared_q else j
-                        acc[n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb[j], feat[k], m)
+            # values (exactly representable in the computation dtype) and tags
+            copy_block_out(val, tag, b0, m, n_out, yb, tb)
+            reduce(np.int64(c), np.int64(b0), np.int64(m), n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight,
+                   has_weight, wconst, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau,
+                   glim, bnd, cpb, cqb, feat, scratch, pgrad, pf, pi)
+
+
+def _reduce_signature():
+    f1 = types.Array(types.float64, 1, "C")
+    f2 = types.Array(types.float64, 2, "C")
+    u1 = types.Array(types.uint8, 1, "C")
+    u2 = types.Array(types.uint8, 2, "C")
+    i2 = types.Array(types.int64, 2, "C")
+    i8, b1, d = types.int64, types.boolean, types.float64
+    return types.void(
+        i8, i8, i8, i8, b1, i8, i8, u1, u2, f2, f2, f2, f2, f2, b1, f1, i8, d, d, i8, d, d, d, d,
+        f1, f2, f2, f2, f1, f2, f2, i2,
+    )
 
 
 _GRAD_KERNELS: dict = {}
 
 
 def grad_kernel(args):
-    """The generic fused kernel compiled for the types of ``args`` (the call's arguments, the
-    forward function last, typed as a first-class function of the block-forward signature).
+    """The generic fused kernel compiled for the types of ``args`` (the call's arguments; the
+    block forward and :func:`block_reduce` last, typed as first-class functions).
 
     Arguments: ``(x_flat, n, exps, target, weight, has_weight, theta, phi, scale, shift, one,
     eps, tau_q, tau_p, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag,
-    qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq, d, forward)``; ``target`` and ``weight``
-    are (n_out, N) C-contiguous (head-major); without weights ``weight`` is (1, 1) holding
-    1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS, FS_QMIN column +inf)
-    and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised per-chunk partials.
+    qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq, d, forward, block_reduce)``; ``target``
+    and ``weight`` are (n_out, N) C-contiguous float64 (head-major); without weights ``weight``
+    is (1, 1) holding 1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS,
+    FS_QMIN column +inf) and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised partials.
     """
     dtype = args[6].dtype
-    arg_types = tuple(numba.typeof(a) for a in args[:-1])
-    sig = types.void(*arg_types, types.FunctionType(_forward_block_signature(dtype)))
-    k = _GRAD_KERNELS.get(sig)
+    k = _GRAD_KERNELS.get(dtype.name)  # the argument types depend on the dtype only
     if k is None:
-        k = njit(sig, **_KERNEL)(_rational_grad)
-        _GRAD_KERNELS[sig] = k
+        arg_types = _kernel_arg_types(args[:-2], dtype, 22)
+        sig = types.void(*arg_types, types.FunctionType(_forward_block_signature(dtype)),
+                         types.FunctionType(_reduce_signature()))
+        digest = hashlib.sha1(str(sig).encode()).hexdigest()[:16]
+        k = _jit_unique(_rational_grad, (dtype.name, digest), sig, **_KERNEL)
+        _GRAD_KERNELS[dtype.name] = k
     return k
 
 
