@@ -356,3 +356,31 @@ def test_top_level_exports():
     assert zp.rational_eval is rational_eval
     assert zp.TRPolicy is TRPolicy
     assert zp.monomial_exponents is monomial_exponents
+
+
+_CACHE_PROBE = """
+import numpy as np
+from zeroproof_nb import rational_eval, rational_loss_and_grad
+from zeroproof_nb.kernels import rational as kr
+x = np.linspace(-1, 1, 50)
+rational_eval(x, [1.0, 2.0, 3.0, 4.0], [0.1, 0.2])
+rational_loss_and_grad(x, x, [1.0, 2.0, 3.0, 4.0], [0.1, 0.2])
+disps = [f.dispatcher for f in kr._EVAL_CHUNKS.values()]
+disps += [f.dispatcher for f in kr._FORWARD_BLOCKS.values()]
+disps += list(kr._EVAL_KERNELS.values()) + list(kr._GRAD_KERNELS.values())
+print(min(sum(d.stats.cache_hits.values()) for d in disps), len(disps))
+"""
+
+
+def test_specialised_kernels_load_from_the_disk_cache_in_a_fresh_process():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    runs = [subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True,
+                           env=env, check=True).stdout.split() for _ in range(2)]
+    min_hits, n_disp = (int(v) for v in runs[-1])
+    assert n_disp == 4 and min_hits >= 1  # the second process compiled nothing

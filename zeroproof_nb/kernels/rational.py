@@ -63,6 +63,7 @@ import types as pytypes
 import numba
 import numpy as np
 from numba import njit, prange, types
+from numba.core.types.function_type import WrapperAddressProtocol
 
 from .basis import (
     CHEBYSHEV,
@@ -432,6 +433,27 @@ def _jit_unique(py_func, key, *args, **options):
     return njit(*args, **options)(func)
 
 
+class FunctionPointer(WrapperAddressProtocol):
+    """A compiled specialisation passed to the generic kernels as a first-class function.
+
+    Holds the address of numba's C wrapper of the compiled overload, so a kernel call costs no
+    per-call overload lookup (passing the dispatcher itself would look the overload up twice per
+    argument and call). Keeps the dispatcher alive.
+    """
+
+    def __init__(self, dispatcher, sig):
+        cres = dispatcher.get_compile_result(sig)
+        self._addr = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
+        self._sig = sig
+        self.dispatcher = dispatcher
+
+    def __wrapper_address__(self):
+        return self._addr
+
+    def signature(self):
+        return self._sig
+
+
 def _view_types(dtype):
     """numba types of the ``value`` and ``tag`` field views of an (N, n_out) transreal array
     (layout 'A'; a C-contiguous view, e.g. of a single element, converts to it)."""
@@ -472,7 +494,8 @@ def eval_chunk_fn(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_ep
            bool(has_policy), bool(has_eps), np.dtype(dtype).name)
     f = _EVAL_CHUNKS.get(key)
     if f is None:
-        f = _build_eval_chunk(*key, _eval_chunk_signature(dtype))
+        sig = _eval_chunk_signature(dtype)
+        f = FunctionPointer(_build_eval_chunk(*key, sig), sig)
         _EVAL_CHUNKS[key] = f
     return f
 
@@ -638,7 +661,8 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
            bool(has_eps), np.dtype(dtype).name)
     f = _FORWARD_BLOCKS.get(key)
     if f is None:
-        f = _build_forward_block(*key[:-1], _forward_block_signature(dtype))
+        sig = _forward_block_signature(dtype)
+        f = FunctionPointer(_build_forward_block(*key[:-1], sig), sig)
         _FORWARD_BLOCKS[key] = f
     return f
 
@@ -839,6 +863,18 @@ def _reduce_signature():
 
 
 _GRAD_KERNELS: dict = {}
+
+
+_BLOCK_REDUCE: list = []
+
+
+def block_reduce_fn():
+    """:func:`block_reduce` as a :class:`FunctionPointer` (compiled on first use)."""
+    if not _BLOCK_REDUCE:
+        sig = _reduce_signature()
+        block_reduce.compile(sig)
+        _BLOCK_REDUCE.append(FunctionPointer(block_reduce, sig))
+    return _BLOCK_REDUCE[0]
 
 
 def grad_kernel(args):
