@@ -2,32 +2,41 @@
 
 Design
 ------
-The per-point math is written once, as small ``@njit(inline="always")`` scalar functions
+The per-point math is written once, as small scalar ``@njit`` functions
 (:func:`tr_quotient`, :func:`policy_tag`, :func:`output_point`, :func:`data_loss_point`,
 :func:`dy_coefficients`, :func:`rejection_point`, :func:`backward_point`, ...) that allocate
 nothing, so a CUDA kernel can compile the same source as device functions. Loops over points are
-thin wrappers around them.
+thin wrappers around them. (The backward helpers are inlined at numba IR level into
+:func:`block_backward`, which instantiates its loop once per gradient mode; the forward helpers
+are plain functions that LLVM inlines.)
 
 LLVM vectorises a loop over points only when the inner Horner/Clenshaw loops have compile-time
 trip counts, so the code that evaluates P and Q is *specialised*: factories build closures whose
 basis, degrees, input dimension, number of outputs, Q sharing and optional features (tag policy,
-epsilon baseline, writing Q) are frozen closure constants. Each combination compiles once per
-process (memoised in a dict) and is cached on disk (numba's cache index key includes the
-closure-cell contents, so every specialisation has its own entry; closures capture only ints and
-bools, since a captured dispatcher would pickle differently in every process).
+epsilon baseline, writing Q) are frozen closure constants, compiled eagerly for the computation
+dtype. Each combination compiles once per process (memoised in a dict) and is cached on disk:
+numba's cache index key includes the closure-cell contents (closures capture only ints and
+bools; a captured dispatcher would pickle differently in every process), and
+:func:`_jit_unique` gives each specialisation its own index file, so concurrent processes adding
+different specialisations cannot overwrite each other's entries.
 
-* :func:`eval_kernel` returns a specialised ``parallel=True`` forward kernel.
-* The fused loss-and-gradient pass is one *generic* ``parallel=True`` kernel per dtype
-  (:func:`grad_kernel`), which calls a specialised per-block forward (:func:`forward_block_fn`,
-  compiled with an explicit signature) through a first-class function pointer. The heavy,
-  degree-independent part (losses, gradient rules, statistics, gradient sums) is therefore
-  compiled once per dtype instead of once per degree pair, and every new degree pair costs only
-  the small forward function.
+The ``parallel=True`` kernels are *generic* (one per dtype) and call the specialised code
+through a first-class function pointer (:class:`FunctionPointer`):
+
+* :func:`eval_kernel` runs ``prange`` over chunks and calls the specialised chunk forward of
+  :func:`eval_chunk_fn`;
+* :func:`grad_kernel` (the fused loss-and-gradient pass) calls per block the specialised
+  forward of :func:`forward_block_fn` and the degree- and dtype-independent
+  :func:`block_reduce` (losses, gradient rules, statistics, gradient sums).
+
+A parallel kernel with the heavy backward linked in costs about 5-10 s of compilation; this way
+it is compiled once per dtype, and each new degree pair costs only a small serial function
+(about 0.5 s), then nothing once cached.
 
 Loop structure
 --------------
 ``prange`` runs over chunks of ``tags.CHUNK`` points; a chunk is processed in blocks of
-``BLOCK`` points. Per block:
+``BLOCK`` (forward) or ``FUSED_BLOCK`` points. Per block:
 
 1. a point loop with no reductions and unit-stride access only (it vectorises) evaluates P, Q,
    the value and the tag (and, in the fused pass, psi_k(x) per point) into small contiguous
