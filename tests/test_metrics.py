@@ -74,7 +74,7 @@ def _brute_force_ple(f, t, md):
 def test_ple_equals_brute_force(found, true, md):
     got = pole_localization_error(found, true, max_distance=md)
     assert got == pytest.approx(_brute_force_ple(found, true, md), abs=1e-12)
-    assert 0.0 <= got <= md
+    assert 0.0 <= got <= md * (1 + 1e-12)  # a mean of values <= md, up to rounding
 
 
 def test_ple_bad_arguments():

@@ -1,0 +1,93 @@
+"""One Trainer epoch at batch 4096: how much of it is spent outside the numba kernels.
+
+Every numba dispatcher reachable from the Python layer (kernel modules' attributes and the
+kernels the rational factories return) is wrapped in a timer after a warm-up epoch; the
+Python layer's share is 1 − (time inside kernels)/(epoch time).
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from numba.core.registry import CPUDispatcher
+
+import zeroproof_nb.kernels.rational as kr
+from zeroproof_nb.fitting import linearized_fit
+from zeroproof_nb.layers import TRRational
+from zeroproof_nb.problems import get_problem
+from zeroproof_nb.training.sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig
+from zeroproof_nb.training.trainer import Trainer, TrainingConfig
+
+N_POOL = 1 << 16
+BATCH = 4096
+
+
+class _KernelClock:
+    def __init__(self):
+        self.seconds = 0.0
+        self.calls = 0
+        self.by_name: dict[str, float] = {}
+
+    def reset(self):
+        self.seconds, self.calls, self.by_name = 0.0, 0, {}
+
+    def wrap(self, fn, name):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t0
+                self.seconds += dt
+                self.calls += 1
+                self.by_name[name] = self.by_name.get(name, 0.0) + dt
+        return timed
+
+
+def _instrument(monkeypatch, clock):
+    import importlib
+    import pkgutil
+
+    import zeroproof_nb.kernels as kpkg
+
+    for info in pkgutil.iter_modules(kpkg.__path__):
+        mod = importlib.import_module(f"zeroproof_nb.kernels.{info.name}")
+        for name, obj in list(vars(mod).items()):
+            if isinstance(obj, CPUDispatcher):
+                monkeypatch.setattr(mod, name, clock.wrap(obj, f"{info.name}.{name}"))
+    for factory in ("grad_kernel", "eval_kernel"):
+        orig = getattr(kr, factory)
+        monkeypatch.setattr(kr, factory, lambda *a, _o=orig, _n=factory: clock.wrap(_o(*a), _n))
+
+
+@pytest.mark.parametrize("degrees", [(3, 2), (10, 10)])
+def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees):
+    pr = get_problem("two_poles")
+    x, y = pr.sample(N_POOL, seed=0)
+    d_p, d_q = degrees
+    model = TRRational(d_p, d_q)
+    model.set_parameters(list(linearized_fit(x[:4000], y[:4000], d_p, d_q)))
+    cfg = TrainingConfig(batch_size=BATCH, max_epochs=10**6, learning_rate=1e-6, seed=0,
+                         verbose=False)
+    trainer = Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=0)))
+    trainer.fit(x, y, epochs=1)  # compile everything before instrumenting
+    clock = _KernelClock()
+    _instrument(monkeypatch, clock)
+    trainer.fit(x, y, epochs=1)  # warm the instrumented path
+    clock.reset()
+    epochs_before = trainer.epoch
+
+    def one_epoch():
+        trainer.fit(x, y, epochs=1)
+
+    benchmark.pedantic(one_epoch, rounds=7, iterations=1, warmup_rounds=0)
+    n_epochs = trainer.epoch - epochs_before
+    epoch_s = benchmark.stats.stats.mean
+    kernel_s = clock.seconds / n_epochs
+    share = 1.0 - kernel_s / epoch_s
+    benchmark.extra_info.update(
+        degrees=list(degrees), batches_per_epoch=N_POOL // BATCH, batch_size=BATCH,
+        kernel_s_per_epoch=kernel_s, kernel_calls_per_epoch=clock.calls / n_epochs,
+        python_share=share, kernel_s_by_name={k: v / n_epochs for k, v in clock.by_name.items()},
+    )
+    assert n_epochs == 7
