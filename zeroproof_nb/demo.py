@@ -22,6 +22,7 @@ from .metrics import bucket_mse, pole_localization_error
 from .problems import RationalProblem, fit_aaa, make_problem
 from .rational import rational_eval
 from .training.curriculum import CurriculumConfig, CurriculumScheduler
+from .training.diagnostics import DiagnosticConfig, DiagnosticMonitor
 from .training.hybrid_trainer import HybridTrainer, HybridTrainingConfig
 from .training.sampling_diagnostics import create_integrated_sampler
 from .training.trainer import Trainer, TrainingConfig
@@ -137,8 +138,10 @@ def run_demo(
         refinement_threshold=0.05)
     curriculum = CurriculumScheduler(CurriculumConfig(n_stages=3, stage_duration=max(2, epochs // 4),
                                                       warmup_epochs=max(1, epochs // 10)))
+    # the sampler aims at |Q| ~ 1e-5 on purpose: warn only when q_min means a pole sits on a sample
+    monitor = DiagnosticMonitor(DiagnosticConfig(auto_export=False, q_min_warning_threshold=1e-10))
     tr_trainer = HybridTrainer(tr_model, config=hcfg, sampler=sampler, curriculum=curriculum,
-                               callbacks=[progress("tr-rational")])
+                               callbacks=[progress("tr-rational")], monitor=monitor)
     tr_trainer.fit(x_pool, y_pool)
 
     # --- ε-rational baseline: same start, same trainer, Q + ε·sign(Q)
