@@ -220,3 +220,24 @@ def test_state_and_to_dict_are_json():
     d = json.loads(json.dumps(mon.state))
     assert d["main"] == mon.history and d["config"]["export_path"] == "diagnostics"
     assert mon.to_dict()["batch_metrics"] == {k: [] for k in BATCH_KEYS}
+
+
+def test_tag_counts_equal_counting_tags():
+    import numpy as np
+    import pytest
+
+    from zeroproof_nb.core import count_tags
+    from zeroproof_nb.training.diagnostics import DiagnosticConfig, DiagnosticMonitor
+
+    tags = np.array([0, 0, 1, 3, 2, 0], dtype=np.uint8)
+    a = DiagnosticMonitor(DiagnosticConfig(auto_export=False))
+    b = DiagnosticMonitor(DiagnosticConfig(auto_export=False))
+    a.update(0, {"loss_train": 1.0}, tags=tags)
+    b.update(0, {"loss_train": 1.0}, tag_counts=count_tags(tags))
+    a.update_batch(0, q_min=0.1, tags=tags)
+    b.update_batch(0, q_min=0.1, tag_counts=count_tags(tags))
+    assert a.tag_history == b.tag_history and a.batch_metrics == b.batch_metrics
+    with pytest.raises(ValueError, match="not both"):
+        a.update(1, tags=tags, tag_counts=[1, 0, 0, 0])
+    with pytest.raises(ValueError, match="tag_counts"):
+        a.update_batch(1, tag_counts=[1, 2])

@@ -101,6 +101,18 @@ def _to_json_scalar(v: Any) -> Any:
     return v
 
 
+def _tag_counts(tags: Any, tag_counts: Any) -> np.ndarray | None:
+    """Counts (REAL, PINF, NINF, PHI) from ``tags`` or given directly; None when neither."""
+    if tags is not None and tag_counts is not None:
+        raise ValueError("give tags or tag_counts, not both")
+    if tag_counts is not None:
+        c = np.asarray(tag_counts, dtype=np.int64).reshape(-1)
+        if c.shape != (4,) or np.any(c < 0):
+            raise ValueError("tag_counts must be 4 non-negative counts (REAL, PINF, NINF, PHI)")
+        return c
+    return None if tags is None else count_tags(tags)
+
+
 def _per_sample_gradient_norms(gradients: Any, n: int) -> np.ndarray:
     """Per-sample gradient norms, shape (n,).
 
@@ -164,6 +176,7 @@ class DiagnosticMonitor:
         q_values: Any = None,
         gradients: Any = None,
         tags: Any = None,
+        tag_counts: Any = None,
     ) -> None:
         """Record one epoch.
 
@@ -181,6 +194,8 @@ class DiagnosticMonitor:
             |Q| > far_pole_threshold "far".
         tags : uint8 array / list of TRTag, optional
             Output tags of the epoch (counted).
+        tag_counts : (4,) counts REAL, PINF, NINF, PHI, optional
+            Instead of ``tags``, when they were already counted (e.g. by the fused kernel).
         """
         epoch = check_int(epoch, "epoch", minimum=0)
         metrics = {} if metrics is None else dict(metrics)
@@ -207,7 +222,8 @@ class DiagnosticMonitor:
                 "epoch %d: q_min = %.2e below threshold %.2e", epoch, qstats["q_min"], cfg.q_min_warning_threshold
             )
 
-        self._append_tags(epoch, tags if cfg.track_tag_distribution else None)
+        counts = _tag_counts(tags, tag_counts)
+        self._append_tags(epoch, counts if cfg.track_tag_distribution else None)
         self._append_gradients(gradients if cfg.track_gradients else None, q_abs)
 
         if p_values is not None and q_values is not None and epoch % cfg.export_frequency == 0:
@@ -230,13 +246,13 @@ class DiagnosticMonitor:
             "near_pole_ratio": float(np.count_nonzero(finite < self.config.near_pole_threshold)) / finite.size,
         }
 
-    def _append_tags(self, epoch: int, tags: Any) -> None:
+    def _append_tags(self, epoch: int, counts: np.ndarray | None) -> None:
         th = self.tag_history
-        if tags is None:
+        if counts is None:
             for k in TAG_KEYS:
                 th[k].append(None)
             return
-        n_real, n_pinf, n_ninf, n_phi = (int(c) for c in count_tags(tags))
+        n_real, n_pinf, n_ninf, n_phi = (int(c) for c in counts)
         n = n_real + n_pinf + n_ninf + n_phi
         for k, v in zip(TAG_KEYS, (n_real, n_pinf, n_ninf, n_phi, n_real / max(1, n))):
             th[k].append(v)
@@ -266,17 +282,19 @@ class DiagnosticMonitor:
         for k in GRADIENT_KEYS:
             gh[k].append(values[k])
 
-    def update_batch(self, batch_idx: int, q_min: float | None = None, tags: Any = None, loss: float | None = None) -> None:
-        """Record one batch: its index, q_min, loss and REAL / non-REAL counts (None if absent)."""
+    def update_batch(self, batch_idx: int, q_min: float | None = None, tags: Any = None,
+                     loss: float | None = None, tag_counts: Any = None) -> None:
+        """Record one batch: its index, q_min, loss and REAL / non-REAL counts (None if absent);
+        ``tag_counts`` (REAL, PINF, NINF, PHI) may replace ``tags``."""
         bm = self.batch_metrics
         bm["batch_idx"].append(check_int(batch_idx, "batch_idx", minimum=0))
         bm["q_min"].append(_float_or_none(q_min))
         bm["loss"].append(_float_or_none(loss))
-        if tags is None:
+        c = _tag_counts(tags, tag_counts)
+        if c is None:
             bm["n_real"].append(None)
             bm["n_non_real"].append(None)
         else:
-            c = count_tags(tags)
             bm["n_real"].append(int(c[0]))
             bm["n_non_real"].append(int(c[1:].sum()))
         self._trim(bm)

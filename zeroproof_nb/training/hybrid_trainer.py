@@ -232,7 +232,7 @@ class HybridTrainer(Trainer):
             self.monitor.update_batch(
                 batch_idx=self.global_step,
                 q_min=float(finite.min()) if finite.size else None,
-                tags=tags.ravel(),
+                tag_counts=stats["tag_counts"],
                 loss=float(result.loss),
             )
 
@@ -270,7 +270,7 @@ class HybridTrainer(Trainer):
                 {"lambda_rej": record["lambda_rej"], "coverage_train": record["coverage"],
                  "loss_train": record["loss"], "near_pole_ratio": near},
                 q_values=q if q.size else None,
-                tags=np.repeat(np.arange(4, dtype=np.uint8), counts),
+                tag_counts=counts,
             )
 
     def get_training_summary(self) -> dict[str, Any]:
