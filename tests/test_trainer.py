@@ -188,3 +188,28 @@ def test_trainer_bad_input():
         Trainer(TRRational(1, 1), sampler=object())
     with pytest.raises(ValueError, match="model must provide"):
         Trainer(object())
+
+
+def test_training_is_identical_for_one_and_two_threads():
+    import numba
+
+    # batches of several kernel chunks, so that the gradient sums really are split across threads
+    pr = get_problem("two_poles")
+    x, y = pr.sample(40000, seed=0)
+    theta0, phi0 = linearized_fit(x[:500], y[:500] * 1.01, 3, 2)
+    results = []
+    saved = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            model = TRRational(3, 2)
+            model.set_parameters([theta0.copy(), phi0.copy()])
+            cfg = TrainingConfig(batch_size=40000, max_epochs=3, learning_rate=1e-3, seed=0,
+                                 loss="huber", verbose=False)
+            Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=0))
+                    ).fit(x, y)
+            results.append((model.theta.copy(), model.phi.copy()))
+    finally:
+        numba.set_num_threads(saved)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
