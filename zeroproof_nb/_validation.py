@@ -19,6 +19,7 @@ __all__ = [
     "check_int",
     "check_choice",
     "check_bounds",
+    "check_config",
 ]
 
 
@@ -121,3 +122,12 @@ def check_bounds(bounds: Any, name: str) -> tuple[float, float]:
     if not lo < hi:
         raise ValueError(f"{name} must satisfy lo < hi, got {bounds!r}")
     return lo, hi
+
+
+def check_config(config: Any, cls: type, name: str = "config") -> Any:
+    """Return ``config``, or a default ``cls()`` when it is None; ``TypeError`` for another type."""
+    if config is None:
+        return cls()
+    if not isinstance(config, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} or None, got {type(config).__name__}")
+    return config

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validation import (
     check_choice,
+    check_config,
     check_in_range,
     check_int,
     check_nonnegative,
@@ -151,10 +152,7 @@ class AdaptiveLambda:
     """
 
     def __init__(self, config: AdaptiveLossConfig | None = None) -> None:
-        if config is None:
-            config = AdaptiveLossConfig()
-        elif not isinstance(config, AdaptiveLossConfig):
-            raise TypeError(f"config must be an AdaptiveLossConfig, got {type(config).__name__}")
+        config = check_config(config, AdaptiveLossConfig)
         self.config = config
         self.reset()
 

@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_int, check_nonnegative, check_positive
+from .._validation import (
+    as_float_array,
+    check_config,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 from ..core import count_tags
 
 __all__ = ["DiagnosticConfig", "DiagnosticMonitor", "MAIN_KEYS", "TAG_KEYS", "GRADIENT_KEYS", "BATCH_KEYS"]
@@ -147,10 +153,7 @@ class DiagnosticMonitor:
     """
 
     def __init__(self, config: DiagnosticConfig | None = None) -> None:
-        if config is None:
-            config = DiagnosticConfig()
-        elif not isinstance(config, DiagnosticConfig):
-            raise TypeError(f"config must be a DiagnosticConfig, got {type(config).__name__}")
+        config = check_config(config, DiagnosticConfig)
         self.config = config
         self.reset()
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .._validation import check_int, check_nonnegative, check_positive
+from .._validation import check_config, check_int, check_nonnegative, check_positive
 from ..gradients import HybridGradientContext, HybridGradientSchedule, ScheduleType
 from ..optim import Adam
 from .diagnostics import DiagnosticConfig, DiagnosticMonitor
@@ -164,10 +164,7 @@ class HybridTrainer(Trainer):
                  sampler: Any = None, *, curriculum: Any = None, adaptive_lambda: Any = None,
                  callbacks: Iterable[Any] = (), context: HybridGradientContext | None = None,
                  monitor: DiagnosticMonitor | None = None) -> None:
-        if config is None:
-            config = HybridTrainingConfig()
-        elif not isinstance(config, HybridTrainingConfig):
-            raise TypeError(f"config must be a HybridTrainingConfig, got {type(config).__name__}")
+        config = check_config(config, HybridTrainingConfig)
         super().__init__(model, optimizer, config, sampler, curriculum=curriculum,
                          adaptive_lambda=adaptive_lambda, callbacks=callbacks)
         if context is None:

@@ -37,6 +37,7 @@ from .._validation import (
     as_float_array,
     check_bounds,
     check_choice,
+    check_config,
     check_in_range,
     check_int,
     check_nonnegative,
@@ -263,10 +264,7 @@ class ImportanceSampler:
 
     def __init__(self, config: ImportanceSamplerConfig | None = None, *, rng: Any = None,
                  track_counts: bool = True) -> None:
-        if config is None:
-            config = ImportanceSamplerConfig()
-        elif not isinstance(config, ImportanceSamplerConfig):
-            raise TypeError(f"config must be an ImportanceSamplerConfig, got {type(config).__name__}")
+        config = check_config(config, ImportanceSamplerConfig)
         config.validate()
         self.config = config
         self.rng = _make_rng(config.seed if rng is None else rng)
@@ -666,10 +664,7 @@ class ActiveSampler:
 
     def __init__(self, config: ActiveSamplerConfig | None = None, input_dim: int = 1, *,
                  rng: Any = None) -> None:
-        if config is None:
-            config = ActiveSamplerConfig()
-        elif not isinstance(config, ActiveSamplerConfig):
-            raise TypeError(f"config must be an ActiveSamplerConfig, got {type(config).__name__}")
+        config = check_config(config, ActiveSamplerConfig)
         config.validate()
         self.config = config
         self.input_dim = check_int(input_dim, "input_dim", minimum=1)

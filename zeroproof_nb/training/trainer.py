@@ -22,6 +22,7 @@ from .._jsonutil import json_default
 from .._validation import (
     as_float_array,
     check_choice,
+    check_config,
     check_in_range,
     check_int,
     check_nonnegative,
@@ -31,7 +32,11 @@ from ..core import TRTag
 from ..optim import SGD, Adam
 from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
 from .curriculum import CurriculumScheduler
-from .sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig, IntegratedSampler
+from .sampling_diagnostics import (
+    ImportanceSampler,
+    ImportanceSamplerConfig,
+    IntegratedSampler,
+)
 
 __all__ = ["TrainingConfig", "Trainer", "BatchSource"]
 
@@ -288,10 +293,7 @@ class Trainer:
         for attr in ("parameters", "loss_and_grad", "q_values"):
             if not callable(getattr(model, attr, None)):
                 raise ValueError(f"model must provide {attr}(), got {type(model).__name__}")
-        if config is None:
-            config = TrainingConfig()
-        elif not isinstance(config, TrainingConfig):
-            raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")
+        config = check_config(config, TrainingConfig)
         self.model = model
         self.config = config
         if optimizer is None:
