@@ -164,6 +164,24 @@ def regularised_denominator(q, eps):
 
 
 @njit(**_JIT)
+def point_denominator(basis, phi, j, dq, t, one, has_eps, eps):
+    """Q of head ``j`` at the mapped point ``t``, plus eps*sign(Q) for the epsilon baseline."""
+    q = denom_sum(basis, phi, j, dq, t, one)
+    if has_eps:
+        q = regularised_denominator(q, eps)
+    return q
+
+
+@njit(**_JIT)
+def row_denominator(phi, j, row, n_tq, one, has_eps, eps):
+    """Q of head ``j`` from a feature row, plus eps*sign(Q) for the epsilon baseline."""
+    q = feature_denom(phi, j, row, n_tq, one)
+    if has_eps:
+        q = regularised_denominator(q, eps)
+    return q
+
+
+@njit(**_JIT)
 def output_point(p, q, nan_check, has_policy, tau_q, tau_p):
     """(value, tag) of one output from P and Q. ``nan_check`` is x - x: 0 for finite x, NaN
     otherwise (non-finite x gives PHI with a NaN value)."""
@@ -528,15 +546,10 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                     if BASIS == CHEBYSHEV:
                         t = t * scale + shift
                     nan_check = t - t
-                    q0 = denom_sum(BASIS, phi, 0, DQ, t, one)
-                    if HAS_EPS:
-                        q0 = regularised_denominator(q0, eps)
+                    q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
                     for j in range(NOUT):
-                        q = q0
-                        if not SHARED and j > 0:
-                            q = denom_sum(BASIS, phi, j, DQ, t, one)
-                            if HAS_EPS:
-                                q = regularised_denominator(q, eps)
+                        q = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
+                                                                             HAS_EPS, eps)
                         p = poly_sum(BASIS, theta, j, DP, t)
                         v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
                         yb[j, ii] = v
@@ -566,15 +579,9 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
             for jd in range(D):
                 nan_check = nan_check + (xi[jd] - xi[jd])
             basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
-            q0 = feature_denom(phi, 0, row, NTQ, one)
-            if HAS_EPS:
-                q0 = regularised_denominator(q0, eps)
+            q0 = row_denominator(phi, 0, row, NTQ, one, HAS_EPS, eps)
             for j in range(NOUT):
-                q = q0
-                if not SHARED and j > 0:
-                    q = feature_denom(phi, j, row, NTQ, one)
-                    if HAS_EPS:
-                        q = regularised_denominator(q, eps)
+                q = q0 if (SHARED or j == 0) else row_denominator(phi, j, row, NTQ, one, HAS_EPS, eps)
                 p = feature_dot(theta, j, row, NTP)
                 v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
                 val[i, j] = v
@@ -700,15 +707,10 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     # psi_k(t) with b = inf may overflow; such points get zero coefficients
                     # (guard_coefficients), so their features are set to 0 (not inf, 0*inf = NaN)
                     feat[1, ii] = t64 if b < np.inf else 0.0
-                q0 = denom_sum(BASIS, phi, 0, DQ, t, one)
-                if HAS_EPS:
-                    q0 = regularised_denominator(q0, eps)
+                q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
                 for j in range(NOUT):
-                    q = q0
-                    if not SHARED and j > 0:
-                        q = denom_sum(BASIS, phi, j, DQ, t, one)
-                        if HAS_EPS:
-                            q = regularised_denominator(q, eps)
+                    q = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
+                                                                         HAS_EPS, eps)
                     p = poly_sum(BASIS, theta, j, DP, t)
                     v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
                     yb[j, ii] = v
@@ -750,15 +752,9 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             fin[ii] = finite
             bnd[ii] = psi_bound(tmax, DMAX)
             basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
-            q0 = feature_denom(phi, 0, row, NTQ, one)
-            if HAS_EPS:
-                q0 = regularised_denominator(q0, eps)
+            q0 = row_denominator(phi, 0, row, NTQ, one, HAS_EPS, eps)
             for j in range(NOUT):
-                q = q0
-                if not SHARED and j > 0:
-                    q = feature_denom(phi, j, row, NTQ, one)
-                    if HAS_EPS:
-                        q = regularised_denominator(q, eps)
+                q = q0 if (SHARED or j == 0) else row_denominator(phi, j, row, NTQ, one, HAS_EPS, eps)
                 p = feature_dot(theta, j, row, NTP)
                 v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
                 yb[j, ii] = v
