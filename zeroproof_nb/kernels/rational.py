@@ -229,18 +229,19 @@ def dy_coefficients(saturating, p, q, y, bound):
     """(dy/dP, dy/dQ) of a REAL output y = P/Q.
 
     Mask-REAL: 1/Q and -P/Q^2 (computed as -y/Q). Saturating with bound b: sign(Q)/sqrt(Q^2+b^2)
-    and -P/(Q^2+b^2).
+    and -P/(Q^2+b^2) (computed as -P*r^2 with r = 1/sqrt(Q^2+b^2)). One division either way: in
+    a loop that picks the rule per point (Hybrid), the denominator is selected first.
     """
+    den = math.sqrt(q * q + bound * bound) if saturating else q
+    inv = 1.0 / den
     if saturating:
         s = 0.0
         if q > 0:
             s = 1.0
         elif q < 0:
             s = -1.0
-        inv = 1.0 / (q * q + bound * bound)
-        return s * math.sqrt(inv), -p * inv
-    inv_q = 1.0 / q
-    return inv_q, -y * inv_q
+        return s * inv, -p * (inv * inv)
+    return inv, -y * inv
 
 
 @njit(**_JIT_INLINE)
@@ -321,30 +322,59 @@ def guard_coefficients(c_p, c_q, bnd, glim):
 # with reassoc may sum in any order LLVM picks for the compiled code (fixed, so deterministic).
 
 
+_ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # clears the sign bit of a float64 bit pattern
+_INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of +inf
+
+
 @njit(inline="always", fastmath={"reassoc"}, error_model="numpy")
 def _block_backward_mode(
-    mode, has_rej, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind, huber_delta, lam,
-    inv_tau, glim, bnd, c_p, c_q,
+    mode, has_rej, m, finite, tags, p, q, qbits, y, target, w, delta, bound, loss_kind,
+    huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
 ):
     data = 0.0
     rej = 0.0
+    s_cp = 0.0
+    s_q = 0.0
     n_sat = 0
     n_mr = 0
     n_over = 0
+    n_real = 0
+    n_pinf = 0
+    n_ninf = 0
+    n_fin = 0
+    n_near = 0
+    q_min_bits = _INF_BITS
     for i in range(m):
+        tg = tags[i]
+        qi = q[i]
         cp, cq, l, r, dec = backward_point(
-            finite[i] != 0, tags[i], p[i], q[i], np.float64(y[i]), target[i], w[i], mode, delta,
-            bound, loss_kind, huber_delta, has_rej, lam, inv_tau,
+            finite[i] != 0, tg, p[i], qi, y[i], target[i], w[i], mode, delta, bound, loss_kind,
+            huber_delta, has_rej, lam, inv_tau,
         )
         cp, cq, over = guard_coefficients(cp, cq, bnd[i], glim)
         c_p[i] = cp
         c_q[i] = cq
+        s_cp += cp
         data += l
         rej += r
         n_sat += dec == 2
         n_mr += dec == 1
         n_over += over
-    return data, rej, n_sat, n_mr, n_over
+        n_real += tg == _U8_REAL
+        n_pinf += tg == _U8_PINF
+        n_ninf += tg == _U8_NINF
+        # |Q| statistics: finite sum and count, near-pole count, and the exact minimum as the
+        # integer minimum of the bit patterns of |Q| (they order like the values; NaN patterns
+        # lie above +inf's, so a NaN never wins over a finite value)
+        a = abs(qi)
+        fin = a < np.inf
+        s_q += a if fin else 0.0
+        n_fin += fin
+        n_near += a <= delta
+        bits = qbits[i] & _ABS_BITS
+        q_min_bits = bits if bits < q_min_bits else q_min_bits
+    return (data, rej, s_cp, s_q, n_sat, n_mr, n_over, n_real, n_pinf, n_ninf, n_fin, n_near,
+            min(q_min_bits, _INF_BITS))
 
 
 @njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
@@ -352,82 +382,46 @@ def block_backward(
     m, finite, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
     inv_tau, glim, bnd, c_p, c_q,
 ):
-    """:func:`backward_point` and :func:`guard_coefficients` over one block of one output head.
+    """:func:`backward_point` and :func:`guard_coefficients` over one block of one output head,
+    with the block's tag counts and |Q| statistics from the same loop.
 
-    Writes c_p[i], c_q[i]; returns (data_loss_sum, rejection_sum, n_saturating, n_mask_real,
-    n_overflow) of the block. The loop is instantiated once per gradient mode, so Mask-REAL
-    blocks do not pay for the Saturating square root and division.
+    Writes c_p[i], c_q[i]; returns ``(data_loss_sum, rejection_sum, sum_c_p, sum_abs_q_finite,
+    n_saturating, n_mask_real, n_overflow, n_real, n_pinf, n_ninf, n_finite_q, n_near,
+    q_min_bits)`` with ``q_min_bits`` the bit pattern of the least finite |Q| (that of +inf if
+    none). The loop is instantiated once per gradient mode and rejection flag, so Mask-REAL
+    blocks do not pay for the Saturating square root, nor blocks without lambda_rej for the
+    rejection term.
     """
+    qbits = q.view(np.int64)
     if lam > 0.0:
         if mode == MODE_MASK_REAL:
             return _block_backward_mode(
-                MODE_MASK_REAL, True, m, finite, tags, p, q, y, target, w, delta, bound,
+                MODE_MASK_REAL, True, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
                 loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         if mode == MODE_SATURATING:
             return _block_backward_mode(
-                MODE_SATURATING, True, m, finite, tags, p, q, y, target, w, delta, bound,
+                MODE_SATURATING, True, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
                 loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         return _block_backward_mode(
-            MODE_HYBRID, True, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
-            huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+            MODE_HYBRID, True, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
+            loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_MASK_REAL:
         return _block_backward_mode(
-            MODE_MASK_REAL, False, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
-            huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+            MODE_MASK_REAL, False, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
+            loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_SATURATING:
         return _block_backward_mode(
-            MODE_SATURATING, False, m, finite, tags, p, q, y, target, w, delta, bound,
+            MODE_SATURATING, False, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
             loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     return _block_backward_mode(
-        MODE_HYBRID, False, m, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
+        MODE_HYBRID, False, m, finite, tags, p, q, qbits, y, target, w, delta, bound, loss_kind,
         huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
     )
-
-
-@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
-def block_q_stats(q, m, delta, scratch):
-    """|Q| statistics of one block: (sum of finite |Q|, min finite |Q| (+inf if none), n finite,
-    n with |Q| <= delta). ``scratch`` holds >= m float64. The min is exact: it is taken over the
-    int64 bit patterns of the non-negative values, which order like the values and whose
-    integer min vectorises without fast-math."""
-    s = 0.0
-    n_fin = 0
-    n_near = 0
-    for i in range(m):
-        a = abs(q[i])
-        fin = a < np.inf
-        s += a if fin else 0.0
-        n_fin += fin
-        n_near += a <= delta
-        scratch[i] = a if fin else np.inf
-    bits = scratch[:m].view(np.int64)
-    b = bits[0]
-    for i in range(1, m):
-        v = bits[i]
-        b = v if v < b else b
-    bits[0] = b
-    return s, scratch[0], n_fin, n_near
-
-
-@njit(cache=True, error_model="numpy")
-def block_tag_counts(tags, m):
-    """Counts of REAL, PINF, NINF, PHI among tags[:m]."""
-    n_r = 0
-    n_p = 0
-    n_n = 0
-    n_f = 0
-    for i in range(m):
-        t = tags[i]
-        n_r += t == _U8_REAL
-        n_p += t == _U8_PINF
-        n_n += t == _U8_NINF
-        n_f += t == _U8_PHI
-    return n_r, n_p, n_n, n_f
 
 
 @njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
@@ -437,6 +431,18 @@ def block_dot(a, b, m):
     for i in range(m):
         s += a[i] * b[i]
     return s
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+def block_dot2(a, b, f, m):
+    """(sum_{i<m} a[i]*f[i], sum_{i<m} b[i]*f[i]) in one pass over f (float64)."""
+    sa = 0.0
+    sb = 0.0
+    for i in range(m):
+        fi = f[i]
+        sa += a[i] * fi
+        sb += b[i] * fi
+    return sa, sb
 
 
 # ----------------------------------------------------------------------------------------------
@@ -718,13 +724,15 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     qs[ii, j] = q
                     pb[j, ii] = p
                     qb[j, ii] = q
-            # psi_k(t) rows from the t row (separate unit-stride loops vectorise)
-            for ii in range(m):
-                feat[0, ii] = 1.0
+            # psi_k(t) rows k >= 2 from the t row (separate unit-stride loops vectorise); row 0
+            # (psi_0 = 1) is not needed by block_reduce
             for k in range(2, DMAX + 1):
                 if BASIS == MONOMIAL:
                     for ii in range(m):
                         feat[k, ii] = feat[k - 1, ii] * feat[1, ii]
+                elif k == 2:
+                    for ii in range(m):
+                        feat[2, ii] = 2.0 * feat[1, ii] * feat[1, ii] - 1.0
                 else:
                     for ii in range(m):
                         feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
@@ -777,18 +785,21 @@ def block_reduce(
 ):
     """Degree- and dtype-independent part of the fused pass for block [b0, b0+m) of chunk c.
 
-    Per head: :func:`block_backward` and :func:`block_tag_counts`; per Q evaluation:
-    :func:`block_q_stats`; then the gradient sums theta[j, k] += sum_i c_p psi_k and
-    phi[jq, k-1] += sum_i c_q psi_k with :func:`block_dot`. Everything is float64; results are
-    added to row c of the partials. Called through a function pointer by the fused kernel, so it
-    is compiled once and not re-optimised inside every kernel that uses it.
+    Per head: :func:`block_backward` (losses, gradient rules, guard, tag counts, |Q| statistics
+    of each distinct Q evaluation, and sum_i c_p for theta[j, 0] since psi_0 = 1); then the
+    gradient sums theta[j, k] += sum_i c_p psi_k and phi[jq, k-1] += sum_i c_q psi_k for k >= 1
+    with :func:`block_dot2` / :func:`block_dot` (``feat`` row 0 is not read). Everything is
+    float64; results are added to row c of the partials. Called through a function pointer by
+    the fused kernel, so it is compiled once and not re-optimised inside every kernel that uses
+    it. ``scratch`` holds >= 1 float64.
     """
     n_qh = 1 if shared_q else n_out
     n_theta = n_out * n_tp
     acc = pgrad[c]
     for j in range(n_out):
         ws = weight[j, b0:b0 + m] if has_weight else wconst
-        d_sum, r_sum, n_sat, n_mr, n_over = block_backward(
+        (d_sum, r_sum, s_cp, s_q, n_sat, n_mr, n_over, n_r, n_p, n_n, n_fin, n_near,
+         q_min_bits) = block_backward(
             m, fin, tb[j], pb[j], qb[j], yb[j], target[j, b0:b0 + m], ws, mode, delta, bound,
             loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb[j], cqb[j],
         )
@@ -797,24 +808,28 @@ def block_reduce(
         pi[c, IS_SAT] += n_sat
         pi[c, IS_MR] += n_mr
         pi[c, IS_OVERFLOW] += n_over
-        n_r, n_p, n_n, n_f = block_tag_counts(tb[j], m)
         pi[c, IS_TAG0] += n_r
         pi[c, IS_TAG0 + 1] += n_p
         pi[c, IS_TAG0 + 2] += n_n
-        pi[c, IS_TAG0 + 3] += n_f
-    for jq in range(n_qh):
-        s_q, q_min, n_fin, n_near = block_q_stats(qb[jq], m, delta, scratch)
-        pf[c, FS_SUMQ] += s_q
-        pf[c, FS_QMIN] = min(pf[c, FS_QMIN], q_min)
-        pi[c, IS_FINQ] += n_fin
-        pi[c, IS_NEAR] += n_near
-    for k in range(max(n_tp, n_tq)):
-        if k < n_tp:
-            for j in range(n_out):
+        pi[c, IS_TAG0 + 3] += m - n_r - n_p - n_n
+        acc[j * n_tp] += s_cp
+        if j < n_qh:
+            bits = scratch[:1].view(np.int64)
+            bits[0] = q_min_bits
+            pf[c, FS_SUMQ] += s_q
+            pf[c, FS_QMIN] = min(pf[c, FS_QMIN], scratch[0])
+            pi[c, IS_FINQ] += n_fin
+            pi[c, IS_NEAR] += n_near
+    for k in range(1, max(n_tp, n_tq)):
+        for j in range(n_out):
+            jq = 0 if shared_q else j
+            if k < n_tp and k < n_tq:
+                s_p, s_q = block_dot2(cpb[j], cqb[j], feat[k], m)
+                acc[j * n_tp + k] += s_p
+                acc[n_theta + jq * (n_tq - 1) + k - 1] += s_q
+            elif k < n_tp:
                 acc[j * n_tp + k] += block_dot(cpb[j], feat[k], m)
-        if k >= 1 and k < n_tq:
-            for j in range(n_out):
-                jq = 0 if shared_q else j
+            else:
                 acc[n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb[j], feat[k], m)
 
 
