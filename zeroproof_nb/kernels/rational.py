@@ -559,12 +559,13 @@ def eval_chunk_fn(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_ep
     block: the vectorised point loop into head-major buffers, then the copy into the strided
     structured output (and Q into ``qout`` when ``write_q``). Compiled eagerly for ``dtype``
     (cached); d = 0 is the 1-D path and ``x_flat`` is x raveled (N*d values)."""
-    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(write_q),
-           bool(has_policy), bool(has_eps), np.dtype(dtype).name)
+    key = (basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_eps, dtype)
     f = _EVAL_CHUNKS.get(key)
     if f is None:
         sig = _eval_chunk_signature(dtype)
-        f = FunctionPointer(_build_eval_chunk(*key, sig), sig)
+        f = FunctionPointer(_build_eval_chunk(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                              bool(shared_q), bool(write_q), bool(has_policy),
+                                              bool(has_eps), np.dtype(dtype).name, sig), sig)
         _EVAL_CHUNKS[key] = f
     return f
 
@@ -672,7 +673,7 @@ def _generic_kernel(cache, py_func, args, dtype, view_pos):
     of points) spans several chunks, else a serial twin (one chunk runs on one thread anyway,
     and a parallel region would only add its start-up cost). Memoised per (dtype, parallel)."""
     parallel = args[1] > CHUNK
-    key = (dtype.name, parallel)  # the argument types depend on the dtype only
+    key = (dtype, parallel)  # the argument types depend on the dtype only
     k = cache.get(key)
     if k is None:
         sig = types.void(*_kernel_arg_types(args, dtype, view_pos))
@@ -724,12 +725,13 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
     finiteness of x (``fin``), the bound on |psi_k| (``bnd``) and psi_k(x) in float64 (``feat``,
     terms x block; zero for non-finite x and where the bound overflows). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
     """
-    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(has_policy),
-           bool(has_eps), np.dtype(dtype).name)
+    key = (basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype)
     f = _FORWARD_BLOCKS.get(key)
     if f is None:
         sig = _forward_block_signature(dtype)
-        f = FunctionPointer(_build_forward_block(*key[:-1], sig), sig)
+        f = FunctionPointer(_build_forward_block(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                                 bool(shared_q), bool(has_policy), bool(has_eps),
+                                                 sig), sig)
         _FORWARD_BLOCKS[key] = f
     return f
 
