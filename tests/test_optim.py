@@ -156,3 +156,50 @@ def test_lr_setter_and_validation():
         Adam([p]).load_state_dict(SGD([p]).state_dict())
     with pytest.raises(ValueError, match="shape"):
         Adam([np.zeros(3)]).load_state_dict(Adam([p]).state_dict())
+
+
+def _numpy_adam_steps(params, grads_seq, lr, b1, b2, eps, wd):
+    """The Adam update written as NumPy array expressions (float32 stays float32)."""
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for t, grads in enumerate(grads_seq, start=1):
+        bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
+        for p, g, mi, vi in zip(params, grads, m, v):
+            d = g.astype(p.dtype) + wd * p
+            mi *= b1
+            mi += (1.0 - b1) * d
+            vi *= b2
+            vi += (1.0 - b2) * d * d
+            p -= lr * (mi / bc1) / (np.sqrt(vi / bc2) + eps)
+
+
+def test_float32_parameters_follow_float32_numpy_arithmetic_exactly():
+    rng = np.random.default_rng(3)
+    grads_seq = [[rng.normal(size=3).astype(np.float32), rng.normal(size=(2, 2)).astype(np.float32)]
+                 for _ in range(5)]
+    ours = [np.array([0.3, -0.2, 0.1], np.float32), np.array([[0.5, 0.25], [-1, 2]], np.float32)]
+    ref = [p.copy() for p in ours]
+    opt = Adam(ours, lr=1e-2, weight_decay=1e-3)
+    for grads in grads_seq:
+        opt.step(grads)
+    _numpy_adam_steps(ref, grads_seq, 1e-2, 0.9, 0.999, 1e-8, 1e-3)
+    for a, b in zip(ours, ref):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    sgd_p = [np.array([1.0, -2.0], np.float32)]
+    sgd_ref = sgd_p[0].copy()
+    buf = np.zeros_like(sgd_ref)
+    sgd = SGD(sgd_p, lr=0.1, momentum=0.9, nesterov=True)
+    for grads in grads_seq:
+        g = grads[0][:2]
+        sgd.step([g])
+        buf *= 0.9
+        buf += g
+        sgd_ref -= 0.1 * (g + 0.9 * buf)
+    np.testing.assert_array_equal(sgd_p[0], sgd_ref)
+
+
+def test_non_contiguous_parameters_are_rejected():
+    p = np.zeros((4, 2))[:, 0]
+    with pytest.raises(ValueError, match="params\\[0\\] must be C-contiguous"):
+        Adam([p])

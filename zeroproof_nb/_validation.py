@@ -55,7 +55,7 @@ def as_float_array(
 
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` unless every entry of ``arr`` is finite."""
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} must contain only finite values")
 
 
@@ -63,7 +63,7 @@ def _check_real(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)
-    if np.isnan(v):
+    if v != v:
         raise ValueError(f"{name} must not be NaN")
     return v
 

@@ -33,12 +33,17 @@ class TRTag(IntEnum):
     PHI = _ktags.PHI
 
 
+_TR_DTYPES = {np.dtype(v): np.dtype([("value", v), ("tag", np.uint8)])
+              for v in (np.float64, np.float32)}
+
+
 def tr_dtype(value_dtype: Any = np.float64) -> np.dtype:
     """Structured dtype ``[('value', value_dtype), ('tag', uint8)]`` for float64 or float32."""
     vd = np.dtype(value_dtype)
-    if vd not in (np.dtype(np.float64), np.dtype(np.float32)):
+    dt = _TR_DTYPES.get(vd)
+    if dt is None:
         raise TypeError(f"value_dtype must be float64 or float32, got {vd}")
-    return np.dtype([("value", vd), ("tag", np.uint8)])
+    return dt
 
 
 def is_tr_array(a: Any) -> bool:

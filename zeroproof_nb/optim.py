@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._validation import check_finite, check_in_range, check_nonnegative, check_positive
+from .kernels import optim as _ko
 
 __all__ = ["SGD", "Adam"]
 
@@ -35,6 +36,8 @@ class _Optimizer:
                 raise TypeError(f"params[{i}] must have dtype float64 or float32, got {p.dtype}")
             if not p.flags.writeable:
                 raise ValueError(f"params[{i}] must be writeable (it is updated in place)")
+            if not p.flags.c_contiguous:
+                raise ValueError(f"params[{i}] must be C-contiguous (it is updated in place)")
         self.params: list[np.ndarray] = params
         self.lr = lr
         self.step_count = 0
@@ -62,6 +65,7 @@ class _Optimizer:
             g = np.asarray(g)
             if g.dtype.kind not in "biuf":
                 raise TypeError(f"grads[{i}] must be numeric, got dtype {g.dtype}")
+            g = np.ascontiguousarray(g, dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"grads[{i}] must have shape {p.shape}, got {g.shape}")
             check_finite(g, f"grads[{i}]")
@@ -179,19 +183,10 @@ class SGD(_Optimizer):
     def step(self, grads: Sequence[Any]) -> None:
         """Apply one update to every parameter in place."""
         grads = self._check_grads(grads)
-        mu, wd, lr = self.momentum, self.weight_decay, self.lr
         for p, g, v in zip(self.params, grads, self._state["momentum_buffer"]):
-            d = g.astype(p.dtype, copy=True)
-            if wd:
-                d += wd * p
-            if mu:
-                v *= mu
-                v += d
-                if self.nesterov:
-                    d += mu * v
-                else:
-                    d = v
-            p -= lr * d
+            c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
+            _ko.sgd_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), c(self.lr),
+                           c(self.momentum), self.nesterov, c(self.weight_decay))
         self.step_count += 1
 
 
@@ -265,13 +260,8 @@ class Adam(_Optimizer):
         b1, b2 = self.betas
         bc1 = 1.0 - b1**t
         bc2 = 1.0 - b2**t
-        wd, lr, eps = self.weight_decay, self.lr, self.eps
         for p, g, m, v in zip(self.params, grads, self._state["exp_avg"], self._state["exp_avg_sq"]):
-            d = g.astype(p.dtype, copy=True)
-            if wd:
-                d += wd * p
-            m *= b1
-            m += (1.0 - b1) * d
-            v *= b2
-            v += (1.0 - b2) * d * d
-            p -= lr * (m / bc1) / (np.sqrt(v / bc2) + eps)
+            c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
+            _ko.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                            c(self.lr), c(b1), c(1.0 - b1), c(b2), c(1.0 - b2), c(bc1), c(bc2),
+                            c(self.eps), c(self.weight_decay))

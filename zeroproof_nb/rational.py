@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -310,7 +310,7 @@ def rational_eval(
         fwd = _kr.eval_chunk_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                 bool(return_q), policy is not None, eps > 0, pb.dtype)
         args = (pb.x.reshape(-1), n, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift,
-                pb.dtype.type(1.0), eps, tau_q, tau_p, val, tag, q2, fwd)
+                pb.dtype.type(1.0), eps, tau_q, tau_p, val, tag, q2, fwd.address)
         _kr.eval_kernel(args)(*args)
     if return_q:
         return y, q
@@ -501,22 +501,62 @@ def rational_loss_and_grad(
     bits for any number of numba threads).
     """
     pb = _prepare(x, theta, phi, basis, domain)
-    policy = _check_policy(policy)
-    mode_code = _mode_code(mode)
+    opt = _grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
+                        rejection_threshold, policy, q_epsilon)
+    shape = pb.out_shape
+    return _fused_pass(pb, pb.x, _target_array(target, shape, pb.dtype),
+                       _normalised_weights(sample_weight, shape), opt)
+
+
+_DTYPE_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float32, np.float64)}
+
+
+class _GradOptions(NamedTuple):
+    """Validated options of the fused pass (kernel codes and float64 scalars)."""
+
+    mode: int
+    delta: float  # -1.0 for None (Mask-REAL everywhere in hybrid mode)
+    bound: float
+    loss: int
+    huber_delta: float
+    lam: float
+    inv_tau: float
+    eps: Any  # computation dtype
+    policy: TRPolicy | None
+
+
+def _grad_options(
+    dtype: np.dtype, mode: Any = "mask_real", delta: float | None = None,
+    saturation_bound: float = 1.0, loss: str = "mse", huber_delta: float = 1.0,
+    lambda_rej: float = 0.0, rejection_threshold: float = 1e-2, policy: TRPolicy | None = None,
+    q_epsilon: float = 0.0,
+) -> _GradOptions:
+    """Validate the keyword options of :func:`rational_loss_and_grad` (same names)."""
     loss_code = _kr.LOSS_CODES.get(loss) if isinstance(loss, str) else None
     if loss_code is None:
         raise ValueError(f"loss must be one of {tuple(_kr.LOSS_CODES)}, got {loss!r}")
-    delta_f = -1.0 if delta is None else check_nonnegative(delta, "delta")
-    bound = check_positive(saturation_bound, "saturation_bound")
-    hub = check_positive(huber_delta, "huber_delta")
-    lam = check_nonnegative(lambda_rej, "lambda_rej")
-    tau_rej = check_positive(rejection_threshold, "rejection_threshold")
-    eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
-    shape = pb.out_shape
-    tgt = _target_array(target, shape, pb.dtype)
+    return _GradOptions(
+        mode=_mode_code(mode),
+        delta=-1.0 if delta is None else check_nonnegative(delta, "delta"),
+        bound=check_positive(saturation_bound, "saturation_bound"),
+        loss=loss_code,
+        huber_delta=check_positive(huber_delta, "huber_delta"),
+        lam=check_nonnegative(lambda_rej, "lambda_rej"),
+        inv_tau=1.0 / check_positive(rejection_threshold, "rejection_threshold"),
+        eps=dtype.type(check_nonnegative(q_epsilon, "q_epsilon")),
+        policy=_check_policy(policy),
+    )
 
-    n = pb.x.shape[0]
-    wn = _normalised_weights(sample_weight, shape)
+
+def _fused_pass(pb: _Problem, xk: np.ndarray, tgt: np.ndarray, wn: np.ndarray | None,
+                opt: _GradOptions) -> LossAndGrad:
+    """The fused pass on validated input: ``xk`` the kernel's x ((N,) on the 1-D path, else
+    (N, d)) with the layout ``pb`` was prepared for, ``tgt`` float64 of the output shape,
+    ``wn`` from :func:`_normalised_weights`. ``pb.x`` is not used."""
+    n = xk.shape[0]
+    shape = (n, pb.n_out) if pb.multi else (n,)
+    policy = opt.policy
+    eps = opt.eps
     y = np.empty(shape, dtype=tr_dtype(pb.dtype))
     q = np.empty(shape, dtype=pb.dtype)
     n_tp = pb.theta2.shape[1]
@@ -532,7 +572,7 @@ def rational_loss_and_grad(
         val, tag = _views2(y, n, pb.n_out)
         tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
         n_total = float(n * pb.n_out)
-        glim = float(np.finfo(pb.dtype).max) / n_total
+        glim = _DTYPE_MAX[pb.dtype] / n_total
         has_w = wn is not None
         w_arg = wn if has_w else np.full((1, 1), 1.0 / n_total)
         # head-major target (a free reshape for one output)
@@ -540,20 +580,24 @@ def rational_loss_and_grad(
         fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                    policy is not None, eps > 0, pb.dtype)
         args = (
-            pb.x.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
-            pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, mode_code, delta_f, bound,
-            loss_code, hub, lam, 1.0 / tau_rej, glim, val, tag, q.reshape(n, pb.n_out), pgrad,
-            pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d, fwd, _kr.block_reduce_fn(),
+            xk.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
+            pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,
+            opt.loss, opt.huber_delta, opt.lam, opt.inv_tau, glim, val, tag,
+            q.reshape(n, pb.n_out), pgrad, pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d,
+            fwd.address, _kr.block_reduce_fn().address,
         )
         _kr.grad_kernel(args)(*args)
-    g, f, s = _kr.combine_partials(pgrad, pf, pi)
+    if n_chunks == 1:  # nothing to combine (+ 0.0 as in the combination: -0.0 becomes +0.0)
+        g, f, s = pgrad[0] + 0.0, pf[0] + 0.0, pi[0]
+    else:
+        g, f, s = _kr.combine_partials(pgrad, pf, pi)
 
     th_shape = (pb.n_out, n_tp) if pb.multi else (n_tp,)
     ph_shape = pb.phi2.shape if (pb.multi and not pb.shared_q) else (n_tq1,)
     grad_theta = g[:n_theta].astype(pb.dtype).reshape(th_shape)
     grad_phi = g[n_theta:].astype(pb.dtype).reshape(ph_shape)
     data_loss = float(f[_kr.FS_DATA])
-    rej_loss = lam * float(f[_kr.FS_REJ])
+    rej_loss = opt.lam * float(f[_kr.FS_REJ])
     n_finq = int(s[_kr.IS_FINQ])
     n_qeval = n * pb.phi2.shape[0]
     eager = {
@@ -561,7 +605,7 @@ def rational_loss_and_grad(
         "q_mean": float(f[_kr.FS_SUMQ]) / n_finq if n_finq else float("nan"),
         "n_saturating": int(s[_kr.IS_SAT]),
         "n_mask_real": int(s[_kr.IS_MR]),
-        "near_pole_ratio": (int(s[_kr.IS_NEAR]) / n_qeval) if (n_qeval and delta is not None) else 0.0,
+        "near_pole_ratio": (int(s[_kr.IS_NEAR]) / n_qeval) if (n_qeval and opt.delta >= 0) else 0.0,
         "n_overflow_masked": int(s[_kr.IS_OVERFLOW]),
         "tag_counts": s[_kr.IS_TAG0:_kr.IS_TAG0 + 4].copy(),
         "n_outputs": n * pb.n_out,

@@ -20,8 +20,9 @@ bools; a captured dispatcher would pickle differently in every process), and
 :func:`_jit_unique` gives each specialisation its own index file, so concurrent processes adding
 different specialisations cannot overwrite each other's entries.
 
-The ``parallel=True`` kernels are *generic* (one per dtype) and call the specialised code
-through a first-class function pointer (:class:`FunctionPointer`):
+The ``parallel=True`` kernels are *generic* (one per dtype, plus a serial twin for work of one
+chunk) and call the specialised code through a first-class function built from its address
+(:class:`FunctionPointer`, passed as an int64: cheap to dispatch):
 
 * :func:`eval_kernel` runs ``prange`` over chunks and calls the specialised chunk forward of
   :func:`eval_chunk_fn`;
@@ -72,7 +73,8 @@ import types as pytypes
 import numba
 import numpy as np
 from numba import njit, prange, types
-from numba.core.types.function_type import WrapperAddressProtocol
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .basis import (
     CHEBYSHEV,
@@ -466,25 +468,65 @@ def _jit_unique(py_func, key, *args, **options):
     return njit(*args, **options)(func)
 
 
-class FunctionPointer(WrapperAddressProtocol):
-    """A compiled specialisation passed to the generic kernels as a first-class function.
+class FunctionPointer:
+    """A compiled specialisation, handed to the generic kernels by address.
 
-    Holds the address of numba's C wrapper of the compiled overload, so a kernel call costs no
-    per-call overload lookup (passing the dispatcher itself would look the overload up twice per
-    argument and call). Keeps the dispatcher alive.
+    ``address`` is numba's C wrapper of the compiled overload for ``sig``; the generic kernels
+    take it as a plain int64 and turn it back into a first-class function with the
+    ``*_from_address`` intrinsics below. An int64 argument costs nothing to type or unbox,
+    whereas a first-class-function argument costs tens of microseconds of Python per call.
+    Keeps the dispatcher (and so the code at ``address``) alive.
     """
 
     def __init__(self, dispatcher, sig):
         cres = dispatcher.get_compile_result(sig)
-        self._addr = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
-        self._sig = sig
+        self.address = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
+        self.sig = sig
         self.dispatcher = dispatcher
 
-    def __wrapper_address__(self):
-        return self._addr
 
-    def signature(self):
-        return self._sig
+def _function_at(fnty, addr_value, context, builder):
+    """LLVM value of first-class function type ``fnty`` calling the C wrapper at ``addr``."""
+    sfunc = cgutils.create_struct_proxy(fnty)(context, builder)
+    null = cgutils.get_null_value(sfunc.py_addr.type)
+    sfunc.c_addr = builder.inttoptr(addr_value, sfunc.c_addr.type)
+    sfunc.py_addr = null
+    sfunc.jit_addr = null
+    return sfunc._getvalue()
+
+
+@intrinsic
+def eval_chunk_from_address(typingctx, addr, x):
+    """The specialised forward chunk (:func:`eval_chunk_signature` for x's dtype) at ``addr``."""
+    fnty = types.FunctionType(_eval_chunk_signature(numba.np.numpy_support.as_dtype(x.dtype)))
+
+    def codegen(context, builder, signature, args):
+        return _function_at(fnty, args[0], context, builder)
+
+    return fnty(addr, x), codegen
+
+
+@intrinsic
+def forward_block_from_address(typingctx, addr, x):
+    """The specialised block forward (:func:`_forward_block_signature` for x's dtype) at
+    ``addr``."""
+    fnty = types.FunctionType(_forward_block_signature(numba.np.numpy_support.as_dtype(x.dtype)))
+
+    def codegen(context, builder, signature, args):
+        return _function_at(fnty, args[0], context, builder)
+
+    return fnty(addr, x), codegen
+
+
+@intrinsic
+def block_reduce_from_address(typingctx, addr):
+    """:func:`block_reduce` (:func:`_reduce_signature`) at ``addr``."""
+    fnty = types.FunctionType(_reduce_signature())
+
+    def codegen(context, builder, signature, args):
+        return _function_at(fnty, args[0], context, builder)
+
+    return fnty(addr), codegen
 
 
 def _view_types(dtype):
@@ -523,12 +565,13 @@ def eval_chunk_fn(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_ep
     block: the vectorised point loop into head-major buffers, then the copy into the strided
     structured output (and Q into ``qout`` when ``write_q``). Compiled eagerly for ``dtype``
     (cached); d = 0 is the 1-D path and ``x_flat`` is x raveled (N*d values)."""
-    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(write_q),
-           bool(has_policy), bool(has_eps), np.dtype(dtype).name)
+    key = (basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_eps, dtype)
     f = _EVAL_CHUNKS.get(key)
     if f is None:
         sig = _eval_chunk_signature(dtype)
-        f = FunctionPointer(_build_eval_chunk(*key, sig), sig)
+        f = FunctionPointer(_build_eval_chunk(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                              bool(shared_q), bool(write_q), bool(has_policy),
+                                              bool(has_eps), np.dtype(dtype).name, sig), sig)
         _EVAL_CHUNKS[key] = f
     return f
 
@@ -599,9 +642,10 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
 
 
 def _rational_eval(x, n, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout,
-                   forward_chunk):
-    """Generic forward kernel: ``prange`` over chunks, each done by the specialised
-    ``forward_chunk`` (:func:`eval_chunk_fn`), called through a function pointer."""
+                   forward_chunk_address):
+    """Generic forward kernel: ``prange`` over chunks, each done by the specialised forward
+    chunk (:func:`eval_chunk_fn`) whose address is the last argument."""
+    forward_chunk = eval_chunk_from_address(forward_chunk_address, x)
     for c in prange((n + CHUNK - 1) // CHUNK):
         forward_chunk(x, n, np.int64(c), exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
                       val, tag, qout)
@@ -630,19 +674,27 @@ def copy_block_out(val, tag, b0, m, n_out, yb, tb):
 _EVAL_KERNELS: dict = {}
 
 
-def eval_kernel(args):
-    """The generic forward kernel for the types of ``args``: ``(x_flat, n, exps, theta, phi,
-    scale, shift, one, eps, tau_q, tau_p, val, tag, qout, forward_chunk)`` with the chunk
-    function from :func:`eval_chunk_fn` last (a first-class function)."""
-    dtype = args[3].dtype
-    k = _EVAL_KERNELS.get(dtype.name)  # the argument types depend on the dtype only
+def _generic_kernel(cache, py_func, args, dtype, view_pos):
+    """``py_func`` compiled for the types of ``args``: parallel when ``args[1]`` (the number
+    of points) spans several chunks, else a serial twin (one chunk runs on one thread anyway,
+    and a parallel region would only add its start-up cost). Memoised per (dtype, parallel)."""
+    parallel = args[1] > CHUNK
+    key = (dtype, parallel)  # the argument types depend on the dtype only
+    k = cache.get(key)
     if k is None:
-        arg_types = _kernel_arg_types(args[:-1], dtype, 11)
-        sig = types.void(*arg_types, types.FunctionType(_eval_chunk_signature(dtype)))
+        sig = types.void(*_kernel_arg_types(args, dtype, view_pos))
         digest = hashlib.sha1(str(sig).encode()).hexdigest()[:16]
-        k = _jit_unique(_rational_eval, (dtype.name, digest), sig, **_KERNEL)
-        _EVAL_KERNELS[dtype.name] = k
+        options = dict(_KERNEL, parallel=parallel)
+        k = _jit_unique(py_func, (dtype.name, int(parallel), digest), sig, **options)
+        cache[key] = k
     return k
+
+
+def eval_kernel(args):
+    """The generic forward kernel for ``args`` = ``(x_flat, n, exps, theta, phi, scale, shift,
+    one, eps, tau_q, tau_p, val, tag, qout, forward_chunk_address)`` (the address of an
+    :func:`eval_chunk_fn` specialisation last)."""
+    return _generic_kernel(_EVAL_KERNELS, _rational_eval, args, args[3].dtype, 11)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -679,12 +731,13 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
     finiteness of x (``fin``), the bound on |psi_k| (``bnd``) and psi_k(x) in float64 (``feat``,
     terms x block; zero for non-finite x and where the bound overflows). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
     """
-    key = (int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), bool(has_policy),
-           bool(has_eps), np.dtype(dtype).name)
+    key = (basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype)
     f = _FORWARD_BLOCKS.get(key)
     if f is None:
         sig = _forward_block_signature(dtype)
-        f = FunctionPointer(_build_forward_block(*key[:-1], sig), sig)
+        f = FunctionPointer(_build_forward_block(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                                 bool(shared_q), bool(has_policy), bool(has_eps),
+                                                 sig), sig)
         _FORWARD_BLOCKS[key] = f
     return f
 
@@ -836,11 +889,13 @@ def block_reduce(
 def _rational_grad(
     x, n, exps, target, weight, has_weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
     mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf,
-    pi, n_out, shared_q, n_tp, n_tq, d, forward, reduce,
+    pi, n_out, shared_q, n_tp, n_tq, d, forward_address, reduce_address,
 ):
     """Generic fused pass (compiled once per argument types by :func:`grad_kernel`): per
     block, ``forward`` (specialised), the copy into the structured output, ``reduce``
-    (:func:`block_reduce`)."""
+    (:func:`block_reduce`); both given by address."""
+    forward = forward_block_from_address(forward_address, x)
+    reduce = block_reduce_from_address(reduce_address)
     n_feat = max(n_tp, n_tq)
     for c in prange(pgrad.shape[0]):
         yb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
@@ -898,26 +953,16 @@ def block_reduce_fn():
 
 
 def grad_kernel(args):
-    """The generic fused kernel compiled for the types of ``args`` (the call's arguments; the
-    block forward and :func:`block_reduce` last, typed as first-class functions).
-
-    Arguments: ``(x_flat, n, exps, target, weight, has_weight, theta, phi, scale, shift, one,
-    eps, tau_q, tau_p, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag,
-    qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq, d, forward, block_reduce)``; ``target``
-    and ``weight`` are (n_out, N) C-contiguous float64 (head-major); without weights ``weight``
-    is (1, 1) holding 1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS,
-    FS_QMIN column +inf) and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised partials.
+    """The generic fused kernel for ``args`` = ``(x_flat, n, exps, target, weight, has_weight,
+    theta, phi, scale, shift, one, eps, tau_q, tau_p, mode, delta, bound, loss_kind,
+    huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq,
+    d, forward_address, block_reduce_address)`` (the addresses of a :func:`forward_block_fn`
+    specialisation and of :func:`block_reduce_fn` last); ``target`` and ``weight`` are
+    (n_out, N) C-contiguous float64 (head-major); without weights ``weight`` is (1, 1) holding
+    1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS, FS_QMIN column
+    +inf) and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised partials.
     """
-    dtype = args[6].dtype
-    k = _GRAD_KERNELS.get(dtype.name)  # the argument types depend on the dtype only
-    if k is None:
-        arg_types = _kernel_arg_types(args[:-2], dtype, 22)
-        sig = types.void(*arg_types, types.FunctionType(_forward_block_signature(dtype)),
-                         types.FunctionType(_reduce_signature()))
-        digest = hashlib.sha1(str(sig).encode()).hexdigest()[:16]
-        k = _jit_unique(_rational_grad, (dtype.name, digest), sig, **_KERNEL)
-        _GRAD_KERNELS[dtype.name] = k
-    return k
+    return _generic_kernel(_GRAD_KERNELS, _rational_grad, args, args[6].dtype, 22)
 
 
 @njit(cache=True)

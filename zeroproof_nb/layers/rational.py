@@ -8,7 +8,6 @@ in ``forward``.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Sequence
 
@@ -26,9 +25,13 @@ from .._validation import (
 from ..rational import (
     LossAndGrad,
     TRPolicy,
+    _fused_pass,
+    _grad_options,
+    _normalised_weights,
+    _prepare,
+    _target_array,
     n_terms,
     rational_eval,
-    rational_loss_and_grad,
 )
 
 __all__ = ["TRRational"]
@@ -260,9 +263,9 @@ class TRRational:
 
         φ is counted once when Q is shared (upstream's TRRationalMulti).
         """
-        phi64 = self.phi.astype(np.float64)
-        value = 0.5 * self.alpha_phi * float(np.sum(phi64 * phi64))
-        return value, (self.alpha_phi * phi64).astype(self.dtype)
+        phi64 = self.phi.reshape(-1).astype(np.float64)
+        value = 0.5 * self.alpha_phi * float(phi64 @ phi64)
+        return value, self.alpha_phi * self.phi
 
     def project_phi(self) -> float:
         """Upstream's L1 rule: if ‖φ‖₁ > B, rescale φ by B/‖φ‖₁ (in place; per head when each
@@ -278,6 +281,39 @@ class TRRational:
         return float(factor.min())
 
     # ------------------------------------------------------------------ training
+    def _problem(self, xa: np.ndarray) -> Any:
+        """The validated kernel set-up for inputs laid out like ``xa`` (memoised per layout and
+        parameter arrays; θ and φ are read in place and checked for finite values every call)."""
+        memo = self.__dict__.setdefault("_problems", {})
+        key = (xa.ndim, self.basis, tuple(self.domain))
+        entry = memo.get(key)
+        if entry is not None and entry[1] is self.theta and entry[2] is self.phi:
+            check_finite(self.theta, "theta")
+            check_finite(self.phi, "phi")
+            return entry[0]
+        pb = _prepare(xa[:0], self.theta, self.phi, self.basis, self.domain)
+        if np.shares_memory(pb.theta2, self.theta) and np.shares_memory(pb.phi2, self.phi):
+            memo.clear()
+            memo[key] = (pb, self.theta, self.phi)
+        return pb
+
+    def _grad_options(self, kwargs: dict[str, Any]) -> Any:
+        """Validated options of the fused pass for ``kwargs`` (memoised, except λ_rej)."""
+        lam = check_nonnegative(kwargs.pop("lambda_rej", 0.0), "lambda_rej")
+        memo = self.__dict__.setdefault("_options", {})
+        try:
+            key: Any = (self.policy, *sorted(kwargs.items()))
+            opt = memo.get(key)
+        except TypeError:  # an unhashable option value: validate without memo
+            key = opt = None
+        if opt is None:
+            opt = _grad_options(self.dtype, policy=self.policy, **kwargs)
+            if key is not None:
+                if len(memo) >= 64:
+                    memo.clear()
+                memo[key] = opt
+        return opt._replace(lam=lam)
+
     def loss_and_grad(self, x: Any, target: Any, **kwargs: Any) -> LossAndGrad:
         """Fused loss and gradients for this layer plus the φ regulariser.
 
@@ -297,14 +333,19 @@ class TRRational:
         if alp is not None and "lambda_rej" not in kwargs:
             getter = getattr(alp, "get_effective_penalty", None)
             kwargs["lambda_rej"] = float(getter() if callable(getter) else alp.lambda_rej)
-        res = rational_loss_and_grad(
-            self._x(x), target, self.theta, self.phi, **self._kw(), **kwargs
-        )
-        reg, reg_grad = self.regularization()
-        if reg or self.alpha_phi:
-            res = dataclasses.replace(
-                res, loss=res.loss + reg, grad_phi=res.grad_phi + reg_grad.astype(res.grad_phi.dtype)
-            )
+        sample_weight = kwargs.pop("sample_weight", None)
+        xa = self._x(x)
+        pb = self._problem(xa)
+        opt = self._grad_options(kwargs)
+        n = xa.shape[0]
+        shape = (n, pb.n_out) if pb.multi else (n,)
+        res = _fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa,
+                          _target_array(target, shape, self.dtype),
+                          _normalised_weights(sample_weight, shape), opt)
+        if self.alpha_phi:
+            reg, reg_grad = self.regularization()
+            res.loss += reg
+            res.grad_phi += reg_grad
         if alp is not None:
             update_counts = getattr(alp, "update_counts", None)
             if callable(update_counts):  # counts from the fused pass: no second count
