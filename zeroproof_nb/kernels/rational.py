@@ -72,6 +72,7 @@ import types as pytypes
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -119,6 +120,11 @@ _U8_PHI = np.uint8(PHI)
 _JIT = dict(error_model="numpy")
 _JIT_INLINE = dict(inline="always", error_model="numpy")
 _KERNEL = dict(cache=True, parallel=True, error_model="numpy")
+# functions called once per block with many array arguments and no allocation: compiled without
+# the NRT (numba would otherwise update the reference count of every array argument, and of every
+# slice, with atomic operations on each call -- shared cache lines between threads)
+_BLOCK_OPTS_STRICT = dict(error_model="numpy", _nrt=False)
+_BLOCK_OPTS = dict(_BLOCK_OPTS_STRICT, fastmath={"reassoc"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,18 +316,42 @@ def psi_bound(scaled_max_abs, deg):
 
 @njit(**_JIT_INLINE)
 def guard_coefficients(c_p, c_q, bnd, glim):
-    """(c_p, c_q, overflowed): both zeroed when |c|*bound could exceed ``glim`` = max/n_outputs,
-    so that no sum of contributions can overflow (an output whose gradient would be inf/NaN is
-    masked like a non-REAL one)."""
-    ok = abs(c_p) * bnd <= glim and abs(c_q) * bnd <= glim
-    if ok:
+    """(c_p, c_q, overflowed): both zeroed when (|c_p| + |c_q|)*bound could exceed ``glim`` =
+    max/n_outputs (or is NaN), so that no sum of contributions can overflow (an output whose
+    gradient would be inf/NaN is masked like a non-REAL one)."""
+    u = abs(c_p) + abs(c_q)
+    if u * bnd <= glim:
         return c_p, c_q, False
-    return 0.0, 0.0, (c_p != 0.0 or c_q != 0.0)
+    return 0.0, 0.0, u != 0.0
 
 
 # ----------------------------------------------------------------------------------------------
 # block functions: not specialised (compiled once per dtype, shared by every kernel). The ones
 # with reassoc may sum in any order LLVM picks for the compiled code (fixed, so deterministic).
+
+
+@intrinsic
+def float_bits(typingctx, x):
+    """The IEEE bit pattern of a float64 as an int64 (a bit cast; vectorises)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def bits_float(typingctx, b):
+    """Inverse of :func:`float_bits`."""
+    if b != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(b), codegen
 
 
 _ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # clears the sign bit of a float64 bit pattern
@@ -330,41 +360,35 @@ _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of +inf
 
 @njit(inline="always", fastmath={"reassoc"}, error_model="numpy")
 def _block_backward_mode(
-    mode, has_rej, m, finite, tags, p, q, qbits, y, target, w, delta, bound, loss_kind,
+    mode, has_rej, m, j, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
     huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
 ):
     data = 0.0
     rej = 0.0
     s_cp = 0.0
     s_q = 0.0
-    n_sat = 0
-    n_mr = 0
-    n_over = 0
-    n_real = 0
-    n_pinf = 0
-    n_ninf = 0
+    # counts packed in 16-bit fields of int64 accumulators (m < 2**16): fewer vector
+    # instructions than one accumulator per count
+    n_rule = 0  # 16-bit fields: Mask-REAL, Saturating, overflow-masked
+    n_tag = 0  # 16-bit fields: REAL, PINF, NINF
     n_fin = 0
     n_near = 0
     q_min_bits = _INF_BITS
     for i in range(m):
-        tg = tags[i]
-        qi = q[i]
+        tg = tags[j, i]
+        qi = q[j, i]
         cp, cq, l, r, dec = backward_point(
-            finite[i] != 0, tg, p[i], qi, y[i], target[i], w[i], mode, delta, bound, loss_kind,
-            huber_delta, has_rej, lam, inv_tau,
+            finite[i] != 0, tg, p[j, i], qi, y[j, i], target[i], w[i], mode, delta, bound,
+            loss_kind, huber_delta, has_rej, lam, inv_tau,
         )
         cp, cq, over = guard_coefficients(cp, cq, bnd[i], glim)
-        c_p[i] = cp
-        c_q[i] = cq
+        c_p[j, i] = cp
+        c_q[j, i] = cq
         s_cp += cp
         data += l
         rej += r
-        n_sat += dec == 2
-        n_mr += dec == 1
-        n_over += over
-        n_real += tg == _U8_REAL
-        n_pinf += tg == _U8_PINF
-        n_ninf += tg == _U8_NINF
+        n_rule += np.int64(dec == 1) + (np.int64(dec == 2) << 16) + (np.int64(over) << 32)
+        n_tag += np.int64(tg == _U8_REAL) + (np.int64(tg == _U8_PINF) << 16) + (np.int64(tg == _U8_NINF) << 32)
         # |Q| statistics: finite sum and count, near-pole count, and the exact minimum as the
         # integer minimum of the bit patterns of |Q| (they order like the values; NaN patterns
         # lie above +inf's, so a NaN never wins over a finite value)
@@ -373,77 +397,87 @@ def _block_backward_mode(
         s_q += a if fin else 0.0
         n_fin += fin
         n_near += a <= delta
-        bits = qbits[i] & _ABS_BITS
+        bits = float_bits(qi) & _ABS_BITS
         q_min_bits = bits if bits < q_min_bits else q_min_bits
-    return (data, rej, s_cp, s_q, n_sat, n_mr, n_over, n_real, n_pinf, n_ninf, n_fin, n_near,
-            min(q_min_bits, _INF_BITS))
+    # packed counts returned as they are: unpacking them here (shifts of the accumulators)
+    # keeps LLVM from vectorising the loop
+    return data, rej, s_cp, s_q, n_rule, n_tag, n_fin, n_near, q_min_bits
 
 
-@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+@njit(**_JIT)
+def unpack_counts(packed):
+    """The three 16-bit fields (low first) of a packed count from :func:`block_backward`."""
+    field = np.int64(0xFFFF)
+    return packed & field, (packed >> 16) & field, (packed >> 32) & field
+
+
+@njit(cache=True, **_BLOCK_OPTS)
 def block_backward(
-    m, finite, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
+    m, j, finite, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
     inv_tau, glim, bnd, c_p, c_q,
 ):
-    """:func:`backward_point` and :func:`guard_coefficients` over one block of one output head,
-    with the block's tag counts and |Q| statistics from the same loop.
+    """:func:`backward_point` and :func:`guard_coefficients` over one block of output head
+    ``j``, with the block's tag counts and |Q| statistics from the same loop.
 
-    Writes c_p[i], c_q[i]; returns ``(data_loss_sum, rejection_sum, sum_c_p, sum_abs_q_finite,
-    n_saturating, n_mask_real, n_overflow, n_real, n_pinf, n_ninf, n_finite_q, n_near,
-    q_min_bits)`` with ``q_min_bits`` the bit pattern of the least finite |Q| (that of +inf if
+    Reads row ``j`` of the head-major block buffers ``tags``, ``p``, ``q``, ``y`` (points
+    0..m-1, m < 2**16) and the block's ``target[i]`` and weights ``w[i]``; writes ``c_p[j, i]``,
+    ``c_q[j, i]``. Returns ``(data_loss_sum, rejection_sum, sum_c_p, sum_abs_q_finite,
+    rule_counts, tag_counts, n_finite_q, n_near, q_min_bits)``: ``rule_counts`` packs the
+    numbers of Mask-REAL, Saturating and overflow-masked outputs and ``tag_counts`` those of
+    REAL, PINF and NINF tags in 16-bit fields (see :func:`unpack_counts`); ``q_min_bits`` is the
+    bit pattern of the least finite |Q| (that of +inf if none, or a NaN pattern above it).
     none). The loop is instantiated once per gradient mode and rejection flag, so Mask-REAL
     blocks do not pay for the Saturating square root, nor blocks without lambda_rej for the
     rejection term.
     """
-    qbits = q.view(np.int64)
     if lam > 0.0:
         if mode == MODE_MASK_REAL:
             return _block_backward_mode(
-                MODE_MASK_REAL, True, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
-                loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+                MODE_MASK_REAL, True, m, j, finite, tags, p, q, y, target, w, delta,
+                bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         if mode == MODE_SATURATING:
             return _block_backward_mode(
-                MODE_SATURATING, True, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
-                loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+                MODE_SATURATING, True, m, j, finite, tags, p, q, y, target, w, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         return _block_backward_mode(
-            MODE_HYBRID, True, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
+            MODE_HYBRID, True, m, j, finite, tags, p, q, y, target, w, delta, bound,
             loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_MASK_REAL:
         return _block_backward_mode(
-            MODE_MASK_REAL, False, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
-            loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+            MODE_MASK_REAL, False, m, j, finite, tags, p, q, y, target, w, delta,
+            bound, loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_SATURATING:
         return _block_backward_mode(
-            MODE_SATURATING, False, m, finite, tags, p, q, qbits, y, target, w, delta, bound,
-            loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+            MODE_SATURATING, False, m, j, finite, tags, p, q, y, target, w, delta,
+            bound, loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     return _block_backward_mode(
-        MODE_HYBRID, False, m, finite, tags, p, q, qbits, y, target, w, delta, bound, loss_kind,
-        huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+        MODE_HYBRID, False, m, j, finite, tags, p, q, y, target, w, delta, bound,
+        loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
     )
 
 
-@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
-def block_dot(a, b, m):
-    """sum_{i<m} a[i]*b[i] (float64)."""
+@njit(cache=True, **_BLOCK_OPTS)
+def block_dot(a, ja, f, k, m):
+    """sum_{i<m} a[ja, i]*f[k, i] (float64)."""
     s = 0.0
     for i in range(m):
-        s += a[i] * b[i]
+        s += a[ja, i] * f[k, i]
     return s
 
 
-@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
-def block_dot2(a, b, f, m):
-    """(sum_{i<m} a[i]*f[i], sum_{i<m} b[i]*f[i]) in one pass over f (float64)."""
+@njit(cache=True, **_BLOCK_OPTS)
+def block_dot2(a, b, j, f, k, m):
+    """(sum_{i<m} a[j, i]*f[k, i], sum_{i<m} b[j, i]*f[k, i]) in one pass over f (float64)."""
     sa = 0.0
     sb = 0.0
     for i in range(m):
-        fi = f[i]
-        sa += a[i] * fi
-        sb += b[i] * fi
+        fi = f[k, i]
+        sa += a[j, i] * fi
+        sb += b[j, i] * fi
     return sa, sb
 
 
@@ -651,7 +685,7 @@ def _rational_eval(x, n, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
                       val, tag, qout)
 
 
-@njit(**_JIT)
+@njit(**_BLOCK_OPTS_STRICT)
 def copy_block_out(val, tag, b0, m, n_out, yb, tb):
     """val[b0+i, j] = yb[j, i], tag[b0+i, j] = tb[j, i] for i < m (the strided field views)."""
     vs = val[b0:b0 + m]
@@ -790,7 +824,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     for ii in range(m):
                         feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
 
-        return _jit_unique(forward_block_1d, key, sig, cache=True, error_model="numpy")
+        return _jit_unique(forward_block_1d, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
@@ -827,10 +861,10 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             for k in range(NTMAX):
                 feat[k, ii] = np.float64(row[k]) if keep else 0.0
 
-    return _jit_unique(forward_block_nd, key, sig, cache=True, error_model="numpy")
+    return _jit_unique(forward_block_nd, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, **_BLOCK_OPTS_STRICT)
 def block_reduce(
     c, b0, m, n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight, has_weight,
     wconst, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb, feat,
@@ -844,18 +878,20 @@ def block_reduce(
     with :func:`block_dot2` / :func:`block_dot` (``feat`` row 0 is not read). Everything is
     float64; results are added to row c of the partials. Called through a function pointer by
     the fused kernel, so it is compiled once and not re-optimised inside every kernel that uses
-    it. ``scratch`` holds >= 1 float64.
+    it. ``scratch`` is not used (kept in the signature).
     """
     n_qh = 1 if shared_q else n_out
     n_theta = n_out * n_tp
-    acc = pgrad[c]
     for j in range(n_out):
         ws = weight[j, b0:b0 + m] if has_weight else wconst
-        (d_sum, r_sum, s_cp, s_q, n_sat, n_mr, n_over, n_r, n_p, n_n, n_fin, n_near,
-         q_min_bits) = block_backward(
-            m, fin, tb[j], pb[j], qb[j], yb[j], target[j, b0:b0 + m], ws, mode, delta, bound,
-            loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb[j], cqb[j],
+        d_sum, r_sum, s_cp, s_q, rule_counts, tag_counts, n_fin, n_near, q_min_bits = (
+            block_backward(
+                m, j, fin, tb, pb, qb, yb, target[j, b0:b0 + m], ws, mode, delta, bound,
+                loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb,
+            )
         )
+        n_mr, n_sat, n_over = unpack_counts(rule_counts)
+        n_r, n_p, n_n = unpack_counts(tag_counts)
         pf[c, FS_DATA] += d_sum
         pf[c, FS_REJ] += r_sum
         pi[c, IS_SAT] += n_sat
@@ -865,25 +901,23 @@ def block_reduce(
         pi[c, IS_TAG0 + 1] += n_p
         pi[c, IS_TAG0 + 2] += n_n
         pi[c, IS_TAG0 + 3] += m - n_r - n_p - n_n
-        acc[j * n_tp] += s_cp
+        pgrad[c, j * n_tp] += s_cp
         if j < n_qh:
-            bits = scratch[:1].view(np.int64)
-            bits[0] = q_min_bits
             pf[c, FS_SUMQ] += s_q
-            pf[c, FS_QMIN] = min(pf[c, FS_QMIN], scratch[0])
+            pf[c, FS_QMIN] = min(pf[c, FS_QMIN], bits_float(min(q_min_bits, _INF_BITS)))
             pi[c, IS_FINQ] += n_fin
             pi[c, IS_NEAR] += n_near
     for k in range(1, max(n_tp, n_tq)):
         for j in range(n_out):
             jq = 0 if shared_q else j
             if k < n_tp and k < n_tq:
-                s_p, s_q = block_dot2(cpb[j], cqb[j], feat[k], m)
-                acc[j * n_tp + k] += s_p
-                acc[n_theta + jq * (n_tq - 1) + k - 1] += s_q
+                s_p, s_q = block_dot2(cpb, cqb, j, feat, k, m)
+                pgrad[c, j * n_tp + k] += s_p
+                pgrad[c, n_theta + jq * (n_tq - 1) + k - 1] += s_q
             elif k < n_tp:
-                acc[j * n_tp + k] += block_dot(cpb[j], feat[k], m)
+                pgrad[c, j * n_tp + k] += block_dot(cpb, j, feat, k, m)
             else:
-                acc[n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb[j], feat[k], m)
+                pgrad[c, n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb, j, feat, k, m)
 
 
 def _rational_grad(
