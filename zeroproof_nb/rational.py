@@ -579,12 +579,13 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt: np.ndarray, wn: np.ndarray | 
         tgt_hm = np.ascontiguousarray(tgt.reshape(n, pb.n_out).T)
         fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                    policy is not None, eps > 0, pb.dtype)
+        sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
         args = (
             xk.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
             pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,
             opt.loss, opt.huber_delta, opt.lam, opt.inv_tau, glim, val, tag,
             q.reshape(n, pb.n_out), pgrad, pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d,
-            fwd.address, _kr.block_reduce_fn().address,
+            fwd.address, _kr.block_reduce_fn().address, sums.address,
         )
         _kr.grad_kernel(args)(*args)
     if n_chunks == 1:  # nothing to combine (+ 0.0 as in the combination: -0.0 becomes +0.0)

@@ -75,6 +75,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
+from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import intrinsic
 
 from .basis import (
@@ -563,6 +564,17 @@ def block_reduce_from_address(typingctx, addr):
     return fnty(addr), codegen
 
 
+@intrinsic
+def grad_sums_from_address(typingctx, addr):
+    """The specialised gradient sums (:func:`_grad_sums_signature`) at ``addr``."""
+    fnty = types.FunctionType(_grad_sums_signature())
+
+    def codegen(context, builder, signature, args):
+        return _function_at(fnty, args[0], context, builder)
+
+    return fnty(addr), codegen
+
+
 def _view_types(dtype):
     """numba types of the ``value`` and ``tag`` field views of an (N, n_out) transreal array
     (layout 'A'; a C-contiguous view, e.g. of a single element, converts to it)."""
@@ -797,8 +809,9 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 b = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
                 bnd[ii] = b
                 if DMAX >= 1:
-                    # psi_k(t) with b = inf may overflow; such points get zero coefficients
-                    # (guard_coefficients), so their features are set to 0 (not inf, 0*inf = NaN)
+                    # psi_1 = t for grad_sums_fn, which builds psi_k from it; with b = inf some
+                    # psi_k overflow, but such points get zero coefficients (guard_coefficients),
+                    # so it is set to 0 there (0*inf would be NaN)
                     feat[1, ii] = t64 if b < np.inf else 0.0
                 q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
                 for j in range(NOUT):
@@ -811,18 +824,6 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     qs[ii, j] = q
                     pb[j, ii] = p
                     qb[j, ii] = q
-            # psi_k(t) rows k >= 2 from the t row (separate unit-stride loops vectorise); row 0
-            # (psi_0 = 1) is not needed by block_reduce
-            for k in range(2, DMAX + 1):
-                if BASIS == MONOMIAL:
-                    for ii in range(m):
-                        feat[k, ii] = feat[k - 1, ii] * feat[1, ii]
-                elif k == 2:
-                    for ii in range(m):
-                        feat[2, ii] = 2.0 * feat[1, ii] * feat[1, ii] - 1.0
-                else:
-                    for ii in range(m):
-                        feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
 
         return _jit_unique(forward_block_1d, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
@@ -864,6 +865,97 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
     return _jit_unique(forward_block_nd, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
 
+def _grad_sums_signature():
+    """Explicit signature of the specialised gradient sums: ``(m, c, cpb, cqb, feat, pgrad)
+    -> None`` (all arrays float64; the same for every computation dtype)."""
+    f2 = types.Array(types.float64, 2, "C")
+    return types.void(types.int64, types.int64, f2, f2, f2, f2)
+
+
+_GRAD_SUMS: dict = {}
+
+
+def grad_sums_fn(basis, dp, dq, d, n_out, shared_q):
+    """Specialised gradient sums of the fused pass, compiled eagerly (cached).
+
+    For points 0..m-1 of the block it adds theta[j, k] += sum_i cpb[j, i] psi_k(x_i) and
+    phi[jq, k-1] += sum_i cqb[j, i] psi_k(x_i) for k >= 1 to row ``c`` of ``pgrad`` (the
+    partials layout of :func:`grad_kernel`). In 1-D psi_k is built from psi_1 = ``feat[1]``
+    (the mapped x, 0 for non-finite x and where the bound on |psi_k| overflows) with the degrees
+    known at compile time, so the point loop vectorises with one register accumulator per sum
+    and the block forward writes one feature row only. n-D inputs use all the feature rows of
+    the block forward.
+    """
+    key = (basis, dp, dq, d, n_out, shared_q)
+    f = _GRAD_SUMS.get(key)
+    if f is None:
+        sig = _grad_sums_signature()
+        f = FunctionPointer(_build_grad_sums(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                             bool(shared_q), sig), sig)
+        _GRAD_SUMS[key] = f
+    return f
+
+
+def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
+    key = (BASIS, DP, DQ, D, NOUT, SHARED)
+    NTP = DP + 1 if D == 0 else n_terms(D, DP)
+    NTQ = DQ + 1 if D == 0 else n_terms(D, DQ)
+    NTMAX = max(NTP, NTQ)
+    NQH = 1 if SHARED else NOUT
+    NTHETA = NOUT * NTP
+    if D == 0:
+        # accumulators: tuples (registers once LLVM unrolls the loops over heads and degrees);
+        # slot 0 of each head is unused (theta[j, 0] is summed by block_reduce)
+        zeros_p = (0.0,) * (NOUT * NTP)
+        zeros_q = (0.0,) * (NQH * NTQ)
+
+        def grad_sums_1d(m, c, cpb, cqb, feat, pgrad):
+            sp = zeros_p
+            sq = zeros_q
+            for ii in range(m):
+                psi1 = feat[1, ii]
+                psi_prev = 1.0
+                psi = psi1
+                for k in range(1, NTMAX):
+                    if k >= 2:  # psi_k from psi_{k-1}, psi_{k-2} (as basis_row_1d)
+                        if BASIS == MONOMIAL:
+                            psi_next = psi * psi1
+                        else:
+                            psi_next = 2.0 * psi1 * psi - psi_prev
+                        psi_prev = psi
+                        psi = psi_next
+                    for j in range(NOUT):
+                        if k < NTP:
+                            ip = j * NTP + k
+                            sp = tuple_setitem(sp, ip, sp[ip] + cpb[j, ii] * psi)
+                        if k < NTQ:
+                            iq = (0 if SHARED else j) * NTQ + k
+                            sq = tuple_setitem(sq, iq, sq[iq] + cqb[j, ii] * psi)
+            for j in range(NOUT):
+                for k in range(1, NTP):
+                    pgrad[c, j * NTP + k] += sp[j * NTP + k]
+            for jq in range(NQH):
+                for k in range(1, NTQ):
+                    pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += sq[jq * NTQ + k]
+
+        return _jit_unique(grad_sums_1d, key, sig, cache=True, **_BLOCK_OPTS)
+
+    def grad_sums_nd(m, c, cpb, cqb, feat, pgrad):
+        for k in range(1, NTMAX):
+            for j in range(NOUT):
+                jq = 0 if SHARED else j
+                if k < NTP and k < NTQ:
+                    s_p, s_q = block_dot2(cpb, cqb, j, feat, k, m)
+                    pgrad[c, j * NTP + k] += s_p
+                    pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += s_q
+                elif k < NTP:
+                    pgrad[c, j * NTP + k] += block_dot(cpb, j, feat, k, m)
+                else:
+                    pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += block_dot(cqb, j, feat, k, m)
+
+    return _jit_unique(grad_sums_nd, key, sig, cache=True, **_BLOCK_OPTS)
+
+
 @njit(cache=True, **_BLOCK_OPTS_STRICT)
 def block_reduce(
     c, b0, m, n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight, has_weight,
@@ -872,13 +964,13 @@ def block_reduce(
 ):
     """Degree- and dtype-independent part of the fused pass for block [b0, b0+m) of chunk c.
 
-    Per head: :func:`block_backward` (losses, gradient rules, guard, tag counts, |Q| statistics
-    of each distinct Q evaluation, and sum_i c_p for theta[j, 0] since psi_0 = 1); then the
-    gradient sums theta[j, k] += sum_i c_p psi_k and phi[jq, k-1] += sum_i c_q psi_k for k >= 1
-    with :func:`block_dot2` / :func:`block_dot` (``feat`` row 0 is not read). Everything is
-    float64; results are added to row c of the partials. Called through a function pointer by
-    the fused kernel, so it is compiled once and not re-optimised inside every kernel that uses
-    it. ``scratch`` is not used (kept in the signature).
+    Per head, :func:`block_backward`: losses, gradient rules and guard (the coefficients c_p,
+    c_q into ``cpb``, ``cqb``), tag counts, |Q| statistics of each distinct Q evaluation, and
+    the gradient of theta[j, 0] (sum_i c_p, as psi_0 = 1). Results are added to row c of the
+    partials; the gradient sums for k >= 1 follow in the specialised :func:`grad_sums_fn`.
+    Called through a function pointer by the fused kernel, so it is compiled once and not
+    re-optimised inside every kernel that uses it. ``feat`` and ``scratch`` are not used (kept
+    in the signature).
     """
     n_qh = 1 if shared_q else n_out
     n_theta = n_out * n_tp
@@ -907,29 +999,19 @@ def block_reduce(
             pf[c, FS_QMIN] = min(pf[c, FS_QMIN], bits_float(min(q_min_bits, _INF_BITS)))
             pi[c, IS_FINQ] += n_fin
             pi[c, IS_NEAR] += n_near
-    for k in range(1, max(n_tp, n_tq)):
-        for j in range(n_out):
-            jq = 0 if shared_q else j
-            if k < n_tp and k < n_tq:
-                s_p, s_q = block_dot2(cpb, cqb, j, feat, k, m)
-                pgrad[c, j * n_tp + k] += s_p
-                pgrad[c, n_theta + jq * (n_tq - 1) + k - 1] += s_q
-            elif k < n_tp:
-                pgrad[c, j * n_tp + k] += block_dot(cpb, j, feat, k, m)
-            else:
-                pgrad[c, n_theta + jq * (n_tq - 1) + k - 1] += block_dot(cqb, j, feat, k, m)
 
 
 def _rational_grad(
     x, n, exps, target, weight, has_weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
     mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf,
-    pi, n_out, shared_q, n_tp, n_tq, d, forward_address, reduce_address,
+    pi, n_out, shared_q, n_tp, n_tq, d, forward_address, reduce_address, sums_address,
 ):
     """Generic fused pass (compiled once per argument types by :func:`grad_kernel`): per
     block, ``forward`` (specialised), the copy into the structured output, ``reduce``
-    (:func:`block_reduce`); both given by address."""
+    (:func:`block_reduce`), ``sums`` (specialised gradient sums); all given by address."""
     forward = forward_block_from_address(forward_address, x)
     reduce = block_reduce_from_address(reduce_address)
+    sums = grad_sums_from_address(sums_address)
     n_feat = max(n_tp, n_tq)
     for c in prange(pgrad.shape[0]):
         yb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
@@ -956,6 +1038,7 @@ def _rational_grad(
             reduce(np.int64(c), np.int64(b0), np.int64(m), n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight,
                    has_weight, wconst, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau,
                    glim, bnd, cpb, cqb, feat, scratch, pgrad, pf, pi)
+            sums(np.int64(m), np.int64(c), cpb, cqb, feat, pgrad)
 
 
 def _reduce_signature():
@@ -990,8 +1073,9 @@ def grad_kernel(args):
     """The generic fused kernel for ``args`` = ``(x_flat, n, exps, target, weight, has_weight,
     theta, phi, scale, shift, one, eps, tau_q, tau_p, mode, delta, bound, loss_kind,
     huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq,
-    d, forward_address, block_reduce_address)`` (the addresses of a :func:`forward_block_fn`
-    specialisation and of :func:`block_reduce_fn` last); ``target`` and ``weight`` are
+    d, forward_address, block_reduce_address, sums_address)`` (the addresses of a
+    :func:`forward_block_fn` specialisation, of :func:`block_reduce_fn` and of a
+    :func:`grad_sums_fn` specialisation last); ``target`` and ``weight`` are
     (n_out, N) C-contiguous float64 (head-major); without weights ``weight`` is (1, 1) holding
     1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS, FS_QMIN column
     +inf) and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised partials.
