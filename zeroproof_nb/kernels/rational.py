@@ -361,8 +361,8 @@ _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of +inf
 
 @njit(inline="always", fastmath={"reassoc"}, error_model="numpy")
 def _block_backward_mode(
-    mode, has_rej, m, j, finite, tags, p, q, y, target, w, delta, bound, loss_kind,
-    huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+    mode, has_rej, m, j, tags, p, q, y, target, w, delta, bound, loss_kind, huber_delta, lam,
+    inv_tau, glim, bnd, c_p, c_q,
 ):
     data = 0.0
     rej = 0.0
@@ -379,7 +379,7 @@ def _block_backward_mode(
         tg = tags[j, i]
         qi = q[j, i]
         cp, cq, l, r, dec = backward_point(
-            finite[i] != 0, tg, p[j, i], qi, y[j, i], target[i], w[i], mode, delta, bound,
+            bnd[i] == bnd[i], tg, p[j, i], qi, y[j, i], target[i], w[i], mode, delta, bound,
             loss_kind, huber_delta, has_rej, lam, inv_tau,
         )
         cp, cq, over = guard_coefficients(cp, cq, bnd[i], glim)
@@ -414,14 +414,15 @@ def unpack_counts(packed):
 
 @njit(cache=True, **_BLOCK_OPTS)
 def block_backward(
-    m, j, finite, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
+    m, j, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
     inv_tau, glim, bnd, c_p, c_q,
 ):
     """:func:`backward_point` and :func:`guard_coefficients` over one block of output head
     ``j``, with the block's tag counts and |Q| statistics from the same loop.
 
     Reads row ``j`` of the head-major block buffers ``tags``, ``p``, ``q``, ``y`` (points
-    0..m-1, m < 2**16) and the block's ``target[i]`` and weights ``w[i]``; writes ``c_p[j, i]``,
+    0..m-1, m < 2**16), the block's ``target[i]``, weights ``w[i]`` and bounds ``bnd[i]`` (NaN
+    for non-finite x, see :func:`forward_block_fn`); writes ``c_p[j, i]``,
     ``c_q[j, i]``. Returns ``(data_loss_sum, rejection_sum, sum_c_p, sum_abs_q_finite,
     rule_counts, tag_counts, n_finite_q, n_near, q_min_bits)``: ``rule_counts`` packs the
     numbers of Mask-REAL, Saturating and overflow-masked outputs and ``tag_counts`` those of
@@ -434,30 +435,31 @@ def block_backward(
     if lam > 0.0:
         if mode == MODE_MASK_REAL:
             return _block_backward_mode(
-                MODE_MASK_REAL, True, m, j, finite, tags, p, q, y, target, w, delta,
-                bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+                MODE_MASK_REAL, True, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+                huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         if mode == MODE_SATURATING:
             return _block_backward_mode(
-                MODE_SATURATING, True, m, j, finite, tags, p, q, y, target, w, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+                MODE_SATURATING, True, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+                huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         return _block_backward_mode(
-            MODE_HYBRID, True, m, j, finite, tags, p, q, y, target, w, delta, bound,
-            loss_kind, huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
+            MODE_HYBRID, True, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+            huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_MASK_REAL:
         return _block_backward_mode(
-            MODE_MASK_REAL, False, m, j, finite, tags, p, q, y, target, w, delta,
-            bound, loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+            MODE_MASK_REAL, False, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+            huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_SATURATING:
         return _block_backward_mode(
-            MODE_SATURATING, False, m, j, finite, tags, p, q, y, target, w, delta,
-            bound, loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+            MODE_SATURATING, False, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+            huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     return _block_backward_mode(
-        MODE_HYBRID, False, m, j, finite, tags, p, q, y, target, w, delta, bound,
-        loss_kind, huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
+        MODE_HYBRID, False, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+        huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
     )
 
 
@@ -773,9 +775,11 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
     """Specialised block forward of the fused pass, compiled eagerly for ``dtype`` (cached).
 
     For points b0..b0+m-1 it writes the exact forward of ``rational_eval`` (value ``yb``, tag
-    ``tb``, Q into ``qout``) and, for the backward, P and Q in float64 (``pb``, ``qb``, head-major),
-    finiteness of x (``fin``), the bound on |psi_k| (``bnd``) and psi_k(x) in float64 (``feat``,
-    terms x block; zero for non-finite x and where the bound overflows). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
+    ``tb``, Q into ``qout``) and, for the backward, P and Q in float64 (``pb``, ``qb``,
+    head-major), the bound on |psi_k| (``bnd``; NaN for non-finite x) and psi_k(x) in float64
+    (``feat``, terms x block; zero for non-finite x and where the bound overflows; in 1-D only
+    row 1, see :func:`grad_sums_fn`). ``fin`` is not used (kept in the signature). ``x_flat`` is
+    x raveled (N*d values, d = 1 in 1-D).
     """
     key = (basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype)
     f = _FORWARD_BLOCKS.get(key)
@@ -805,9 +809,8 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 nan_check = t - t
                 finite = nan_check == nan_check
                 t64 = np.float64(t) if finite else 0.0
-                fin[ii] = finite
                 b = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
-                bnd[ii] = b
+                bnd[ii] = b if finite else np.nan
                 if DMAX >= 1:
                     # psi_1 = t for grad_sums_fn, which builds psi_k from it; with b = inf some
                     # psi_k overflow, but such points get zero coefficients (guard_coefficients),
@@ -845,8 +848,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     tj = tj * scale + shift
                 tmax = max(tmax, BSCALE * abs(np.float64(tj)))
             finite = nan_check == nan_check
-            fin[ii] = finite
-            bnd[ii] = psi_bound(tmax, DMAX)
+            bnd[ii] = psi_bound(tmax, DMAX) if finite else np.nan
             basis_row_nd(BASIS, xi, scale, shift, exps, NTMAX, DMAX, one, table, row)
             q0 = row_denominator(phi, 0, row, NTQ, one, HAS_EPS, eps)
             for j in range(NOUT):
@@ -858,7 +860,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 qout[i, j] = q
                 pb[j, ii] = p
                 qb[j, ii] = q
-            keep = finite and bnd[ii] < np.inf  # see forward_block_1d
+            keep = bnd[ii] < np.inf  # see forward_block_1d
             for k in range(NTMAX):
                 feat[k, ii] = np.float64(row[k]) if keep else 0.0
 
@@ -978,7 +980,7 @@ def block_reduce(
         ws = weight[j, b0:b0 + m] if has_weight else wconst
         d_sum, r_sum, s_cp, s_q, rule_counts, tag_counts, n_fin, n_near, q_min_bits = (
             block_backward(
-                m, j, fin, tb, pb, qb, yb, target[j, b0:b0 + m], ws, mode, delta, bound,
+                m, j, tb, pb, qb, yb, target[j, b0:b0 + m], ws, mode, delta, bound,
                 loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb,
             )
         )
