@@ -101,8 +101,10 @@ LOSS_HUBER = 2
 LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER}
 
 #: points per block inside a chunk: forward kernel (its two buffers stay in L1) and fused pass
+#: (its buffers stay in L2; a smaller block costs more in per-block calls than it saves in L1
+#: hits; < 2**16 for the packed counts of block_backward)
 BLOCK = 512
-FUSED_BLOCK = 1024
+FUSED_BLOCK = 4096
 
 # per-chunk statistics partials: float sums, then integer counts
 FS_DATA, FS_REJ, FS_SUMQ, FS_QMIN = 0, 1, 2, 3
@@ -1016,19 +1018,20 @@ def _rational_grad(
     sums = grad_sums_from_address(sums_address)
     n_feat = max(n_tp, n_tq)
     for c in prange(pgrad.shape[0]):
-        yb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
-        tb = np.empty((n_out, FUSED_BLOCK), dtype=np.uint8)
-        pb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
-        qb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
-        cpb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
-        cqb = np.empty((n_out, FUSED_BLOCK), dtype=np.float64)
-        fin = np.empty(FUSED_BLOCK, dtype=np.uint8)
-        bnd = np.empty(FUSED_BLOCK, dtype=np.float64)
-        feat = np.empty((n_feat, FUSED_BLOCK), dtype=np.float64)
+        bs = min(FUSED_BLOCK, n)  # block buffers: no larger than the batch
+        yb = np.empty((n_out, bs), dtype=np.float64)
+        tb = np.empty((n_out, bs), dtype=np.uint8)
+        pb = np.empty((n_out, bs), dtype=np.float64)
+        qb = np.empty((n_out, bs), dtype=np.float64)
+        cpb = np.empty((n_out, bs), dtype=np.float64)
+        cqb = np.empty((n_out, bs), dtype=np.float64)
+        bnd = np.empty(bs, dtype=np.float64)
+        feat = np.empty((n_feat, bs), dtype=np.float64)
         table = np.empty((max(d, 1), n_feat), dtype=theta.dtype)
         row = np.empty(n_feat, dtype=theta.dtype)
-        scratch = np.empty(FUSED_BLOCK, dtype=np.float64)
-        wconst = np.full(FUSED_BLOCK, weight[0, 0])
+        wconst = np.full(bs, weight[0, 0])
+        fin = np.empty(1, dtype=np.uint8)  # not used by forward and reduce any more
+        scratch = np.empty(1, dtype=np.float64)
         hi = min(n, (c + 1) * CHUNK)
         for b0 in range(c * CHUNK, hi, FUSED_BLOCK):
             m = min(FUSED_BLOCK, hi - b0)
