@@ -236,22 +236,18 @@ def use_saturating(mode, abs_q, delta):
 
 
 @njit(**_JIT_INLINE)
-def dy_coefficients(saturating, p, q, y, bound):
-    """(dy/dP, dy/dQ) of a REAL output y = P/Q.
+def dy_coefficients(saturating, q, y, bound):
+    """(dy/dP, dy/dQ) of a REAL output y = P/Q (so Q != 0).
 
     Mask-REAL: 1/Q and -P/Q^2 (computed as -y/Q). Saturating with bound b: sign(Q)/sqrt(Q^2+b^2)
-    and -P/(Q^2+b^2) (computed as -P*r^2 with r = 1/sqrt(Q^2+b^2)). One division either way: in
-    a loop that picks the rule per point (Hybrid), the denominator is selected first.
+    and -P/(Q^2+b^2) (computed as -y*Q*r^2 with r = 1/sqrt(Q^2+b^2), so that P is not needed).
+    One division either way: in a loop that picks the rule per point (Hybrid), the denominator is
+    selected first.
     """
     den = math.sqrt(q * q + bound * bound) if saturating else q
     inv = 1.0 / den
     if saturating:
-        s = 0.0
-        if q > 0:
-            s = 1.0
-        elif q < 0:
-            s = -1.0
-        return s * inv, -p * (inv * inv)
+        return math.copysign(inv, q), -(y * q) * (inv * inv)
     return inv, -y * inv
 
 
@@ -274,7 +270,7 @@ def rejection_point(target_real, q, inv_tau):
 
 @njit(**_JIT_INLINE)
 def backward_point(
-    finite, tag, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, has_rej, lam,
+    finite, tag, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, has_rej, lam,
     inv_tau,
 ):
     """Loss terms and gradient coefficients of one output, all float64.
@@ -294,7 +290,7 @@ def backward_point(
     if finite and tag == _U8_REAL and target_real:
         l, dl = data_loss_point(loss_kind, y - target, huber_delta)
         sat = use_saturating(mode, abs(q), delta)
-        d_p, d_q = dy_coefficients(sat, p, q, y, bound)
+        d_p, d_q = dy_coefficients(sat, q, y, bound)
         g = w * dl
         c_p = g * d_p
         c_q = g * d_q
@@ -363,7 +359,7 @@ _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of +inf
 
 @njit(inline="always", fastmath={"reassoc"}, error_model="numpy")
 def _block_backward_mode(
-    mode, has_rej, m, j, tags, p, q, y, target, w, delta, bound, loss_kind, huber_delta, lam,
+    mode, has_rej, m, j, tags, q, y, target, w, delta, bound, loss_kind, huber_delta, lam,
     inv_tau, glim, bnd, c_p, c_q,
 ):
     data = 0.0
@@ -381,7 +377,7 @@ def _block_backward_mode(
         tg = tags[j, i]
         qi = q[j, i]
         cp, cq, l, r, dec = backward_point(
-            bnd[i] == bnd[i], tg, p[j, i], qi, y[j, i], target[i], w[i], mode, delta, bound,
+            bnd[i] == bnd[i], tg, qi, y[j, i], target[i], w[i], mode, delta, bound,
             loss_kind, huber_delta, has_rej, lam, inv_tau,
         )
         cp, cq, over = guard_coefficients(cp, cq, bnd[i], glim)
@@ -416,7 +412,7 @@ def unpack_counts(packed):
 
 @njit(cache=True, **_BLOCK_OPTS)
 def block_backward(
-    m, j, tags, p, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
+    m, j, tags, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
     inv_tau, glim, bnd, c_p, c_q,
 ):
     """:func:`backward_point` and :func:`guard_coefficients` over one block of output head
@@ -437,30 +433,30 @@ def block_backward(
     if lam > 0.0:
         if mode == MODE_MASK_REAL:
             return _block_backward_mode(
-                MODE_MASK_REAL, True, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+                MODE_MASK_REAL, True, m, j, tags, q, y, target, w, delta, bound, loss_kind,
                 huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         if mode == MODE_SATURATING:
             return _block_backward_mode(
-                MODE_SATURATING, True, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+                MODE_SATURATING, True, m, j, tags, q, y, target, w, delta, bound, loss_kind,
                 huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
             )
         return _block_backward_mode(
-            MODE_HYBRID, True, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+            MODE_HYBRID, True, m, j, tags, q, y, target, w, delta, bound, loss_kind,
             huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_MASK_REAL:
         return _block_backward_mode(
-            MODE_MASK_REAL, False, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+            MODE_MASK_REAL, False, m, j, tags, q, y, target, w, delta, bound, loss_kind,
             huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     if mode == MODE_SATURATING:
         return _block_backward_mode(
-            MODE_SATURATING, False, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+            MODE_SATURATING, False, m, j, tags, q, y, target, w, delta, bound, loss_kind,
             huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
         )
     return _block_backward_mode(
-        MODE_HYBRID, False, m, j, tags, p, q, y, target, w, delta, bound, loss_kind,
+        MODE_HYBRID, False, m, j, tags, q, y, target, w, delta, bound, loss_kind,
         huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
     )
 
@@ -777,10 +773,10 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
     """Specialised block forward of the fused pass, compiled eagerly for ``dtype`` (cached).
 
     For points b0..b0+m-1 it writes the exact forward of ``rational_eval`` (value ``yb``, tag
-    ``tb``, Q into ``qout``) and, for the backward, P and Q in float64 (``pb``, ``qb``,
-    head-major), the bound on |psi_k| (``bnd``; NaN for non-finite x) and psi_k(x) in float64
-    (``feat``, terms x block; zero for non-finite x and where the bound overflows; in 1-D only
-    row 1, see :func:`grad_sums_fn`). ``fin`` is not used (kept in the signature). ``x_flat`` is
+    ``tb``, Q into ``qout``) and, for the backward, Q in float64 (``qb``, head-major), the bound
+    on |psi_k| (``bnd``; NaN for non-finite x) and psi_k(x) in float64 (``feat``, terms x block;
+    zero for non-finite x and where the bound overflows; in 1-D only row 1, see
+    :func:`grad_sums_fn`). ``pb`` and ``fin`` are not used (kept in the signature). ``x_flat`` is
     x raveled (N*d values, d = 1 in 1-D).
     """
     key = (basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype)
@@ -827,7 +823,6 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     yb[j, ii] = v
                     tb[j, ii] = g
                     qs[ii, j] = q
-                    pb[j, ii] = p
                     qb[j, ii] = q
 
         return _jit_unique(forward_block_1d, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
@@ -860,7 +855,6 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 yb[j, ii] = v
                 tb[j, ii] = g
                 qout[i, j] = q
-                pb[j, ii] = p
                 qb[j, ii] = q
             keep = bnd[ii] < np.inf  # see forward_block_1d
             for k in range(NTMAX):
@@ -973,8 +967,8 @@ def block_reduce(
     the gradient of theta[j, 0] (sum_i c_p, as psi_0 = 1). Results are added to row c of the
     partials; the gradient sums for k >= 1 follow in the specialised :func:`grad_sums_fn`.
     Called through a function pointer by the fused kernel, so it is compiled once and not
-    re-optimised inside every kernel that uses it. ``feat`` and ``scratch`` are not used (kept
-    in the signature).
+    re-optimised inside every kernel that uses it. ``fin``, ``pb``, ``feat`` and ``scratch`` are
+    not used (kept in the signature).
     """
     n_qh = 1 if shared_q else n_out
     n_theta = n_out * n_tp
@@ -982,7 +976,7 @@ def block_reduce(
         ws = weight[j, b0:b0 + m] if has_weight else wconst
         d_sum, r_sum, s_cp, s_q, rule_counts, tag_counts, n_fin, n_near, q_min_bits = (
             block_backward(
-                m, j, tb, pb, qb, yb, target[j, b0:b0 + m], ws, mode, delta, bound,
+                m, j, tb, qb, yb, target[j, b0:b0 + m], ws, mode, delta, bound,
                 loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb,
             )
         )
@@ -1021,7 +1015,7 @@ def _rational_grad(
         bs = min(FUSED_BLOCK, n)  # block buffers: no larger than the batch
         yb = np.empty((n_out, bs), dtype=np.float64)
         tb = np.empty((n_out, bs), dtype=np.uint8)
-        pb = np.empty((n_out, bs), dtype=np.float64)
+        pb = np.empty((n_out, 1), dtype=np.float64)  # not used by forward and reduce any more
         qb = np.empty((n_out, bs), dtype=np.float64)
         cpb = np.empty((n_out, bs), dtype=np.float64)
         cqb = np.empty((n_out, bs), dtype=np.float64)
@@ -1030,8 +1024,8 @@ def _rational_grad(
         table = np.empty((max(d, 1), n_feat), dtype=theta.dtype)
         row = np.empty(n_feat, dtype=theta.dtype)
         wconst = np.full(bs, weight[0, 0])
-        fin = np.empty(1, dtype=np.uint8)  # not used by forward and reduce any more
-        scratch = np.empty(1, dtype=np.float64)
+        fin = np.empty(1, dtype=np.uint8)  # (as pb)
+        scratch = np.empty(1, dtype=np.float64)  # (as pb)
         hi = min(n, (c + 1) * CHUNK)
         for b0 in range(c * CHUNK, hi, FUSED_BLOCK):
             m = min(FUSED_BLOCK, hi - b0)
