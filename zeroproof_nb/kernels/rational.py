@@ -1011,8 +1011,9 @@ def _rational_grad(
     reduce = block_reduce_from_address(reduce_address)
     sums = grad_sums_from_address(sums_address)
     n_feat = max(n_tp, n_tq)
+    bs = min(FUSED_BLOCK, n)  # block buffers: no larger than the batch
+    wconst = np.full(bs, weight[0, 0])  # the weight of every point when there are no weights
     for c in prange(pgrad.shape[0]):
-        bs = min(FUSED_BLOCK, n)  # block buffers: no larger than the batch
         yb = np.empty((n_out, bs), dtype=np.float64)
         tb = np.empty((n_out, bs), dtype=np.uint8)
         pb = np.empty((n_out, 1), dtype=np.float64)  # not used by forward and reduce any more
@@ -1020,18 +1021,16 @@ def _rational_grad(
         cpb = np.empty((n_out, bs), dtype=np.float64)
         cqb = np.empty((n_out, bs), dtype=np.float64)
         bnd = np.empty(bs, dtype=np.float64)
-        feat = np.empty((n_feat, bs), dtype=np.float64)
+        feat = np.empty((n_feat if d > 0 else min(n_feat, 2), bs), dtype=np.float64)  # 1-D: row 1
         table = np.empty((max(d, 1), n_feat), dtype=theta.dtype)
         row = np.empty(n_feat, dtype=theta.dtype)
-        wconst = np.full(bs, weight[0, 0])
         fin = np.empty(1, dtype=np.uint8)  # (as pb)
         scratch = np.empty(1, dtype=np.float64)  # (as pb)
         hi = min(n, (c + 1) * CHUNK)
         for b0 in range(c * CHUNK, hi, FUSED_BLOCK):
             m = min(FUSED_BLOCK, hi - b0)
             forward(x, np.int64(b0), np.int64(m), exps, theta, phi, scale, shift, one, eps, tau_q,
-                    tau_p, qout, yb,
-                    tb, pb, qb, fin, bnd, feat, table, row)
+                    tau_p, qout, yb, tb, pb, qb, fin, bnd, feat, table, row)
             # values (exactly representable in the computation dtype) and tags
             copy_block_out(val, tag, b0, m, n_out, yb, tb)
             reduce(np.int64(c), np.int64(b0), np.int64(m), n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight,
