@@ -100,11 +100,12 @@ LOSS_MAE = 1
 LOSS_HUBER = 2
 LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER}
 
-#: points per block inside a chunk: forward kernel (its two buffers stay in L1) and fused pass
-#: (its buffers stay in L2; a smaller block costs more in per-block calls than it saves in L1
-#: hits; < 2**16 for the packed counts of block_backward)
+#: points per block inside a chunk: forward kernel (its two buffers stay in L1) and, at most,
+#: fused pass (see fused_block_size: its buffers stay in L2; a smaller block costs more in
+#: per-block calls than it saves in L1 hits; < 2**16 for the packed counts of block_backward)
 BLOCK = 512
 FUSED_BLOCK = 4096
+FUSED_BLOCK_WORDS = 24576
 
 # per-chunk statistics partials: float sums, then integer counts
 FS_DATA, FS_REJ, FS_SUMQ, FS_QMIN = 0, 1, 2, 3
@@ -629,8 +630,10 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
 
         def eval_chunk_1d(x, n, c, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val,
                           tag, qout):
-            yb = np.empty((NOUT, BLOCK), dtype=x.dtype)
-            tb = np.empty((NOUT, BLOCK), dtype=np.uint8)
+            # point-major block buffers (the order of the output records): the stores of all
+            # heads form one interleaved group per buffer, which LLVM vectorises
+            yb = np.empty(NOUT * BLOCK, dtype=x.dtype)
+            tb = np.empty(NOUT * BLOCK, dtype=np.uint8)
             hi = min(n, (c + 1) * CHUNK)
             for b0 in range(c * CHUNK, hi, BLOCK):
                 m = min(BLOCK, hi - b0)
@@ -647,11 +650,11 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                                                                              HAS_EPS, eps)
                         p = poly_sum(BASIS, theta, j, DP, t)
                         v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
-                        yb[j, ii] = v
-                        tb[j, ii] = g
+                        yb[ii * NOUT + j] = v
+                        tb[ii * NOUT + j] = g
                         if WRITE_Q:
                             qs[ii, j] = q
-                copy_block_out(val, tag, b0, m, NOUT, yb, tb)
+                copy_records_out(val, tag, b0, m, NOUT, yb, tb)
 
         return _jit_unique(eval_chunk_1d, key, sig, cache=True, error_model="numpy")
 
@@ -743,6 +746,31 @@ def store_records8(typingctx, val, dst, values, tags, i):
 
 
 @njit(**_BLOCK_OPTS_STRICT)
+def copy_records_out(val, tag, b0, m, n_out, yb, tb):
+    """val[b0+i, j] = yb[i*n_out + j], tag[b0+i, j] = tb[i*n_out + j] for i < m (point-major
+    buffers, the order of the output records).
+
+    With the fields of packed contiguous records (the arrays this package allocates), 8
+    records at a time with :func:`store_records8`; else element by element."""
+    vs = val[b0:b0 + m]
+    ts = tag[b0:b0 + m]
+    k = m * n_out
+    i0 = 0
+    rec = vs.itemsize + 1
+    dst = np.int64(vs.ctypes.data)
+    if (k >= 8 and vs.strides[1] == rec and vs.strides[0] == n_out * rec
+            and np.int64(ts.ctypes.data) == dst + vs.itemsize):
+        while i0 + 8 <= k:
+            store_records8(vs, dst + rec * i0, yb, tb, i0)
+            i0 += 8
+    for r in range(i0, k):
+        ii = r // n_out
+        j = r - ii * n_out
+        vs[ii, j] = yb[r]
+        ts[ii, j] = tb[r]
+
+
+@njit(**_BLOCK_OPTS_STRICT)
 def copy_block_out(val, tag, b0, m, n_out, yb, tb):
     """val[b0+i, j] = yb[j, i], tag[b0+i, j] = tb[j, i] for i < m (the strided field views).
 
@@ -829,10 +857,10 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
 
     For points b0..b0+m-1 it writes the exact forward of ``rational_eval`` (value ``yb``, tag
     ``tb``, Q into ``qout``) and, for the backward, Q in float64 (``qb``, head-major), the bound
-    on |psi_k| (``bnd``; NaN for non-finite x) and psi_k(x) in float64 (``feat``, terms x block;
-    zero for non-finite x and where the bound overflows; in 1-D only row 1, see
-    :func:`grad_sums_fn`). ``pb`` and ``fin`` are not used (kept in the signature). ``x_flat`` is
-    x raveled (N*d values, d = 1 in 1-D).
+    on |psi_k| (``bnd``; NaN for non-finite x) and psi_k(x) in float64 (``feat``, terms x block,
+    rows k >= 1; zero for non-finite x and where the bound overflows; only row 1 when
+    :func:`grad_sums_fn` keeps its sums in registers). ``pb`` and ``fin`` are not used (kept in
+    the signature). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
     """
     key = (basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype)
     f = _FORWARD_BLOCKS.get(key)
@@ -849,6 +877,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
     key = (BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig.args[0].dtype)
     DMAX = max(DP, DQ)
     BSCALE = 2.0 if BASIS == CHEBYSHEV else 1.0
+    SUMS_IN_REGISTERS = _sums_in_registers(D, DP, DQ, NOUT)
     if D == 0:
 
         def forward_block_1d(x, b0, m, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
@@ -865,20 +894,50 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 b = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
                 bnd[ii] = b if finite else np.nan
                 if DMAX >= 1:
-                    # psi_1 = t for grad_sums_fn, which builds psi_k from it; with b = inf some
-                    # psi_k overflow, but such points get zero coefficients (guard_coefficients),
-                    # so it is set to 0 there (0*inf would be NaN)
+                    # psi_1 = t for grad_sums_fn; with b = inf some psi_k overflow, but such
+                    # points get zero coefficients (guard_coefficients), so it is set to 0 there
+                    # (0*inf would be NaN)
                     feat[1, ii] = t64 if b < np.inf else 0.0
-                q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
-                for j in range(NOUT):
-                    q = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
-                                                                         HAS_EPS, eps)
-                    p = poly_sum(BASIS, theta, j, DP, t)
+                if NOUT == 1:
+                    q = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
+                    p = poly_sum(BASIS, theta, 0, DP, t)
                     v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
-                    yb[j, ii] = v
-                    tb[j, ii] = g
-                    qs[ii, j] = q
-                    qb[j, ii] = q
+                    yb[0, ii] = v
+                    tb[0, ii] = g
+                    qs[ii, 0] = q
+                    qb[0, ii] = q
+            if NOUT > 1:
+                # one point loop per head: a single loop over all heads has too many streams
+                # for LLVM to vectorise it (Q is recomputed per head: cheaper than a load)
+                for j in range(NOUT):
+                    jq = 0 if SHARED else j
+                    for ii in range(m):
+                        t = xs[ii]
+                        if BASIS == CHEBYSHEV:
+                            t = t * scale + shift
+                        nan_check = t - t
+                        q = point_denominator(BASIS, phi, jq, DQ, t, one, HAS_EPS, eps)
+                        p = poly_sum(BASIS, theta, j, DP, t)
+                        v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
+                        yb[j, ii] = v
+                        tb[j, ii] = g
+                        qb[j, ii] = q
+                for ii in range(m):
+                    for j in range(NOUT):
+                        qs[ii, j] = qb[j, ii]
+            if not SUMS_IN_REGISTERS:
+                # psi_k rows k >= 2 from the psi_1 row (as basis_row_1d; separate unit-stride
+                # loops vectorise); row 0 (psi_0 = 1) is not read
+                for k in range(2, DMAX + 1):
+                    if BASIS == MONOMIAL:
+                        for ii in range(m):
+                            feat[k, ii] = feat[k - 1, ii] * feat[1, ii]
+                    elif k == 2:
+                        for ii in range(m):
+                            feat[2, ii] = 2.0 * feat[1, ii] * feat[1, ii] - 1.0
+                    else:
+                        for ii in range(m):
+                            feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
 
         return _jit_unique(forward_block_1d, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
@@ -918,6 +977,26 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
     return _jit_unique(forward_block_nd, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
 
+@njit(cache=True, **_JIT)
+def _sums_in_registers(d, dp, dq, n_out):
+    """Whether the gradient sums of a specialisation are accumulated in registers from psi_1
+    (1-D and few sums: LLVM unrolls the loops over heads and degrees, and the point loop
+    vectorises) or read from all the feature rows the block forward writes (n-D, or more sums:
+    without full unrolling the register sums would go through memory)."""
+    return d == 0 and n_out * max(dp, dq) <= 8
+
+
+@njit(cache=True, **_JIT)
+def fused_block_size(n, n_out, n_tp, n_tq, d):
+    """Points per block of the fused pass: block buffers of about FUSED_BLOCK_WORDS float64
+    (they stay in L2), at most FUSED_BLOCK, a multiple of 256 (fewer blocks: fewer calls)."""
+    n_feat = max(n_tp, n_tq)
+    rows = 1 if _sums_in_registers(d, n_tp - 1, n_tq - 1, n_out) else n_feat - 1
+    words = 4 * n_out + 1 + rows  # y, Q, c_p, c_q (and a tag byte) per head, bound, features
+    bs = max(256, min(FUSED_BLOCK, FUSED_BLOCK_WORDS // words // 256 * 256))
+    return min(n, bs)
+
+
 def _grad_sums_signature():
     """Explicit signature of the specialised gradient sums: ``(m, c, cpb, cqb, feat, pgrad)
     -> None`` (all arrays float64; the same for every computation dtype)."""
@@ -933,11 +1012,11 @@ def grad_sums_fn(basis, dp, dq, d, n_out, shared_q):
 
     For points 0..m-1 of the block it adds theta[j, k] += sum_i cpb[j, i] psi_k(x_i) and
     phi[jq, k-1] += sum_i cqb[j, i] psi_k(x_i) for k >= 1 to row ``c`` of ``pgrad`` (the
-    partials layout of :func:`grad_kernel`). In 1-D psi_k is built from psi_1 = ``feat[1]``
-    (the mapped x, 0 for non-finite x and where the bound on |psi_k| overflows) with the degrees
-    known at compile time, so the point loop vectorises with one register accumulator per sum
-    and the block forward writes one feature row only. n-D inputs use all the feature rows of
-    the block forward.
+    partials layout of :func:`grad_kernel`). In 1-D with few sums (:func:`_sums_in_registers`)
+    psi_k is built from psi_1 = ``feat[1]`` (the mapped x, 0 for non-finite x and where the
+    bound on |psi_k| overflows) with the degrees known at compile time, so the point loop
+    vectorises with one register accumulator per sum and the block forward writes one feature
+    row only; otherwise the sums run over all the feature rows of the block forward.
     """
     key = (basis, dp, dq, d, n_out, shared_q)
     f = _GRAD_SUMS.get(key)
@@ -956,7 +1035,7 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
     NTMAX = max(NTP, NTQ)
     NQH = 1 if SHARED else NOUT
     NTHETA = NOUT * NTP
-    if D == 0:
+    if _sums_in_registers(D, DP, DQ, NOUT):
         # accumulators: tuples (registers once LLVM unrolls the loops over heads and degrees);
         # slot 0 of each head is unused (theta[j, 0] is summed by block_reduce)
         zeros_p = (0.0,) * (NOUT * NTP)
@@ -993,7 +1072,7 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
 
         return _jit_unique(grad_sums_1d, key, sig, cache=True, **_BLOCK_OPTS)
 
-    def grad_sums_nd(m, c, cpb, cqb, feat, pgrad):
+    def grad_sums_rows(m, c, cpb, cqb, feat, pgrad):
         for k in range(1, NTMAX):
             for j in range(NOUT):
                 jq = 0 if SHARED else j
@@ -1006,7 +1085,7 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
                 else:
                     pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += block_dot(cqb, j, feat, k, m)
 
-    return _jit_unique(grad_sums_nd, key, sig, cache=True, **_BLOCK_OPTS)
+    return _jit_unique(grad_sums_rows, key, sig, cache=True, **_BLOCK_OPTS)
 
 
 @njit(cache=True, **_BLOCK_OPTS_STRICT)
@@ -1066,7 +1145,7 @@ def _rational_grad(
     reduce = block_reduce_from_address(reduce_address)
     sums = grad_sums_from_address(sums_address)
     n_feat = max(n_tp, n_tq)
-    bs = min(FUSED_BLOCK, n)  # block buffers: no larger than the batch
+    bs = fused_block_size(n, n_out, n_tp, n_tq, d)
     wconst = np.full(bs, weight[0, 0])  # the weight of every point when there are no weights
     for c in prange(pgrad.shape[0]):
         yb = np.empty((n_out, bs), dtype=np.float64)
@@ -1076,14 +1155,14 @@ def _rational_grad(
         cpb = np.empty((n_out, bs), dtype=np.float64)
         cqb = np.empty((n_out, bs), dtype=np.float64)
         bnd = np.empty(bs, dtype=np.float64)
-        feat = np.empty((n_feat if d > 0 else min(n_feat, 2), bs), dtype=np.float64)  # 1-D: row 1
+        feat = np.empty((n_feat, bs), dtype=np.float64)
         table = np.empty((max(d, 1), n_feat), dtype=theta.dtype)
         row = np.empty(n_feat, dtype=theta.dtype)
         fin = np.empty(1, dtype=np.uint8)  # (as pb)
         scratch = np.empty(1, dtype=np.float64)  # (as pb)
         hi = min(n, (c + 1) * CHUNK)
-        for b0 in range(c * CHUNK, hi, FUSED_BLOCK):
-            m = min(FUSED_BLOCK, hi - b0)
+        for b0 in range(c * CHUNK, hi, bs):
+            m = min(bs, hi - b0)
             forward(x, np.int64(b0), np.int64(m), exps, theta, phi, scale, shift, one, eps, tau_q,
                     tau_p, qout, yb, tb, pb, qb, fin, bnd, feat, table, row)
             # values (exactly representable in the computation dtype) and tags
