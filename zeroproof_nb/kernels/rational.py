@@ -27,8 +27,9 @@ chunk) and call the specialised code through a first-class function built from i
 * :func:`eval_kernel` runs ``prange`` over chunks and calls the specialised chunk forward of
   :func:`eval_chunk_fn`;
 * :func:`grad_kernel` (the fused loss-and-gradient pass) calls per block the specialised
-  forward of :func:`forward_block_fn` and the degree- and dtype-independent
-  :func:`block_reduce` (losses, gradient rules, statistics, gradient sums).
+  forward of :func:`forward_block_fn`, the degree- and dtype-independent :func:`block_reduce`
+  (losses, gradient rules, statistics) and the specialised gradient sums of
+  :func:`grad_sums_fn`.
 
 A parallel kernel with the heavy backward linked in costs about 5-10 s of compilation; this way
 it is compiled once per dtype, and each new degree pair costs only a small serial function
@@ -37,19 +38,27 @@ it is compiled once per dtype, and each new degree pair costs only a small seria
 Loop structure
 --------------
 ``prange`` runs over chunks of ``tags.CHUNK`` points; a chunk is processed in blocks of
-``BLOCK`` (forward) or ``FUSED_BLOCK`` points. Per block:
+``BLOCK`` (forward) or :func:`fused_block_size` points (fused pass: up to ``FUSED_BLOCK``, block
+buffers of about ``FUSED_BLOCK_WORDS`` float64 that stay in L2). Per block:
 
 1. a point loop with no reductions and unit-stride access only (it vectorises) evaluates P, Q,
-   the value and the tag (and, in the fused pass, psi_k(x) per point) into small contiguous
-   head-major block buffers;
-2. values and tags are copied into the structured output: its ``value`` and ``tag`` field views
-   have a stride of 9 (or 5) bytes, and writing them from step 1 would keep LLVM from
-   vectorising it;
+   the value and the tag (and, in the fused pass, the bound on |psi_k| and psi_1 = the mapped
+   x, or all psi_k rows) into small contiguous block buffers (head-major in the fused pass, one
+   loop per head for several heads; point-major in the forward chunks);
+2. values and tags go into the structured output, 8 records at a time where the records are
+   packed and contiguous (:func:`store_records8`: one byte shuffle and one unaligned vector
+   store; writing the 9- or 5-byte-strided field views from step 1 would keep LLVM from
+   vectorising it, and element-wise stores cost two stores per record);
 3. the fused pass reduces the block: :func:`block_backward` (losses, gradient rules, overflow
-   guard), :func:`block_q_stats`, :func:`block_tag_counts` and the gradient sums
-   sum_i c_i psi_k(x_i) with :func:`block_dot`. Float sums in these block functions are
-   compiled with ``fastmath={"reassoc"}`` only (no nnan/ninf), so LLVM may vectorise them in an
-   order fixed by the compiled code; the minimum of |Q| is exact (integer min over bit patterns).
+   guard, tag counts and |Q| statistics in one loop), then the gradient sums
+   sum_i c_i psi_k(x_i) of :func:`grad_sums_fn` (in 1-D with few sums, psi_k built from psi_1
+   in registers). Float sums in these block functions are compiled with
+   ``fastmath={"reassoc"}`` only (no nnan/ninf), so LLVM may vectorise them in an order fixed
+   by the compiled code; the minimum of |Q| is exact (integer min over bit patterns).
+
+The block functions allocate nothing and are compiled without the NRT (``_nrt=False``):
+numba would otherwise update, with atomic operations, the reference count of every array
+argument and slice on every call.
 
 Block results are added to the chunk's row of the partials arrays in block order, and chunks are
 combined sequentially (:func:`combine_partials`): results depend on the data and the compiled
@@ -1105,7 +1114,6 @@ def block_reduce(
     not used (kept in the signature).
     """
     n_qh = 1 if shared_q else n_out
-    n_theta = n_out * n_tp
     for j in range(n_out):
         ws = weight[j, b0:b0 + m] if has_weight else wconst
         d_sum, r_sum, s_cp, s_q, rule_counts, tag_counts, n_fin, n_near, q_min_bits = (
