@@ -331,8 +331,8 @@ def test_counts_match_bincount_for_any_thread_count(rng, prepared):
             numba.set_num_threads(threads)
             s = ImportanceSampler(ImportanceSamplerConfig(seed=5))
             src = s.prepare(q) if prepared else q
-            drawn = [s.sample_indices(src, b) for b in (3, 4096, 70_000)]  # serial and parallel
-            drawn.append(s.hybrid_sample(x, src, 50_000)[1])
+            drawn = [s.sample_indices(src, b) for b in (3, 4096, 140_000)]  # serial and parallel
+            drawn.append(s.hybrid_sample(x, src, 200_000)[1])
             allidx = np.concatenate(drawn)
             np.testing.assert_array_equal(s.sample_counts, np.bincount(allidx, minlength=q.size))
             st = s.get_statistics()
@@ -345,21 +345,45 @@ def test_counts_match_bincount_for_any_thread_count(rng, prepared):
         np.testing.assert_array_equal(r1, r2)
 
 
-def test_count_kernels_agree_for_any_number_of_parts(rng):
-    from zeroproof_nb.kernels.weights import accumulate_counts, accumulate_counts_serial
+def test_count_kernels_two_levels_and_any_number_of_parts(rng):
+    from zeroproof_nb.kernels.weights import (
+        LOW_COUNT_MAX,
+        accumulate_counts,
+        accumulate_counts_serial,
+    )
 
-    idx = rng.integers(0, 1000, size=5000)
-    idx[:10] = 999  # the last range boundary
-    expected = np.bincount(idx, minlength=1000)
-    for n_parts in (1, 2, 3, 7):
-        counts = np.zeros(1000, dtype=np.int64)
-        counts[:5] = 1  # already seen: not new
-        new = accumulate_counts(counts, idx, n_parts)
-        assert new == np.count_nonzero(expected[5:])
-        np.testing.assert_array_equal(counts - (np.arange(1000) < 5), expected)
-    counts = np.zeros(1000, dtype=np.int64)
-    assert accumulate_counts_serial(counts, idx) == np.count_nonzero(expected)
-    np.testing.assert_array_equal(counts, expected)
+    n = 1000
+    idx = rng.integers(0, n, size=5000)
+    idx[:10] = n - 1  # the last range boundary
+    idx[10:3010] = np.arange(5).repeat(600)  # 600 more draws of each of 0..4
+    low = np.zeros(n, dtype=np.uint16)
+    high = np.zeros(n, dtype=np.int64)
+    low[:5] = [1, 2, LOW_COUNT_MAX - 3, LOW_COUNT_MAX, 5]  # two of them spill
+    high[4] = 10**12
+    expected = high + low + np.bincount(idx, minlength=n)
+    n_new = np.count_nonzero((low == 0) & (expected > 0))
+    for kernel, n_parts in [(accumulate_counts_serial, 1), (accumulate_counts, 1),
+                            (accumulate_counts, 2), (accumulate_counts, 3),
+                            (accumulate_counts, 7)]:
+        lo, hi = low.copy(), high.copy()
+        assert kernel(lo, hi, idx, n_parts) == n_new
+        np.testing.assert_array_equal(hi + lo, expected)
+        np.testing.assert_array_equal(lo == 0, expected == 0)  # 0 exactly where never drawn
+    # a sampler's counts past several spills, through state_dict / load_state_dict
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=3))
+    q = np.array([0.01, 5.0, 5.0])  # index 0 takes almost every draw
+    pool = s.prepare(q)
+    for _ in range(4):
+        s.sample_indices(pool, 60_000)
+    counts = s.sample_counts
+    assert counts.sum() == 240_000 and counts[0] > 3 * 65_535
+    t = ImportanceSampler()
+    t.load_state_dict(s.state_dict())
+    np.testing.assert_array_equal(t.sample_counts, counts)
+    idx2 = s.sample_indices(pool, 1000)
+    np.testing.assert_array_equal(t.sample_indices(pool, 1000), idx2)
+    np.testing.assert_array_equal(t.sample_counts, counts + np.bincount(idx2, minlength=3))
+    assert t.get_statistics() == s.get_statistics()
 
 
 # ------------------------------------------------------------- determinism and state

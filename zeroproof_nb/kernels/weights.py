@@ -572,28 +572,44 @@ def _alias_part(table, key, out, lo, hi):
     _alias_range(table, key, out, lo, hi, rows, fracs, words)
 
 
-@njit(cache=True, inline="always")
-def _bump(counts, j):
-    """``counts[j] += 1`` (j unsigned: no wraparound branch); 1 if the entry was 0, else 0."""
-    c = counts[j]
-    counts[j] = c + 1
-    return 1 if c == 0 else 0
+#: largest value of a low count word; reaching it moves SPILL to the high counts
+LOW_COUNT_MAX = 65535
+SPILL = 32768
+_LOW_MAX_U16 = np.uint16(LOW_COUNT_MAX)
+_AFTER_SPILL_U16 = np.uint16(LOW_COUNT_MAX - SPILL)
+_ONE_U16 = np.uint16(1)
+_ZERO_U16 = np.uint16(0)
 
 
 @njit(cache=True)
-def _count_all(counts, idx):
-    """``counts[idx[k]] += 1`` for every k; returns how many entries went from 0 to 1."""
+def _count_all(low, high, idx):
+    """Add one draw of every index of ``idx`` to the two-level counts; returns how many
+    indices were drawn for the first time.
+
+    The count of j is ``high[j] + low[j]``: ``low`` (uint16, 2 bytes per point) takes every
+    update, so the random updates of a batch touch a quarter of the memory of int64 counts;
+    when a low word is full, SPILL of it moves to ``high`` (int64, touched at most once per
+    32768 draws of j). A low word is 0 only if j was never drawn, so new indices are found
+    without reading ``high``. (The update is written in this loop, not in an inlined helper
+    taking the arrays: numba would then count array references on every iteration.)
+    """
     new = 0
     for k in range(idx.shape[0]):
-        new += _bump(counts, np.uint64(idx[k]))
+        j = np.uint64(idx[k])  # unsigned: no wraparound branch (indices are valid)
+        c = low[j]
+        if c == _LOW_MAX_U16:
+            high[j] += SPILL
+            c = _AFTER_SPILL_U16  # a uint16 constant: c keeps one type
+        low[j] = c + _ONE_U16
+        new += 1 if c == _ZERO_U16 else 0
     return new
 
 
 @njit(cache=True)
-def _count_range(counts, idx, lo, hi):
+def _count_range(low, high, idx, lo, hi):
     """:func:`_count_all` restricted to the indices in [lo, hi): each chunk of ``idx`` is
     first compacted to its in-range entries (no branch), then counted."""
-    buf = np.empty(DRAW_BLOCK * 16, dtype=np.uint64)
+    buf = np.empty(DRAW_BLOCK * 16, dtype=np.int64)
     width = np.uint64(hi - lo)
     ulo = np.uint64(lo)
     n = idx.shape[0]
@@ -601,65 +617,66 @@ def _count_range(counts, idx, lo, hi):
     for a in range(0, n, buf.shape[0]):
         m = 0
         for k in range(a, min(n, a + buf.shape[0])):
-            j = np.uint64(idx[k])
+            j = idx[k]
             buf[m] = j
-            m += 1 if j - ulo < width else 0  # unsigned: below lo wraps to a huge value
-        for t in range(m):
-            new += _bump(counts, buf[t])
+            m += 1 if np.uint64(j) - ulo < width else 0  # unsigned: below lo wraps around
+        new += _count_all(low, high, buf[:m])
     return new
 
 
 @njit(cache=True, parallel=True)
-def accumulate_counts(counts, idx, n_parts):
-    """``counts[idx[k]] += 1`` for every k; returns how many entries went from 0 to 1.
+def accumulate_counts(low, high, idx, n_parts):
+    """Add every index of ``idx`` to the two-level counts ``high + low`` (:func:`_bump`;
+    ``low`` uint16, ``high`` int64, both at least max(idx) + 1 long); returns how many indices
+    were drawn for the first time.
 
-    Parallel over ``n_parts`` disjoint ranges of ``counts`` (pass the thread count), each
-    scanning all of ``idx``: integer counts, so the result is the same for any ``n_parts`` and
-    thread count (:func:`accumulate_counts_serial` on one thread).
+    Parallel over ``n_parts`` disjoint index ranges (pass the thread count), each scanning all
+    of ``idx``: integer counts, so the result is the same for any ``n_parts`` and thread count
+    (:func:`accumulate_counts_serial` on one thread).
     """
-    n = counts.shape[0]
+    n = low.shape[0]
     new = np.zeros(n_parts, dtype=np.int64)
     for p in prange(n_parts):
-        new[p] = _count_range(counts, idx, (p * n) // n_parts, ((p + 1) * n) // n_parts)
+        new[p] = _count_range(low, high, idx, (p * n) // n_parts, ((p + 1) * n) // n_parts)
     return new.sum()
 
 
 @njit(cache=True)
-def accumulate_counts_serial(counts, idx, n_parts=1):
+def accumulate_counts_serial(low, high, idx, n_parts=1):
     """Single-threaded :func:`accumulate_counts`."""
-    return _count_all(counts, idx)
+    return _count_all(low, high, idx)
 
 
 @njit(cache=True, parallel=True)
-def draw_alias(table, key, out, counts, track, n_parts):
+def draw_alias(table, key, out, low, high, track, n_parts):
     """Alias-method draws with replacement, optionally counted.
 
     ``out[k]`` is the index drawn by u_k = ``stream_uniform(key, k)``: row j = floor(u_k·N),
     kept if the fraction is below the row's acceptance probability, else its alias. O(1) per
-    draw; the draws run in parallel tasks of DRAW_PART. With ``track``, ``counts[out[k]] += 1``
-    as in :func:`accumulate_counts` (``counts`` at least N long, ``n_parts`` ranges) and the
-    number of entries that went from 0 to 1 is returned (else 0). Indices and counts do not
-    depend on the thread count (:func:`draw_alias_serial` gives the same on one thread).
+    draw; the draws run in parallel tasks of DRAW_PART. With ``track`` the draws are added to
+    the two-level counts as in :func:`accumulate_counts` (``n_parts`` ranges) and the number of
+    indices drawn for the first time is returned (else 0). Indices and counts do not depend on
+    the thread count (:func:`draw_alias_serial` gives the same on one thread).
     """
     n_draws = out.shape[0]
     for p in prange((n_draws + DRAW_PART - 1) // DRAW_PART):
         _alias_part(table, key, out, p * DRAW_PART, min(n_draws, (p + 1) * DRAW_PART))
     if not track:
         return 0
-    n = counts.shape[0]
+    n = low.shape[0]
     new = np.zeros(n_parts, dtype=np.int64)
     for p in prange(n_parts):
-        new[p] = _count_range(counts, out, (p * n) // n_parts, ((p + 1) * n) // n_parts)
+        new[p] = _count_range(low, high, out, (p * n) // n_parts, ((p + 1) * n) // n_parts)
     return new.sum()
 
 
 @njit(cache=True)
-def draw_alias_serial(table, key, out, counts, track, n_parts=1):
+def draw_alias_serial(table, key, out, low, high, track, n_parts=1):
     """Single-threaded :func:`draw_alias` (one call draws and counts a batch)."""
     _alias_part(table, key, out, 0, out.shape[0])
     if not track:
         return 0
-    return _count_all(counts, out)
+    return _count_all(low, high, out)
 
 
 @njit(cache=True, inline="always", error_model="numpy")

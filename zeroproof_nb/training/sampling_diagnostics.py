@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 _DUMMY = np.zeros(1, dtype=np.float64)
-_NO_COUNTS = np.zeros(1, dtype=np.int64)  # counts argument of a draw kernel that does not count
 
 
 def _parallel(work: int) -> bool:
@@ -84,11 +83,6 @@ def _abs_stats(q: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     return (float(stats[:, _kw.STAT_ABS_SUM].sum() / n_fin),
             float(stats[:, _kw.STAT_ABS_MIN].min()))
-
-
-#: work units per alias draw (or count update) for :func:`_parallel`: random loads into a large
-#: table are worth a parallel region from batches of 16384
-_DRAW_WORK = 8
 
 
 def _normalise(w: np.ndarray, total: float) -> None:
@@ -258,8 +252,10 @@ class ImportanceSampler:
     ----------
     config : ImportanceSamplerConfig, optional
     rng : numpy Generator, int seed or SeedSequence, optional; overrides ``config.seed``
-    track_counts : bool, default True; keep per-index sample counts (an int64 array as long as
-        the largest pool seen) for :meth:`get_statistics`
+    track_counts : bool, default True; keep per-index sample counts (as long as the largest pool
+        seen) for :meth:`get_statistics` and :attr:`sample_counts`. They are kept in two levels,
+        a uint16 word per index that every draw updates and an int64 word that takes 32768 at a
+        time when the first fills, so the random updates of a batch touch 2 bytes per point.
 
     Examples
     --------
@@ -290,35 +286,45 @@ class ImportanceSampler:
     # ------------------------------------------------------------------------ statistics
     def reset_statistics(self) -> None:
         """Forget sample counts and the recorded |q| statistics."""
-        self._counts = np.zeros(0, dtype=np.int64)
+        self._low = np.zeros(0, dtype=np.uint16)  # two-level counts: high + low
+        self._high = np.zeros(0, dtype=np.int64)
         self.total_samples = 0
         self._unique = 0
         self._q_stats: tuple[float, float] | None = (0.0, 0.0)
         self._q_ref: np.ndarray | None = None
         self._q_key: Any = None
 
-    def _counts_for(self, n: int) -> np.ndarray:
-        """The count array, grown to at least n entries."""
-        if self._counts.shape[0] < n:
-            grown = np.zeros(n, dtype=np.int64)
-            grown[: self._counts.shape[0]] = self._counts
-            self._counts = grown
-        return self._counts
+    def _grow_counts(self, n: int) -> None:
+        """Grow the two-level counts to at least n entries."""
+        m = self._low.shape[0]
+        if m < n:
+            low, high = np.zeros(n, dtype=np.uint16), np.zeros(n, dtype=np.int64)
+            low[:m], high[:m] = self._low, self._high
+            self._low, self._high = low, high
+
+    def _set_counts(self, counts: np.ndarray) -> None:
+        """Store int64 counts in two levels (low in [1, SPILL] where a count is positive)."""
+        self._low = np.minimum(counts, _kw.SPILL).astype(np.uint16)
+        self._high = counts - self._low
 
     def _record(self, idx: np.ndarray, n: int) -> None:
         self.total_samples += int(idx.shape[0])
         if not self.track_counts:
             return
-        kernel = (_kw.accumulate_counts if _parallel(idx.shape[0] * _DRAW_WORK)
-                  else _kw.accumulate_counts_serial)
-        self._unique += int(kernel(self._counts_for(n), idx, numba.get_num_threads()))
+        self._grow_counts(n)
+        if _parallel(idx.shape[0]):
+            new = _kw.accumulate_counts(self._low, self._high, idx, numba.get_num_threads())
+        else:
+            new = _kw.accumulate_counts_serial(self._low, self._high, idx)
+        self._unique += int(new)
 
     @property
     def sample_counts(self) -> np.ndarray:
-        """Read-only per-index sample counts (int64, length of the largest pool seen)."""
-        v = self._counts.view()
-        v.flags.writeable = False
-        return v
+        """Per-index sample counts (a new read-only int64 array, length of the largest pool
+        seen)."""
+        counts = self._high + self._low
+        counts.flags.writeable = False
+        return counts
 
     def get_statistics(self) -> dict[str, Any]:
         """Upstream's keys: total_samples, unique_samples, max_sample_count, min_sample_count,
@@ -330,7 +336,8 @@ class ImportanceSampler:
         if self.total_samples == 0:
             return {}
         if self.track_counts and self._unique:
-            nz = self._counts[self._counts > 0]
+            counts = self.sample_counts
+            nz = counts[counts > 0]
             max_c, min_c = int(nz.max()), int(nz.min())
         else:
             max_c = min_c = 0
@@ -465,10 +472,16 @@ class ImportanceSampler:
         the same kernel call."""
         out = np.empty(k, dtype=np.int64)
         track = count and self.track_counts
-        counts = self._counts_for(pool.size) if track else _NO_COUNTS
-        kernel = _kw.draw_alias if _parallel(k * _DRAW_WORK) else _kw.draw_alias_serial
-        new = kernel(pool.table, self._stream_key(), out, counts, track,
-                     numba.get_num_threads())
+        if track:
+            self._grow_counts(pool.size)
+        # one thread up to 2**17 draws: B = 65536 from N = 10**6 takes ~0.26 ms there, while
+        # a parallel region that waits for a busy core costs a scheduler slice (~8 ms)
+        if _parallel(k):
+            new = _kw.draw_alias(pool.table, self._stream_key(), out, self._low, self._high,
+                                 track, numba.get_num_threads())
+        else:
+            new = _kw.draw_alias_serial(pool.table, self._stream_key(), out, self._low,
+                                        self._high, track)
         if count:
             self.total_samples += k
             self._unique += new
@@ -591,7 +604,7 @@ class ImportanceSampler:
         return {
             "config": asdict(self.config),
             "rng_state": _rng_state(self.rng),
-            "sample_counts": self._counts.copy(),
+            "sample_counts": np.array(self.sample_counts),
             "total_samples": int(self.total_samples),
             "unique_samples": int(self._unique),
             "q_abs_mean": self._pool_q_stats()[0],
@@ -603,7 +616,7 @@ class ImportanceSampler:
         """Restore :meth:`state_dict`'s output; the generator continues the saved stream."""
         self.config = ImportanceSamplerConfig(**state["config"])
         self.rng = _restore_rng(self.rng, state["rng_state"])
-        self._counts = np.array(state["sample_counts"], dtype=np.int64)
+        self._set_counts(np.array(state["sample_counts"], dtype=np.int64))
         self.total_samples = int(state["total_samples"])
         self._unique = int(state["unique_samples"])
         self._q_stats = (float(state["q_abs_mean"]), float(state["q_abs_min"]))
