@@ -477,8 +477,8 @@ def build_alias_table(weights, total, fallback, table):
     """
     n = weights.shape[0]
     scale = n / total
-    light = np.empty(n, dtype=np.int64)
-    heavy = np.empty(n, dtype=np.int64)
+    light = np.empty(n, dtype=np.uint32)
+    heavy = np.empty(n, dtype=np.uint32)
     n_light = 0
     n_heavy = 0
     for i in range(n):
