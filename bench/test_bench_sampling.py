@@ -2,6 +2,8 @@
 
 * weights + one batch (B = 4096, N = 10^7) vs ``Generator.choice(p=...)`` (target >= 5x);
 * repeated batches from a prepared pool (N = 10^6, B = 4096 and 65536) vs ``choice`` (>= 50x);
+* the Trainer's shape: ``prepare`` of N = 65536 once per epoch (beside NumPy's weights + cumsum)
+  and one call ``sample_indices(prepared, 4096)`` (beside ``choice``);
 * grid refinement throughput in new cells per second (target >= 10^7), beside a NumPy split;
 * points within 1e-3 of the pole of 1/(x − 0.3) per second: ActiveSampler vs python-adaptive's
   ``Learner1D`` (the peer).
@@ -57,6 +59,22 @@ def test_prepared_pool_batches_vs_choice(benchmark, batch):
     benchmark.extra_info.update(n=n, batch=batch, prepare_s=prepare_s,
                                 without_count_tracking_s=bare_s,
                                 ratio_vs_choice_without_count_tracking=choice_s / bare_s)
+    record_ratio(benchmark, choice_s, "choice")
+
+
+def test_trainer_pool_prepare_and_batch(benchmark):
+    n, b = 65536, 4096
+    q = np.random.default_rng(0).normal(size=n)
+    sampler = ImportanceSampler(ImportanceSamplerConfig(seed=1))
+    pool = sampler.prepare(q)
+    benchmark(lambda: sampler.sample_indices(pool, b))
+    prepare_s = reference_median(lambda: sampler.prepare(q), rounds=21)
+    cumsum_s = reference_median(lambda: np.cumsum(numpy_weights(q)), rounds=21)
+    ref_rng = np.random.default_rng(2)
+    choice_s = reference_median(lambda: ref_rng.choice(n, b, p=pool.weights), rounds=21)
+    benchmark.extra_info.update(n=n, batch=b, prepare_s=prepare_s,
+                                numpy_weights_cumsum_s=cumsum_s,
+                                prepare_ratio_vs_numpy_weights_cumsum=cumsum_s / prepare_s)
     record_ratio(benchmark, choice_s, "choice")
 
 

@@ -237,6 +237,155 @@ def test_hybrid_split_shuffle_and_statistics():
     assert np.all(s3.hybrid_sample(x, q, 64)[1] < 10)
 
 
+# ------------------------------------------------------------------ stream and alias table
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64_reference(seed, n):
+    """SplitMix64 as a sequential generator in pure Python (state += gamma; output mix)."""
+    state, out = seed, []
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def test_stream_is_splitmix64():
+    from zeroproof_nb.kernels.weights import (
+        stream_bits,
+        stream_exponential,
+        stream_uniform,
+    )
+
+    # the published first outputs of SplitMix64 for seed 1234567
+    golden = [6457827717110365317, 3203168211198807973, 9817491932198370423,
+              4593380528125082431, 16408922859458223821]
+    assert splitmix64_reference(1234567, 5) == golden
+    for key in (1234567, 0, 2**64 - 1, 0x0123456789ABCDEF):
+        ref = splitmix64_reference(key, 40)
+        got = [int(stream_bits(np.uint64(key), k)) for k in range(40)]
+        assert got == ref
+        u = [stream_uniform(np.uint64(key), k) for k in range(40)]
+        assert u == [(r >> 11) * 2.0 ** -53 for r in ref]
+        e = [stream_exponential(np.uint64(key), k) for k in range(40)]
+        np.testing.assert_allclose(e, -np.log1p(-np.array(u)), rtol=1e-14)
+
+
+def decode_alias(table):
+    """Draw probabilities implied by a packed alias table (NumPy)."""
+    prob = (table & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0**32
+    alias = (table >> np.uint64(32)).astype(np.int64)
+    p = prob.copy()
+    np.add.at(p, alias, 1.0 - prob)
+    return p / table.size
+
+
+@pytest.mark.parametrize("kind", ["varied", "equal", "one_positive", "heavy_tail"])
+def test_alias_table_probabilities_exact(rng, kind):
+    n = 5000
+    q = {"varied": _varied_pool(rng, n),
+         "equal": np.full(n, 0.5),  # every row exactly 1: rounding leftovers only
+         "one_positive": np.where(np.arange(n) == 1234, 0.5, np.inf),
+         "heavy_tail": rng.standard_cauchy(n)}[kind]
+    pool = ImportanceSampler().prepare(q)
+    # each row's acceptance probability is exact to 2**-32, so every point's probability is
+    # exact to (1 + rows aliasing it)·2**-32 / n
+    alias = (pool.table >> np.uint64(32)).astype(np.int64)
+    tol = (1 + np.bincount(alias, minlength=n)) * 2.0**-32 / n
+    err = np.abs(decode_alias(pool.table) - reference_weights(q))
+    assert np.all(err <= tol + 1e-15)
+    assert np.all(alias < n)
+
+
+def test_prepared_draws_match_numpy_reimplementation(rng):
+    # indices = alias method on the stream's uniforms, the key being the generator's next
+    # raw 64-bit word: rebuilt here from a copy of the generator, in NumPy
+    q = _varied_pool(rng, 3000)
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=21))
+    pool = s.prepare(q)
+    for batch in (1, 100, 5000):
+        clone = np.random.Generator(np.random.PCG64())
+        clone.bit_generator.state = s.rng.bit_generator.state
+        key = int(clone.bit_generator.random_raw())
+        u = np.array(splitmix64_reference(key, batch), dtype=np.uint64) >> np.uint64(11)
+        x = u.astype(np.float64) * 2.0**-53 * pool.size
+        j = np.minimum(x.astype(np.int64), pool.size - 1)
+        frac = (x - j) * 2.0**32
+        word = pool.table[j]
+        keep = frac.astype(np.int64) < (word & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        expected = np.where(keep, j, (word >> np.uint64(32)).astype(np.int64))
+        np.testing.assert_array_equal(s.sample_indices(pool, batch), expected)
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_counts_match_bincount_for_any_thread_count(rng, prepared):
+    q = rng.normal(size=40_000)
+    x = np.arange(q.size)
+    original = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            s = ImportanceSampler(ImportanceSamplerConfig(seed=5))
+            src = s.prepare(q) if prepared else q
+            drawn = [s.sample_indices(src, b) for b in (3, 4096, 140_000)]  # serial and parallel
+            drawn.append(s.hybrid_sample(x, src, 200_000)[1])
+            allidx = np.concatenate(drawn)
+            np.testing.assert_array_equal(s.sample_counts, np.bincount(allidx, minlength=q.size))
+            st = s.get_statistics()
+            assert st["total_samples"] == allidx.size
+            assert st["unique_samples"] == np.unique(allidx).size
+            results.append((allidx, s.sample_counts.copy()))
+    finally:
+        numba.set_num_threads(original)
+    for r1, r2 in zip(*results):
+        np.testing.assert_array_equal(r1, r2)
+
+
+def test_count_kernels_two_levels_and_any_number_of_parts(rng):
+    from zeroproof_nb.kernels.weights import (
+        LOW_COUNT_MAX,
+        accumulate_counts,
+        accumulate_counts_serial,
+    )
+
+    n = 1000
+    idx = rng.integers(0, n, size=5000)
+    idx[:10] = n - 1  # the last range boundary
+    idx[10:3010] = np.arange(5).repeat(600)  # 600 more draws of each of 0..4
+    low = np.zeros(n, dtype=np.uint16)
+    high = np.zeros(n, dtype=np.int64)
+    low[:5] = [1, 2, LOW_COUNT_MAX - 3, LOW_COUNT_MAX, 5]  # two of them spill
+    high[4] = 10**12
+    expected = high + low + np.bincount(idx, minlength=n)
+    n_new = np.count_nonzero((low == 0) & (expected > 0))
+    for kernel, n_parts in [(accumulate_counts_serial, 1), (accumulate_counts, 1),
+                            (accumulate_counts, 2), (accumulate_counts, 3),
+                            (accumulate_counts, 7)]:
+        lo, hi = low.copy(), high.copy()
+        assert kernel(lo, hi, idx, n_parts) == n_new
+        np.testing.assert_array_equal(hi + lo, expected)
+        np.testing.assert_array_equal(lo == 0, expected == 0)  # 0 exactly where never drawn
+    # a sampler's counts past several spills, through state_dict / load_state_dict
+    s = ImportanceSampler(ImportanceSamplerConfig(seed=3))
+    q = np.array([0.01, 5.0, 5.0])  # index 0 takes almost every draw
+    pool = s.prepare(q)
+    for _ in range(4):
+        s.sample_indices(pool, 60_000)
+    counts = s.sample_counts
+    assert counts.sum() == 240_000 and counts[0] > 3 * 65_535
+    t = ImportanceSampler()
+    t.load_state_dict(s.state_dict())
+    np.testing.assert_array_equal(t.sample_counts, counts)
+    idx2 = s.sample_indices(pool, 1000)
+    np.testing.assert_array_equal(t.sample_indices(pool, 1000), idx2)
+    np.testing.assert_array_equal(t.sample_counts, counts + np.bincount(idx2, minlength=3))
+    assert t.get_statistics() == s.get_statistics()
+
+
 # ------------------------------------------------------------- determinism and state
 def test_same_indices_with_one_and_two_threads(rng):
     q = rng.normal(size=70_000)  # several CHUNKs

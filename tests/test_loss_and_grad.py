@@ -429,3 +429,60 @@ def test_top_level_exports():
     assert zp.rational_loss_and_grad is rational_loss_and_grad
     assert zp.LossAndGrad is LossAndGrad
     assert monomial_exponents(1, 2).tolist() == [[0], [1], [2]]
+
+
+def _same_result(a, b):
+    assert a.loss == b.loss and a.data_loss == b.data_loss
+    np.testing.assert_array_equal(a.grad_theta, b.grad_theta)
+    np.testing.assert_array_equal(a.grad_phi, b.grad_phi)
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.q, b.q)
+    assert dict(a.stats).keys() == dict(b.stats).keys()
+    np.testing.assert_array_equal(a.stats["tag_counts"], b.stats["tag_counts"])
+
+
+@pytest.mark.parametrize("case", ["1d", "multi", "nd"])
+def test_indices_equal_the_copied_batch(rng, case):
+    """indices= gathers the rows in the kernel: same bits as passing x[idx], target[idx]."""
+    n_pool, n_batch = 3000, CHUNK + 500  # two chunks: the parallel kernel gathers too
+    if case == "nd":
+        x = rng.uniform(-1, 1, (n_pool, 2))
+        theta, phi = rng.normal(size=6), 0.1 * rng.normal(size=5)
+        t = 1.0 / (x[:, 0] - 0.3 + 0.1 * x[:, 1])
+    elif case == "multi":
+        x = rng.uniform(-1, 1, n_pool)
+        theta, phi = rng.normal(size=(2, 4)), 0.1 * rng.normal(size=(2, 2))
+        t = np.stack([1.0 / (x - 0.3), x**2], axis=1)
+    else:
+        x = rng.uniform(-1, 1, n_pool)
+        theta, phi = rng.normal(size=4), np.array([-3.3, 0.1])
+        t = 1.0 / (x - 0.3)
+        t[::7] = np.nan  # labelled poles
+    idx = rng.integers(0, n_pool, n_batch)
+    w = rng.uniform(0.5, 2.0, n_pool)
+    for kw in ({}, {"mode": "hybrid", "delta": 0.2, "lambda_rej": 0.5}):
+        ours = zp.rational_loss_and_grad(x, t, theta, phi, indices=idx, **kw)
+        _same_result(ours, zp.rational_loss_and_grad(x[idx], t[idx], theta, phi, **kw))
+        ours_w = zp.rational_loss_and_grad(x, t, theta, phi, indices=idx, sample_weight=w, **kw)
+        _same_result(ours_w, zp.rational_loss_and_grad(x[idx], t[idx], theta, phi,
+                                                       sample_weight=w[idx], **kw))
+
+
+def test_indices_through_the_layer(rng):
+    layer = zp.TRRational(3, 2)
+    x = rng.uniform(-1, 1, 500)
+    t = 1.0 / (x - 0.3) + x
+    idx = rng.integers(0, 500, 128)
+    _same_result(layer.loss_and_grad(x, t, indices=idx), layer.loss_and_grad(x[idx], t[idx]))
+
+
+@pytest.mark.parametrize("indices, err, match", [
+    (np.array([0, 5, -1]), ValueError, r"indices must lie in \[0, 10\)"),
+    (np.array([0, 10]), ValueError, r"indices must lie in \[0, 10\)"),
+    (np.array([0.0, 1.0]), TypeError, "indices must be an array of integers"),
+    (np.zeros((2, 2), dtype=int), ValueError, "indices must be 1-dimensional"),
+])
+def test_bad_indices(indices, err, match):
+    x = np.linspace(-1, 1, 10)
+    with pytest.raises(err, match=match):
+        zp.rational_loss_and_grad(x, x, np.ones(2), np.ones(1), indices=indices)

@@ -213,3 +213,38 @@ def test_training_is_identical_for_one_and_two_threads():
         numba.set_num_threads(saved)
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+class _DelegatingModel:
+    """The Trainer's model protocol without being a TRRational: batches are copied rows."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.alpha_phi = layer.alpha_phi
+
+    def parameters(self):
+        return self.layer.parameters()
+
+    def loss_and_grad(self, x, y, **kwargs):
+        assert "indices" not in kwargs
+        return self.layer.loss_and_grad(x, y, **kwargs)
+
+    def q_values(self, x):
+        return self.layer.q_values(x)
+
+
+def test_protocol_model_gets_copied_batches_with_the_same_result():
+    """A TRRational gathers the batch inside the kernel; any other model gets x[idx], y[idx].
+    Both must train to the same bits."""
+    x, y = _smooth_data(600)
+    runs = []
+    for wrap in (False, True):
+        layer = TRRational(2, 1)
+        cfg = TrainingConfig(batch_size=64, max_epochs=3, learning_rate=0.01, seed=5,
+                             verbose=False)
+        model = _DelegatingModel(layer) if wrap else layer
+        Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=2))).fit(x, y)
+        runs.append((layer.theta.copy(), layer.phi.copy()))
+    assert not np.allclose(runs[0][0], TRRational(2, 1).theta)  # it did train
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

@@ -62,10 +62,11 @@ class _Optimizer:
             raise ValueError(f"grads must have {len(self.params)} arrays, got {len(grads)}")
         out = []
         for i, (g, p) in enumerate(zip(grads, self.params)):
-            g = np.asarray(g)
-            if g.dtype.kind not in "biuf":
-                raise TypeError(f"grads[{i}] must be numeric, got dtype {g.dtype}")
-            g = np.ascontiguousarray(g, dtype=p.dtype)
+            if not (type(g) is np.ndarray and g.dtype == p.dtype and g.flags.c_contiguous):
+                g = np.asarray(g)
+                if g.dtype.kind not in "biuf":
+                    raise TypeError(f"grads[{i}] must be numeric, got dtype {g.dtype}")
+                g = np.ascontiguousarray(g, dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"grads[{i}] must have shape {p.shape}, got {g.shape}")
             check_finite(g, f"grads[{i}]")

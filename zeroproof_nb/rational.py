@@ -445,8 +445,11 @@ def _target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
     return np.ascontiguousarray(t, dtype=np.float64)
 
 
-def _normalised_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarray | None:
-    """w / sum(w) head-major, shape (n_out, N) C-contiguous; None when no weights are given."""
+def _normalised_weights(sample_weight: Any, shape: tuple[int, ...],
+                        idx: np.ndarray | None = None) -> np.ndarray | None:
+    """w / sum(w) head-major, shape (n_out, N) C-contiguous; None when no weights are given.
+    With ``idx`` the sum runs over the rows ``idx`` only (the batch drawn from the pool) and
+    the result is row-major, shape (N, n_out)."""
     if sample_weight is None:
         return None
     w = as_float_array(sample_weight, "sample_weight", dtype=np.float64)
@@ -459,11 +462,35 @@ def _normalised_weights(sample_weight: Any, shape: tuple[int, ...]) -> np.ndarra
     check_finite(w, "sample_weight")
     if np.any(w < 0):
         raise ValueError("sample_weight must be >= 0")
-    total = float(np.sum(w))
+    total = float(np.sum(w if idx is None else w[idx]))
     if w.size and not total > 0:
-        raise ValueError("sample_weight must have a positive sum")
+        raise ValueError("sample_weight must have a positive sum"
+                         + ("" if idx is None else " over the rows in indices"))
     w2 = w.reshape(shape[0], -1)
+    if idx is not None:
+        return w2 / total
     return np.ascontiguousarray((w2 / total).T) if w.size else w2.T
+
+
+def _kernel_target(t: np.ndarray, n_out: int, gathered: bool) -> np.ndarray:
+    """The target as the fused kernel reads it: (n_out, N) head-major (a free view for one
+    output), or the pool's (N, n_out) rows when the kernel gathers rows by index."""
+    t2 = t.reshape(t.shape[0], n_out)
+    return t2 if gathered else np.ascontiguousarray(t2.T)
+
+
+def _check_indices(indices: Any, n_pool: int) -> np.ndarray:
+    """``indices`` as a 1-D int64 array of rows in [0, n_pool)."""
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an array of integers, got dtype {idx.dtype}")
+    if idx.ndim != 1:
+        raise ValueError(f"indices must be 1-dimensional, got shape {idx.shape}")
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_pool):
+        raise ValueError(f"indices must lie in [0, {n_pool}) (rows of x), got values in "
+                         f"[{idx.min()}, {idx.max()}]")
+    return idx
 
 
 def rational_loss_and_grad(
@@ -484,6 +511,7 @@ def rational_loss_and_grad(
     rejection_threshold: float = 1e-2,
     policy: TRPolicy | None = None,
     q_epsilon: float = 0.0,
+    indices: Any = None,
 ) -> LossAndGrad:
     """Loss, gradients w.r.t. theta and phi, tags and |Q| statistics in one pass over the points.
 
@@ -499,13 +527,18 @@ def rational_loss_and_grad(
     Arguments shared with :func:`rational_eval` have the same meaning; ``target`` has the output
     shape; ``sample_weight`` has shape (N,) or the output shape. Sums are deterministic (same
     bits for any number of numba threads).
+
+    ``indices`` (B,) integers in [0, N), optional: the pass runs on the rows ``x[indices]``,
+    ``target[indices]`` (and weights) without copying them, e.g. a batch drawn from a pool;
+    outputs, tags and Q then have B rows, and weights are normalised over those rows.
     """
     pb = _prepare(x, theta, phi, basis, domain)
     opt = _grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
                         rejection_threshold, policy, q_epsilon)
     shape = pb.out_shape
-    return _fused_pass(pb, pb.x, _target_array(target, shape, pb.dtype),
-                       _normalised_weights(sample_weight, shape), opt)
+    idx = None if indices is None else _check_indices(indices, shape[0])
+    tgt = _kernel_target(_target_array(target, shape, pb.dtype), pb.n_out, idx is not None)
+    return _fused_pass(pb, pb.x, tgt, _normalised_weights(sample_weight, shape, idx), opt, idx)
 
 
 _DTYPE_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float32, np.float64)}
@@ -548,12 +581,16 @@ def _grad_options(
     )
 
 
-def _fused_pass(pb: _Problem, xk: np.ndarray, tgt: np.ndarray, wn: np.ndarray | None,
-                opt: _GradOptions) -> LossAndGrad:
+_NO_INDICES = np.zeros(0, dtype=np.int64)
+
+
+def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray | None,
+                opt: _GradOptions, idx: np.ndarray | None = None) -> LossAndGrad:
     """The fused pass on validated input: ``xk`` the kernel's x ((N,) on the 1-D path, else
-    (N, d)) with the layout ``pb`` was prepared for, ``tgt`` float64 of the output shape,
-    ``wn`` from :func:`_normalised_weights`. ``pb.x`` is not used."""
-    n = xk.shape[0]
+    (N, d)) with the layout ``pb`` was prepared for, ``tgt_hm`` the float64 target and ``wn``
+    the weights as :func:`_kernel_target` and :func:`_normalised_weights` give them, ``idx``
+    valid rows of the pool or None (all rows). ``pb.x`` is not used."""
+    n = xk.shape[0] if idx is None else idx.shape[0]
     shape = (n, pb.n_out) if pb.multi else (n,)
     policy = opt.policy
     eps = opt.eps
@@ -575,8 +612,6 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt: np.ndarray, wn: np.ndarray | 
         glim = _DTYPE_MAX[pb.dtype] / n_total
         has_w = wn is not None
         w_arg = wn if has_w else np.full((1, 1), 1.0 / n_total)
-        # head-major target (a free reshape for one output)
-        tgt_hm = np.ascontiguousarray(tgt.reshape(n, pb.n_out).T)
         fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                    policy is not None, eps > 0, pb.dtype)
         sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
@@ -585,7 +620,8 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt: np.ndarray, wn: np.ndarray | 
             pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,
             opt.loss, opt.huber_delta, opt.lam, opt.inv_tau, glim, val, tag,
             q.reshape(n, pb.n_out), pgrad, pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d,
-            fwd.address, _kr.block_reduce_fn().address, sums.address,
+            _NO_INDICES if idx is None else idx, idx is not None, fwd.address,
+            _kr.block_reduce_fn().address, sums.address,
         )
         _kr.grad_kernel(args)(*args)
     if n_chunks == 1:  # nothing to combine (+ 0.0 as in the combination: -0.0 becomes +0.0)

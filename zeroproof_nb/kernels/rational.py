@@ -1141,20 +1141,40 @@ def block_reduce(
             pi[c, IS_NEAR] += n_near
 
 
+@njit(**_JIT)
+def gather_block(x, target, weight, has_weight, idx, b0, m, dx, xg, tg, wg):
+    """Rows idx[b0:b0+m] of the pool: x (flat, dx values per point) into xg, the (N_pool, n_out)
+    target (and weight, when given) rows into the head-major block buffers tg (and wg)."""
+    n_out = tg.shape[0]
+    for ii in range(m):
+        r = idx[b0 + ii]
+        for jd in range(dx):
+            xg[ii * dx + jd] = x[r * dx + jd]
+        for j in range(n_out):
+            tg[j, ii] = target[r, j]
+            if has_weight:
+                wg[j, ii] = weight[r, j]
+
+
 def _rational_grad(
     x, n, exps, target, weight, has_weight, theta, phi, scale, shift, one, eps, tau_q, tau_p,
     mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf,
-    pi, n_out, shared_q, n_tp, n_tq, d, forward_address, reduce_address, sums_address,
+    pi, n_out, shared_q, n_tp, n_tq, d, idx, has_idx, forward_address, reduce_address,
+    sums_address,
 ):
     """Generic fused pass (compiled once per argument types by :func:`grad_kernel`): per
     block, ``forward`` (specialised), the copy into the structured output, ``reduce``
-    (:func:`block_reduce`), ``sums`` (specialised gradient sums); all given by address."""
+    (:func:`block_reduce`), ``sums`` (specialised gradient sums); all given by address. With
+    ``has_idx`` the n points are the pool rows ``idx`` of x, target and weight, gathered block
+    by block (outputs follow idx)."""
     forward = forward_block_from_address(forward_address, x)
     reduce = block_reduce_from_address(reduce_address)
     sums = grad_sums_from_address(sums_address)
     n_feat = max(n_tp, n_tq)
     bs = fused_block_size(n, n_out, n_tp, n_tq, d)
     wconst = np.full(bs, weight[0, 0])  # the weight of every point when there are no weights
+    dx = max(d, 1)
+    gb = bs if has_idx else 0
     for c in prange(pgrad.shape[0]):
         yb = np.empty((n_out, bs), dtype=np.float64)
         tb = np.empty((n_out, bs), dtype=np.uint8)
@@ -1168,9 +1188,24 @@ def _rational_grad(
         row = np.empty(n_feat, dtype=theta.dtype)
         fin = np.empty(1, dtype=np.uint8)  # (as pb)
         scratch = np.empty(1, dtype=np.float64)  # (as pb)
+        xg = np.empty(gb * dx, dtype=x.dtype)
+        tg = np.empty((n_out, gb), dtype=np.float64)
+        wg = np.empty((n_out, gb if has_weight else 0), dtype=np.float64)
         hi = min(n, (c + 1) * CHUNK)
         for b0 in range(c * CHUNK, hi, bs):
             m = min(bs, hi - b0)
+            if has_idx:
+                gather_block(x, target, weight, has_weight, idx, b0, m, dx, xg, tg, wg)
+                wsrc = wg if has_weight else weight
+                forward(xg, np.int64(0), np.int64(m), exps, theta, phi, scale, shift, one, eps,
+                        tau_q, tau_p, qout[b0:b0 + m], yb, tb, pb, qb, fin, bnd, feat, table, row)
+                copy_block_out(val, tag, b0, m, n_out, yb, tb)
+                reduce(np.int64(c), np.int64(0), np.int64(m), n_out, shared_q, n_tp, n_tq, fin, tb,
+                       pb, qb, yb, tg, wsrc, has_weight, wconst, mode,
+                       delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb,
+                       feat, scratch, pgrad, pf, pi)
+                sums(np.int64(m), np.int64(c), cpb, cqb, feat, pgrad)
+                continue
             forward(x, np.int64(b0), np.int64(m), exps, theta, phi, scale, shift, one, eps, tau_q,
                     tau_p, qout, yb, tb, pb, qb, fin, bnd, feat, table, row)
             # values (exactly representable in the computation dtype) and tags
@@ -1213,11 +1248,13 @@ def grad_kernel(args):
     """The generic fused kernel for ``args`` = ``(x_flat, n, exps, target, weight, has_weight,
     theta, phi, scale, shift, one, eps, tau_q, tau_p, mode, delta, bound, loss_kind,
     huber_delta, lam, inv_tau, glim, val, tag, qout, pgrad, pf, pi, n_out, shared_q, n_tp, n_tq,
-    d, forward_address, block_reduce_address, sums_address)`` (the addresses of a
-    :func:`forward_block_fn` specialisation, of :func:`block_reduce_fn` and of a
-    :func:`grad_sums_fn` specialisation last); ``target`` and ``weight`` are
-    (n_out, N) C-contiguous float64 (head-major); without weights ``weight`` is (1, 1) holding
-    1/(N n_out); ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS, FS_QMIN column
+    d, idx, has_idx, forward_address, block_reduce_address, sums_address)`` (the addresses of
+    a :func:`forward_block_fn` specialisation, of :func:`block_reduce_fn` and of a
+    :func:`grad_sums_fn` specialisation last); ``target`` and ``weight`` are (n_out, N_pool)
+    C-contiguous float64 (head-major); without weights ``weight`` is (1, 1) holding
+    1/(n n_out); with ``has_idx`` the n points are the rows ``idx`` (int64, valid) of the pool
+    x, and target/weight are the pool's (N_pool, n_out) row-major arrays; else ``idx`` is
+    ignored; ``pgrad`` (n_chunks, n_params), ``pf`` (n_chunks, N_FSTATS, FS_QMIN column
     +inf) and ``pi`` (n_chunks, N_ISTATS) are the zero-initialised partials.
     """
     return _generic_kernel(_GRAD_KERNELS, _rational_grad, args, args[6].dtype, 22)

@@ -15,8 +15,14 @@ Deterministic layout (independent of the numba thread count): the pool is cut in
 sums are accumulated sequentially into ``block_cum``. A draw maps a uniform u to
 ``t = u·total``, binary-searches the block and rescans it (recomputing the same per-point
 weights). Kernels index through slices so that numba can drop negative-index wraparound and
-vectorise the loops. The prepared form builds a Walker/Vose alias table once (one uint64 word
-per point): O(1) per draw.
+vectorise the loops. The prepared form builds a Walker alias table once (one uint64 word per
+point, by a two-cursor sweep): O(1) per draw.
+
+Random numbers: every draw kernel takes a 64-bit ``key`` (drawn once per batch from the
+sampler's ``numpy.random.Generator``) and computes its uniforms itself from a counter-based
+stream: uniform number k of a batch is SplitMix64's output k for the seed ``key``
+(:func:`stream_bits`), a pure function of (key, k). So any partition of the draws over threads
+gives the same indices, and no array of uniforms is generated or stored.
 """
 from __future__ import annotations
 
@@ -37,8 +43,52 @@ N_STATS = 5
 
 #: below this many elements of work, the Python layer calls the ``*_serial`` twin of a parallel
 #: kernel (same results): waking threads costs more than it saves, and on a busy machine a
-#: parallel region waits for a free core
-PARALLEL_MIN_WORK = 1 << 16
+#: parallel region waits for a free core (a whole scheduler slice, ~8 ms, measured on a shared
+#: 2-core box, against ~25 µs saved on a pass over 65536 points)
+PARALLEL_MIN_WORK = 1 << 17
+
+#: draws per block of the alias kernels: first every slot of the block is computed, then the
+#: table words are loaded in one tight loop (independent loads, so many cache misses are in
+#: flight at once), then the choices are made
+DRAW_BLOCK = 64
+#: draws per task of the parallel alias kernel (a multiple of DRAW_BLOCK)
+DRAW_PART = 8192
+
+# SplitMix64 (Steele, Lea & Flood 2014): state += gamma, output = mix(state)
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
+_ONE = np.uint64(1)
+_INV_2_53 = 2.0 ** -53
+
+
+@njit(cache=True, inline="always")
+def stream_bits(key, k):
+    """Random 64-bit word number k (k >= 0) of the stream ``key`` (both uint64 / int).
+
+    SplitMix64's k-th output for the seed ``key``: ``mix(key + (k + 1)·γ)`` with
+    γ = 0x9E3779B97F4A7C15 and Stafford's mix13 finaliser, all modulo 2**64. A pure function
+    of (key, k): draws can be computed in any order and on any thread.
+    """
+    z = key + (np.uint64(k) + _ONE) * _GAMMA
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def stream_uniform(key, k):
+    """Uniform double in [0, 1) number k of the stream ``key``: the top 53 bits of
+    :func:`stream_bits` times 2**-53 (the construction of NumPy's ``Generator.random``)."""
+    return np.float64(stream_bits(key, k) >> _S11) * _INV_2_53
+
+
+@njit(cache=True, inline="always")
+def stream_exponential(key, k):
+    """Standard exponential number k of the stream ``key``: ``-log(1 - u)`` with u =
+    :func:`stream_uniform` (1 − u is exact, in (0, 1]; the result is at most 53·ln 2)."""
+    return -math.log(1.0 - stream_uniform(key, k))
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -296,18 +346,18 @@ def cumulative_sum(values, out):
     return last
 
 
-@njit(cache=True, parallel=True)
-def normalise(values, total, out):
-    """``out = values / total`` (``out`` may be ``values``)."""
+@njit(cache=True, parallel=True, error_model="numpy")
+def normalise(values, total):
+    """``values /= total`` in place (one array, so the loop vectorises)."""
     for i in prange(values.shape[0]):
-        out[i] = values[i] / total
+        values[i] = values[i] / total
 
 
-@njit(cache=True)
-def normalise_serial(values, total, out):
+@njit(cache=True, error_model="numpy")
+def normalise_serial(values, total):
     """Single-threaded :func:`normalise`."""
     for i in range(values.shape[0]):
-        out[i] = values[i] / total
+        values[i] = values[i] / total
 
 
 @njit(cache=True, inline="always")
@@ -353,92 +403,41 @@ def _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_tempera
 
 @njit(cache=True, error_model="numpy")
 def _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
-               block_cum, last_block, u, out, p, n_parts):
+               block_cum, last_block, key, out, p, n_parts):
     buf = np.empty(BLOCK, dtype=np.float64)
     total = block_cum[block_cum.shape[0] - 1]
-    n_draws = u.shape[0]
+    n_draws = out.shape[0]
     for k in range((p * n_draws) // n_parts, ((p + 1) * n_draws) // n_parts):
         out[k] = _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight,
-                           inv_temperature, block_cum, last_block, u[k] * total, buf)
+                           inv_temperature, block_cum, last_block,
+                           stream_uniform(key, k) * total, buf)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def draw_block_cdf(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
-                   block_cum, last_block, u, out):
-    """Inverse-CDF draws with replacement: ``out[k]`` = index whose weight interval holds u[k].
+                   block_cum, last_block, key, out):
+    """Inverse-CDF draws with replacement: ``out[k]`` = index whose weight interval holds
+    u_k = ``stream_uniform(key, k)``.
 
     ``block_cum`` is the sequential prefix sum of :func:`weight_block_sums`' block sums and
     ``last_block`` the last block with a positive sum. The chosen block's weights are
     recomputed and scanned; when rounding leaves the target beyond the scan's total, the last
     positive-weight index of the block is taken. Only positive-weight indices are returned, and
-    each draw depends on u[k] alone, so the result does not depend on the thread count
+    each draw depends on (key, k) alone, so the result does not depend on the thread count
     (:func:`draw_block_cdf_serial` gives the same indices on one thread).
     """
-    n_parts = min(u.shape[0], 64)
+    n_parts = min(out.shape[0], 64)
     for p in prange(n_parts):
         _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
-                   block_cum, last_block, u, out, p, n_parts)
+                   block_cum, last_block, key, out, p, n_parts)
 
 
 @njit(cache=True, error_model="numpy")
 def draw_block_cdf_serial(q, extra, use_extra, min_q_abs, power, inv_max_weight,
-                          inv_temperature, block_cum, last_block, u, out):
+                          inv_temperature, block_cum, last_block, key, out):
     """Single-threaded :func:`draw_block_cdf`."""
     _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
-               block_cum, last_block, u, out, 0, 1)
-
-
-@njit(cache=True, error_model="numpy")
-def build_alias_table(weights, total, fallback, table):
-    """Walker/Vose alias table of ``weights`` (sum ``total`` > 0).
-
-    ``table`` is an (N,) uint64 output, one word per row (:func:`_pack_alias`): the alias
-    index in the high 32 bits, the acceptance probability in 32-bit fixed point in the low bits
-    (draw probabilities exact to 2**-32 per row; half the memory of a float64 + int64 table, so
-    random draws miss the cache less). Rows of probability 1 alias themselves. Zero weights get
-    probability 0 (never chosen directly); ``fallback`` (a positive-weight index) absorbs rounding leftovers of such rows.
-    Sequential O(N), deterministic.
-    """
-    n = weights.shape[0]
-    scaled = np.empty(n, dtype=np.float64)
-    small = np.empty(n, dtype=np.int64)
-    large = np.empty(n, dtype=np.int64)
-    ns = 0
-    nl = 0
-    f = n / total
-    for i in range(n):
-        s = weights[i] * f
-        scaled[i] = s
-        if s < 1.0:
-            small[ns] = i
-            ns += 1
-        else:
-            large[nl] = i
-            nl += 1
-    while ns > 0 and nl > 0:
-        ns -= 1
-        s = small[ns]
-        nl -= 1
-        g = large[nl]
-        table[s] = _pack_alias(scaled[s], g)
-        scaled[g] = (scaled[g] + scaled[s]) - 1.0
-        if scaled[g] < 1.0:
-            small[ns] = g
-            ns += 1
-        else:
-            large[nl] = g
-            nl += 1
-    while nl > 0:
-        nl -= 1
-        g = large[nl]
-        table[g] = _pack_alias(1.0, g)
-    while ns > 0:
-        ns -= 1
-        s = small[ns]
-        if weights[s] > 0.0:
-            table[s] = _pack_alias(1.0, s)
-        else:
-            table[s] = _pack_alias(0.0, fallback)
+               block_cum, last_block, key, out, 0, 1)
 
 
 _FIXED_ONE = 4294967296.0  # 2**32
@@ -459,38 +458,225 @@ def _pack_alias(prob, alias):
     return (np.uint64(alias) << _SHIFT32) | fixed
 
 
-@njit(cache=True, inline="always")
-def _alias_draw(table, x):
-    """Index drawn by the alias method for x = u·N (u uniform in [0, 1)).
+@njit(cache=True, error_model="numpy")
+def build_alias_table(weights, total, fallback, table):
+    """Walker alias table of ``weights`` (sum ``total`` > 0; N < 2**32), by a sweep.
 
-    Unsigned indexing: numba then skips the negative-index wraparound, which keeps the
-    independent table loads of consecutive draws in flight together.
+    ``table`` is an (N,) uint64 output, one word per row (:func:`_pack_alias`): the alias
+    index in the high 32 bits, the acceptance probability in 32-bit fixed point in the low bits
+    (draw probabilities exact to 2**-32 per row; half the memory of a float64 + int64 table, so
+    random draws miss the cache less).
+
+    With scaled weights s_i = w_i·N/total (mean 1), the rows are first split, without
+    branches, into a light list (s < 1) and a heavy list (s >= 1), both in index order. Then one
+    sweep: each light row keeps s_i and takes the current heavy row as its alias, whose residual
+    drops by 1 − s_i; a heavy row whose residual falls below 1 becomes a light row at once (it
+    keeps the residual and takes the next heavy row as its alias). O(N), deterministic. Rows
+    left when the other kind runs out (rounding) get probability 1 and alias themselves; zero
+    weights left over get probability 0 and alias ``fallback`` (a positive-weight index).
     """
-    n = np.uint64(table.shape[0])
-    j = np.uint64(x)
-    if j >= n:
-        j = n - np.uint64(1)
-    word = table[j]
-    if np.int64((x - np.float64(j)) * _FIXED_ONE) < np.int64(word & _LOW32):
-        return np.int64(j)
-    return np.int64(word >> _SHIFT32)
+    n = weights.shape[0]
+    scale = n / total
+    light = np.empty(n, dtype=np.uint32)
+    heavy = np.empty(n, dtype=np.uint32)
+    n_light = 0
+    n_heavy = 0
+    for i in range(n):
+        is_light = weights[i] * scale < 1.0
+        light[n_light] = i
+        heavy[n_heavy] = i
+        n_light += 1 if is_light else 0
+        n_heavy += 0 if is_light else 1
+    if n_heavy == 0:  # rounding left no heavy row
+        for t in range(n_light):
+            table[light[t]] = _leftover_row(weights, light[t], fallback)
+        return
+    a = 0  # next light row
+    b = 0  # position of the current heavy row in the heavy list
+    h = heavy[0]
+    r = weights[h] * scale  # residual of the current heavy row
+    while a < n_light:
+        i = light[a]
+        s = weights[i] * scale
+        table[i] = _pack_alias(s, h)
+        r += s - 1.0
+        a += 1
+        while r < 1.0:  # used up: light now, aliasing the next heavy row
+            b += 1
+            if b >= n_heavy:
+                break
+            g = heavy[b]
+            table[h] = _pack_alias(r, g)
+            r += weights[g] * scale - 1.0
+            h = g
+        if b >= n_heavy:
+            break
+    if b >= n_heavy:  # no heavy row left: h and the light rows not reached are leftovers
+        table[h] = _pack_alias(1.0, h)
+        for t in range(a, n_light):
+            table[light[t]] = _leftover_row(weights, light[t], fallback)
+    else:  # the current heavy row keeps what is left, as do those never reached
+        for t in range(b, n_heavy):
+            table[heavy[t]] = _pack_alias(1.0, heavy[t])
 
 
-@njit(cache=True, parallel=True)
-def draw_alias(table, u, out):
-    """O(1) draws from a packed alias table: j = floor(u·N), keep j if frac < prob[j], else
-    alias[j]. :func:`draw_alias_serial` gives the same indices on one thread."""
-    n = table.shape[0]
-    for k in prange(u.shape[0]):
-        out[k] = _alias_draw(table, u[k] * n)
+@njit(cache=True, inline="always")
+def _leftover_row(weights, i, fallback):
+    """Row of a light row left over by rounding: itself with probability 1, or, for a zero
+    weight, ``fallback`` with probability 1."""
+    if weights[i] > 0.0:
+        return _pack_alias(1.0, i)
+    return _pack_alias(0.0, fallback)
+
+
+@njit(cache=True, inline="always")
+def alias_slot(n_rows, u):
+    """Row and fraction of a uniform u in [0, 1) for a table of ``n_rows`` rows:
+    x = u·n_rows, row = floor(x) (clamped below n_rows), frac = x − row. Returns
+    (row as uint64, frac)."""
+    x = u * n_rows
+    j = min(np.uint64(x), np.uint64(n_rows) - _ONE)
+    return j, x - np.float64(j)
+
+
+@njit(cache=True, inline="always")
+def alias_pick(row, frac, word):
+    """Index chosen in ``row`` (table word ``word``): the row itself if frac < its acceptance
+    probability, else its alias (a select, not a branch)."""
+    keep = np.int64(frac * _FIXED_ONE) < np.int64(word & _LOW32)
+    return np.int64(row) if keep else np.int64(word >> _SHIFT32)
 
 
 @njit(cache=True)
-def draw_alias_serial(table, u, out):
-    """Single-threaded :func:`draw_alias`."""
-    n = table.shape[0]
-    for k in range(u.shape[0]):
-        out[k] = _alias_draw(table, u[k] * n)
+def _alias_range(table, key, out, lo, hi, rows, fracs, words):
+    """Draws lo..hi-1 of the stream into ``out[lo:hi]``, DRAW_BLOCK at a time (the buffers
+    hold DRAW_BLOCK entries). The table loads of a block are independent (unsigned rows: no
+    wraparound branch), so their cache misses overlap; a loop that loads and picks in one step
+    runs ~5x slower on a table larger than the cache."""
+    n_rows = table.shape[0]
+    for a in range(lo, hi, DRAW_BLOCK):
+        m = min(DRAW_BLOCK, hi - a)
+        for t in range(m):
+            rows[t], fracs[t] = alias_slot(n_rows, stream_uniform(key, a + t))
+        for t in range(m):
+            words[t] = table[rows[t]]
+        for t in range(m):
+            out[a + t] = alias_pick(rows[t], fracs[t], words[t])
+
+
+@njit(cache=True)
+def _alias_part(table, key, out, lo, hi):
+    rows = np.empty(DRAW_BLOCK, dtype=np.uint64)
+    fracs = np.empty(DRAW_BLOCK, dtype=np.float64)
+    words = np.empty(DRAW_BLOCK, dtype=np.uint64)
+    _alias_range(table, key, out, lo, hi, rows, fracs, words)
+
+
+#: largest value of a low count word; reaching it moves SPILL to the high counts
+LOW_COUNT_MAX = 65535
+SPILL = 32768
+_LOW_MAX_U16 = np.uint16(LOW_COUNT_MAX)
+_AFTER_SPILL_U16 = np.uint16(LOW_COUNT_MAX - SPILL)
+_ONE_U16 = np.uint16(1)
+_ZERO_U16 = np.uint16(0)
+
+
+@njit(cache=True)
+def _count_all(low, high, idx):
+    """Add one draw of every index of ``idx`` to the two-level counts; returns how many
+    indices were drawn for the first time.
+
+    The count of j is ``high[j] + low[j]``: ``low`` (uint16, 2 bytes per point) takes every
+    update, so the random updates of a batch touch a quarter of the memory of int64 counts;
+    when a low word is full, SPILL of it moves to ``high`` (int64, touched at most once per
+    32768 draws of j). A low word is 0 only if j was never drawn, so new indices are found
+    without reading ``high``. (The update is written in this loop, not in an inlined helper
+    taking the arrays: numba would then count array references on every iteration.)
+    """
+    new = 0
+    for k in range(idx.shape[0]):
+        j = np.uint64(idx[k])  # unsigned: no wraparound branch (indices are valid)
+        c = low[j]
+        if c == _LOW_MAX_U16:
+            high[j] += SPILL
+            c = _AFTER_SPILL_U16  # a uint16 constant: c keeps one type
+        low[j] = c + _ONE_U16
+        new += 1 if c == _ZERO_U16 else 0
+    return new
+
+
+@njit(cache=True)
+def _count_range(low, high, idx, lo, hi):
+    """:func:`_count_all` restricted to the indices in [lo, hi): each chunk of ``idx`` is
+    first compacted to its in-range entries (no branch), then counted."""
+    buf = np.empty(DRAW_BLOCK * 16, dtype=np.int64)
+    width = np.uint64(hi - lo)
+    ulo = np.uint64(lo)
+    n = idx.shape[0]
+    new = 0
+    for a in range(0, n, buf.shape[0]):
+        m = 0
+        for k in range(a, min(n, a + buf.shape[0])):
+            j = idx[k]
+            buf[m] = j
+            m += 1 if np.uint64(j) - ulo < width else 0  # unsigned: below lo wraps around
+        new += _count_all(low, high, buf[:m])
+    return new
+
+
+@njit(cache=True, parallel=True)
+def accumulate_counts(low, high, idx, n_parts):
+    """Add every index of ``idx`` to the two-level counts ``high + low`` (:func:`_bump`;
+    ``low`` uint16, ``high`` int64, both at least max(idx) + 1 long); returns how many indices
+    were drawn for the first time.
+
+    Parallel over ``n_parts`` disjoint index ranges (pass the thread count), each scanning all
+    of ``idx``: integer counts, so the result is the same for any ``n_parts`` and thread count
+    (:func:`accumulate_counts_serial` on one thread).
+    """
+    n = low.shape[0]
+    new = np.zeros(n_parts, dtype=np.int64)
+    for p in prange(n_parts):
+        new[p] = _count_range(low, high, idx, (p * n) // n_parts, ((p + 1) * n) // n_parts)
+    return new.sum()
+
+
+@njit(cache=True)
+def accumulate_counts_serial(low, high, idx, n_parts=1):
+    """Single-threaded :func:`accumulate_counts`."""
+    return _count_all(low, high, idx)
+
+
+@njit(cache=True, parallel=True)
+def draw_alias(table, key, out, low, high, track, n_parts):
+    """Alias-method draws with replacement, optionally counted.
+
+    ``out[k]`` is the index drawn by u_k = ``stream_uniform(key, k)``: row j = floor(u_k·N),
+    kept if the fraction is below the row's acceptance probability, else its alias. O(1) per
+    draw; the draws run in parallel tasks of DRAW_PART. With ``track`` the draws are added to
+    the two-level counts as in :func:`accumulate_counts` (``n_parts`` ranges) and the number of
+    indices drawn for the first time is returned (else 0). Indices and counts do not depend on
+    the thread count (:func:`draw_alias_serial` gives the same on one thread).
+    """
+    n_draws = out.shape[0]
+    for p in prange((n_draws + DRAW_PART - 1) // DRAW_PART):
+        _alias_part(table, key, out, p * DRAW_PART, min(n_draws, (p + 1) * DRAW_PART))
+    if not track:
+        return 0
+    n = low.shape[0]
+    new = np.zeros(n_parts, dtype=np.int64)
+    for p in prange(n_parts):
+        new[p] = _count_range(low, high, out, (p * n) // n_parts, ((p + 1) * n) // n_parts)
+    return new.sum()
+
+
+@njit(cache=True)
+def draw_alias_serial(table, key, out, low, high, track, n_parts=1):
+    """Single-threaded :func:`draw_alias` (one call draws and counts a batch)."""
+    _alias_part(table, key, out, 0, out.shape[0])
+    if not track:
+        return 0
+    return _count_all(low, high, out)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -502,30 +688,19 @@ def exponential_key(w, e):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def exponential_keys(weights, e, out):
-    """Keys ``e_i / w_i`` (``inf`` where w_i <= 0) of weighted sampling without replacement.
+def exponential_keys(weights, key, out):
+    """Keys ``e_i / w_i`` (``inf`` where w_i <= 0) of weighted sampling without replacement,
+    with e_i = ``stream_exponential(key, i)``.
 
     With e_i ~ Exp(1) i.i.d., the k smallest keys, in increasing order, are distributed as k
     successive weighted draws without replacement (Efraimidis & Spirakis).
     """
     for i in prange(weights.shape[0]):
-        out[i] = exponential_key(weights[i], e[i])
+        out[i] = exponential_key(weights[i], stream_exponential(key, i))
 
 
 @njit(cache=True, error_model="numpy")
-def exponential_keys_serial(weights, e, out):
+def exponential_keys_serial(weights, key, out):
     """Single-threaded :func:`exponential_keys`."""
     for i in range(weights.shape[0]):
-        out[i] = exponential_key(weights[i], e[i])
-
-
-@njit(cache=True)
-def accumulate_counts(counts, idx):
-    """``counts[idx[k]] += 1`` for every k; returns how many entries went from 0 to 1."""
-    new = 0
-    for k in range(idx.shape[0]):
-        j = np.uint64(idx[k])  # unsigned: no wraparound branch (indices are valid)
-        if counts[j] == 0:
-            new += 1
-        counts[j] += 1
-    return new
+        out[i] = exponential_key(weights[i], stream_exponential(key, i))

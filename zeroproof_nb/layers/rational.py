@@ -25,8 +25,10 @@ from .._validation import (
 from ..rational import (
     LossAndGrad,
     TRPolicy,
+    _check_indices,
     _fused_pass,
     _grad_options,
+    _kernel_target,
     _normalised_weights,
     _prepare,
     _target_array,
@@ -319,7 +321,7 @@ class TRRational:
 
         Keyword arguments go to :func:`zeroproof_nb.rational_loss_and_grad` (``mode``,
         ``delta``, ``saturation_bound``, ``sample_weight``, ``loss``, ``huber_delta``,
-        ``lambda_rej``, ``rejection_threshold``, ``q_epsilon``); the layer supplies basis, domain
+        ``lambda_rej``, ``rejection_threshold``, ``q_epsilon``, ``indices``); the layer supplies basis, domain
         and policy. With ``adaptive_loss_policy`` and no explicit ``lambda_rej``, λ_rej is the
         policy's effective penalty (``get_effective_penalty()`` if it has one, else
         ``.lambda_rej``), and ``policy.update(tags)`` is called with the batch's tags after the
@@ -334,14 +336,16 @@ class TRRational:
             getter = getattr(alp, "get_effective_penalty", None)
             kwargs["lambda_rej"] = float(getter() if callable(getter) else alp.lambda_rej)
         sample_weight = kwargs.pop("sample_weight", None)
+        indices = kwargs.pop("indices", None)
         xa = self._x(x)
         pb = self._problem(xa)
         opt = self._grad_options(kwargs)
-        n = xa.shape[0]
-        shape = (n, pb.n_out) if pb.multi else (n,)
-        res = _fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa,
-                          _target_array(target, shape, self.dtype),
-                          _normalised_weights(sample_weight, shape), opt)
+        n_pool = xa.shape[0]
+        shape = (n_pool, pb.n_out) if pb.multi else (n_pool,)
+        idx = None if indices is None else _check_indices(indices, n_pool)
+        tgt = _kernel_target(_target_array(target, shape, self.dtype), pb.n_out, idx is not None)
+        res = _fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
+                          _normalised_weights(sample_weight, shape, idx), opt, idx)
         if self.alpha_phi:
             reg, reg_grad = self.regularization()
             res.loss += reg

@@ -204,7 +204,7 @@ class HybridTrainer(Trainer):
     def _start_epoch(self, epoch: int) -> None:
         self.context.update_epoch(epoch)
 
-    def _after_batch(self, result: Any, x_batch: np.ndarray, acc: dict[str, Any]) -> None:
+    def _after_batch(self, result: Any, x: np.ndarray, idx: np.ndarray, acc: dict[str, Any]) -> None:
         stats = result.stats
         q_abs = np.abs(np.asarray(result.q, dtype=np.float64))
         acc["q_abs"].append(q_abs.ravel())
@@ -221,7 +221,7 @@ class HybridTrainer(Trainer):
             labels = (q1 <= self.config.pole_proximity_threshold).astype(np.float64)
             nonreal = tags != 0 if tags.ndim == 1 else np.any(tags != 0, axis=1)
             labels[nonreal] = 1.0
-            loss = self.pole_head.step(x_batch, labels, self.config.lambda_pole)
+            loss = self.pole_head.step(x[idx], labels, self.config.lambda_pole)
             acc["pole_loss"] = acc.get("pole_loss", 0.0) + loss
             acc["pole_batches"] = acc.get("pole_batches", 0) + 1
         if self.monitor is not None:

@@ -14,7 +14,8 @@ Public names (upstream's, ``zeroproof.training.sampling_diagnostics``):
   (from ``curriculum``).
 
 Randomness comes only from ``numpy.random.Generator`` objects the samplers hold (seeded from the
-config's ``seed`` or passed in as ``rng``); the kernels map each uniform to an index on its own,
+config's ``seed`` or passed in as ``rng``). An importance batch takes one 64-bit key from the
+generator; the kernels compute draw k's uniform from (key, k) (``kernels.weights.stream_bits``),
 so the same seed gives the same indices whatever the numba thread count. ``state_dict()``
 includes the generator's state: a restored sampler continues the same stream.
 """
@@ -85,7 +86,7 @@ def _abs_stats(q: np.ndarray) -> tuple[float, float]:
 
 
 def _normalise(w: np.ndarray, total: float) -> None:
-    (_kw.normalise if _parallel(w.shape[0]) else _kw.normalise_serial)(w, total, w)
+    (_kw.normalise if _parallel(w.shape[0]) else _kw.normalise_serial)(w, total)
 
 
 class SamplingStrategy(Enum):
@@ -251,8 +252,10 @@ class ImportanceSampler:
     ----------
     config : ImportanceSamplerConfig, optional
     rng : numpy Generator, int seed or SeedSequence, optional; overrides ``config.seed``
-    track_counts : bool, default True; keep per-index sample counts (an int64 array as long as
-        the largest pool seen) for :meth:`get_statistics`
+    track_counts : bool, default True; keep per-index sample counts (as long as the largest pool
+        seen) for :meth:`get_statistics` and :attr:`sample_counts`. They are kept in two levels,
+        a uint16 word per index that every draw updates and an int64 word that takes 32768 at a
+        time when the first fills, so the random updates of a batch touch 2 bytes per point.
 
     Examples
     --------
@@ -264,10 +267,9 @@ class ImportanceSampler:
 
     def __init__(self, config: ImportanceSamplerConfig | None = None, *, rng: Any = None,
                  track_counts: bool = True) -> None:
-        config = check_config(config, ImportanceSamplerConfig)
-        config.validate()
-        self.config = config
-        self.rng = _make_rng(config.seed if rng is None else rng)
+        self.config = check_config(config, ImportanceSamplerConfig)
+        self._check_config()
+        self.rng = _make_rng(self.config.seed if rng is None else rng)
         self.track_counts = bool(track_counts)
         self.reset_statistics()
 
@@ -279,33 +281,50 @@ class ImportanceSampler:
         if key != getattr(self, "_valid_key", None):
             c.validate()
             self._valid_key = key
+            self._params = c.weight_params()
 
     # ------------------------------------------------------------------------ statistics
     def reset_statistics(self) -> None:
         """Forget sample counts and the recorded |q| statistics."""
-        self._counts = np.zeros(0, dtype=np.int64)
+        self._low = np.zeros(0, dtype=np.uint16)  # two-level counts: high + low
+        self._high = np.zeros(0, dtype=np.int64)
         self.total_samples = 0
         self._unique = 0
         self._q_stats: tuple[float, float] | None = (0.0, 0.0)
         self._q_ref: np.ndarray | None = None
         self._q_key: Any = None
 
+    def _grow_counts(self, n: int) -> None:
+        """Grow the two-level counts to at least n entries."""
+        m = self._low.shape[0]
+        if m < n:
+            low, high = np.zeros(n, dtype=np.uint16), np.zeros(n, dtype=np.int64)
+            low[:m], high[:m] = self._low, self._high
+            self._low, self._high = low, high
+
+    def _set_counts(self, counts: np.ndarray) -> None:
+        """Store int64 counts in two levels (low in [1, SPILL] where a count is positive)."""
+        self._low = np.minimum(counts, _kw.SPILL).astype(np.uint16)
+        self._high = counts - self._low
+
     def _record(self, idx: np.ndarray, n: int) -> None:
         self.total_samples += int(idx.shape[0])
         if not self.track_counts:
             return
-        if self._counts.shape[0] < n:
-            grown = np.zeros(n, dtype=np.int64)
-            grown[: self._counts.shape[0]] = self._counts
-            self._counts = grown
-        self._unique += int(_kw.accumulate_counts(self._counts, idx))
+        self._grow_counts(n)
+        if _parallel(idx.shape[0]):
+            new = _kw.accumulate_counts(self._low, self._high, idx, numba.get_num_threads())
+        else:
+            new = _kw.accumulate_counts_serial(self._low, self._high, idx)
+        self._unique += int(new)
 
     @property
     def sample_counts(self) -> np.ndarray:
-        """Read-only per-index sample counts (int64, length of the largest pool seen)."""
-        v = self._counts.view()
-        v.flags.writeable = False
-        return v
+        """Per-index sample counts (a new read-only int64 array, length of the largest pool
+        seen)."""
+        counts = self._high + self._low
+        counts.flags.writeable = False
+        return counts
 
     def get_statistics(self) -> dict[str, Any]:
         """Upstream's keys: total_samples, unique_samples, max_sample_count, min_sample_count,
@@ -317,7 +336,8 @@ class ImportanceSampler:
         if self.total_samples == 0:
             return {}
         if self.track_counts and self._unique:
-            nz = self._counts[self._counts > 0]
+            counts = self.sample_counts
+            nz = counts[counts > 0]
             max_c, min_c = int(nz.max()), int(nz.min())
         else:
             max_c = min_c = 0
@@ -357,8 +377,8 @@ class ImportanceSampler:
         w = np.empty(n, dtype=np.float64) if write_weights else _DUMMY
         use_extra = extra is not None
         kernel = _kw.weight_block_sums if _parallel(n) else _kw.weight_block_sums_serial
-        kernel(q, extra if use_extra else _DUMMY, use_extra, *self.config.weight_params(), w,
-               write_weights, block, stats)
+        kernel(q, extra if use_extra else _DUMMY, use_extra, *self._params, w, write_weights,
+               block, stats)
         n_nan = int(stats[:, _kw.STAT_NAN].sum())
         if n_nan and self.config.nan_policy == "raise":
             raise ValueError(
@@ -419,16 +439,20 @@ class ImportanceSampler:
         return PreparedPool(weights=w, table=table, n_positive=scan.n_positive, n_nan=scan.n_nan,
                             q_abs_mean=self._pool_q_stats()[0],
                             q_abs_min=self._pool_q_stats()[1],
-                            valid_index=valid, params=self.config.weight_params())
+                            valid_index=valid, params=self._params)
+
+    def _use_prepared(self, pool: PreparedPool, sample_weights: Any) -> None:
+        """Check that ``pool`` fits the current config and note its |q| statistics."""
+        if sample_weights is not None:
+            raise ValueError("sample_weights: pass them to prepare(), not with a PreparedPool")
+        if pool.params != self._params:
+            raise ValueError("q_pool was prepared with other weight parameters; prepare it again")
+        self._q_key, self._q_ref = ("prepared", id(pool)), None
+        self._q_stats = (pool.q_abs_mean, pool.q_abs_min)
 
     def _source(self, q_pool: Any, sample_weights: Any, need_weights: bool) -> _Scan:
         if isinstance(q_pool, PreparedPool):
-            if sample_weights is not None:
-                raise ValueError("sample_weights: pass them to prepare(), not with a PreparedPool")
-            if q_pool.params != self.config.weight_params():
-                raise ValueError("q_pool was prepared with other weight parameters; prepare it again")
-            self._q_key, self._q_ref = ("prepared", id(q_pool)), None
-            self._q_stats = (q_pool.q_abs_mean, q_pool.q_abs_min)
+            self._use_prepared(q_pool, sample_weights)
             return _Scan(n=q_pool.size, q=None, extra=None, weights=q_pool.weights,
                          block_cum=None, last_block=-1, total=1.0,
                          n_positive=q_pool.n_positive, n_nan=q_pool.n_nan, prepared=q_pool)
@@ -439,24 +463,42 @@ class ImportanceSampler:
         return scan
 
     # ------------------------------------------------------------------------------ draws
+    def _stream_key(self) -> np.uint64:
+        """Key of a batch's stream of uniforms: one raw 64-bit word of the generator."""
+        return np.uint64(self.rng.bit_generator.random_raw())
+
+    def _alias_draws(self, pool: PreparedPool, k: int, count: bool) -> np.ndarray:
+        """k alias-method draws from ``pool``; with ``count``, recorded in the statistics by
+        the same kernel call."""
+        out = np.empty(k, dtype=np.int64)
+        track = count and self.track_counts
+        if track:
+            self._grow_counts(pool.size)
+        # one thread up to 2**17 draws: B = 65536 from N = 10**6 takes ~0.26 ms there, while
+        # a parallel region that waits for a busy core costs a scheduler slice (~8 ms)
+        if _parallel(k):
+            new = _kw.draw_alias(pool.table, self._stream_key(), out, self._low, self._high,
+                                 track, numba.get_num_threads())
+        else:
+            new = _kw.draw_alias_serial(pool.table, self._stream_key(), out, self._low,
+                                        self._high, track)
+        if count:
+            self.total_samples += k
+            self._unique += new
+        return out
+
     def _draw(self, src: _Scan, k: int, replacement: bool) -> np.ndarray:
         """k weighted indices from a scanned or prepared pool (no statistics)."""
-        out = np.empty(k, dtype=np.int64)
         if k == 0:
-            return out
+            return np.empty(0, dtype=np.int64)
+        if replacement and src.prepared is not None:
+            return self._alias_draws(src.prepared, k, False)
+        out = np.empty(k, dtype=np.int64)
         if replacement:
-            u = self.rng.random(k)
-            if src.prepared is not None:
-                # a batch of draws is short work: a parallel region only pays off for very
-                # large batches (and stalls when another process holds a core)
-                kernel = _kw.draw_alias if _parallel(k // 4) else _kw.draw_alias_serial
-                kernel(src.prepared.table, u, out)
-            else:
-                kernel = (_kw.draw_block_cdf if _parallel(k * 4)
-                          else _kw.draw_block_cdf_serial)
-                extra = src.extra if src.extra is not None else _DUMMY
-                kernel(src.q, extra, src.extra is not None, *self.config.weight_params(),
-                       src.block_cum, src.last_block, u, out)
+            kernel = _kw.draw_block_cdf if _parallel(k * 4) else _kw.draw_block_cdf_serial
+            extra = src.extra if src.extra is not None else _DUMMY
+            kernel(src.q, extra, src.extra is not None, *self._params, src.block_cum,
+                   src.last_block, self._stream_key(), out)
             return out
         if k > src.n_positive:
             raise ValueError(
@@ -468,9 +510,9 @@ class ImportanceSampler:
     def _smallest_keys(self, weights: np.ndarray, k: int, excluded: np.ndarray | None) -> np.ndarray:
         """Indices of the k smallest exponential keys e/w, in increasing key order."""
         n = weights.shape[0]
-        e = self.rng.standard_exponential(n)
         keys = np.empty(n, dtype=np.float64)
-        (_kw.exponential_keys if _parallel(n) else _kw.exponential_keys_serial)(weights, e, keys)
+        (_kw.exponential_keys if _parallel(n) else _kw.exponential_keys_serial)(
+            weights, self._stream_key(), keys)
         if excluded is not None:
             keys[excluded] = np.inf
         part = np.argpartition(keys, k - 1)[:k]
@@ -492,6 +534,9 @@ class ImportanceSampler:
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         self._check_config()
         repl = self.config.replacement if replacement is None else bool(replacement)
+        if repl and isinstance(q_pool, PreparedPool):  # the repeated-draws path: one kernel call
+            self._use_prepared(q_pool, sample_weights)
+            return self._alias_draws(q_pool, batch_size, True)
         src = self._source(q_pool, sample_weights, need_weights=not repl)
         idx = self._draw(src, batch_size, repl)
         self._record(idx, src.n)
@@ -559,7 +604,7 @@ class ImportanceSampler:
         return {
             "config": asdict(self.config),
             "rng_state": _rng_state(self.rng),
-            "sample_counts": self._counts.copy(),
+            "sample_counts": np.array(self.sample_counts),
             "total_samples": int(self.total_samples),
             "unique_samples": int(self._unique),
             "q_abs_mean": self._pool_q_stats()[0],
@@ -571,7 +616,7 @@ class ImportanceSampler:
         """Restore :meth:`state_dict`'s output; the generator continues the saved stream."""
         self.config = ImportanceSamplerConfig(**state["config"])
         self.rng = _restore_rng(self.rng, state["rng_state"])
-        self._counts = np.array(state["sample_counts"], dtype=np.int64)
+        self._set_counts(np.array(state["sample_counts"], dtype=np.int64))
         self.total_samples = int(state["total_samples"])
         self._unique = int(state["unique_samples"])
         self._q_stats = (float(state["q_abs_mean"]), float(state["q_abs_min"]))

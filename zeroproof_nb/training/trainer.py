@@ -29,6 +29,7 @@ from .._validation import (
     check_positive,
 )
 from ..core import TRTag
+from ..layers import TRRational
 from ..optim import SGD, Adam
 from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
 from .curriculum import CurriculumScheduler
@@ -282,8 +283,10 @@ class Trainer:
     -----
     Per-epoch bench records ``{epoch, avg_step_ms, data_time_ms, optim_time_ms, batches}``:
     ``data_time_ms`` is the mean time per batch spent preparing data (the epoch's |Q| over the
-    pool and sampler preparation, amortised over its batches, plus drawing indices and gathering
-    the batch); ``optim_time_ms`` is kernel + optimizer + λ update; ``avg_step_ms`` their sum.
+    pool and sampler preparation, amortised over its batches, plus drawing the batch's indices);
+    ``optim_time_ms`` is the fused pass (which gathers the batch's rows from the pool for a
+    :class:`TRRational`; other models get copied rows) + optimizer + λ update; ``avg_step_ms``
+    their sum.
     """
 
     def __init__(self, model: Any, optimizer: Any = None, config: TrainingConfig | None = None,
@@ -305,6 +308,8 @@ class Trainer:
             raise ValueError("adaptive_lambda conflicts with model.adaptive_loss_policy; give one")
         # a layer holding the policy reads λ from it and reports the tags itself
         self._model_updates_lambda = model_policy is not None
+        # TRRational gathers a batch's rows inside the fused kernel (loss_and_grad(indices=))
+        self._model_takes_indices = isinstance(model, TRRational)
         if adaptive_lambda is None:
             adaptive_lambda = model_policy
         if adaptive_lambda is None and config.use_adaptive_loss:
@@ -352,10 +357,16 @@ class Trainer:
             "saturation_bound": cfg.saturation_bound,
         }
 
-    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """The model's fused pass with the current rule, λ_rej and loss settings."""
+    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Any:
+        """The model's fused pass with the current rule, λ_rej and loss settings, on the rows
+        ``idx`` of (x, y) (all rows when None)."""
         cfg = self.config
         kw = self._kernel_kwargs()
+        if idx is not None:
+            if self._model_takes_indices:
+                kw["indices"] = idx  # the kernel gathers the rows: no batch copies
+            else:
+                x, y = x[idx], y[idx]
         if not self._model_updates_lambda:
             kw["lambda_rej"] = self.lambda_rej
         if cfg.rejection_threshold is not None:
@@ -370,8 +381,9 @@ class Trainer:
     def _start_epoch(self, epoch: int) -> None:
         """Called before the epoch's data preparation."""
 
-    def _after_batch(self, result: Any, x_batch: np.ndarray, acc: dict[str, Any]) -> None:
-        """Called after each batch's update (outside the timed optimisation)."""
+    def _after_batch(self, result: Any, x: np.ndarray, idx: np.ndarray, acc: dict[str, Any]) -> None:
+        """Called after each batch's update (outside the timed optimisation); the batch is the
+        rows ``idx`` of the pool ``x``."""
 
     def _finish_epoch(self, record: dict[str, Any], acc: dict[str, Any]) -> None:
         """Adds subclass fields to the epoch record."""
@@ -427,10 +439,8 @@ class Trainer:
         for b in range(n_batches):
             t0 = time.perf_counter()
             idx = self.source.next_indices(x, bs)
-            xb = x[idx]
-            yb = y[idx]
             t1 = time.perf_counter()
-            res = self._loss_and_grad(xb, yb)
+            res = self._loss_and_grad(x, y, idx)
             if cfg.use_safe_lr:
                 self._safe_lr(res)
             self.optimizer.step([res.grad_theta, res.grad_phi])
@@ -446,7 +456,7 @@ class Trainer:
             counts = res.stats["tag_counts"]
             n_real += int(counts[0])
             n_out += int(np.sum(counts))
-            self._after_batch(res, xb, acc)
+            self._after_batch(res, x, idx, acc)
             self.global_step += 1
             if cfg.verbose and b % cfg.log_interval == 0:
                 logger.info("epoch %d batch %d/%d loss=%.6g coverage=%.4f lambda=%.4g",
