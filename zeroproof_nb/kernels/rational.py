@@ -1146,6 +1146,14 @@ def gather_block(x, target, weight, has_weight, idx, b0, m, dx, xg, tg, wg):
     """Rows idx[b0:b0+m] of the pool: x (flat, dx values per point) into xg, the (N_pool, n_out)
     target (and weight, when given) rows into the head-major block buffers tg (and wg)."""
     n_out = tg.shape[0]
+    if dx == 1 and n_out == 1 and not has_weight:  # the common case: one tight loop
+        t0 = tg[0]
+        t1 = target[:, 0]
+        for ii in range(m):
+            r = idx[b0 + ii]
+            xg[ii] = x[r]
+            t0[ii] = t1[r]
+        return
     for ii in range(m):
         r = idx[b0 + ii]
         for jd in range(dx):
