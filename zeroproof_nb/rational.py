@@ -146,6 +146,8 @@ class _Problem:
     shift: Any
     dtype: np.dtype
     exps: np.ndarray
+    #: per (has_policy, has_eps): addresses of the fused pass's specialisations (memo)
+    fused_addresses: dict = field(default_factory=dict, repr=False)
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -612,16 +614,20 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray
         glim = _DTYPE_MAX[pb.dtype] / n_total
         has_w = wn is not None
         w_arg = wn if has_w else np.full((1, 1), 1.0 / n_total)
-        fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
-                                   policy is not None, eps > 0, pb.dtype)
-        sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
+        key = (policy is not None, bool(eps > 0))
+        addresses = pb.fused_addresses.get(key)
+        if addresses is None:
+            fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+                                       key[0], key[1], pb.dtype)
+            sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
+            addresses = (fwd.address, _kr.block_reduce_fn().address, sums.address)
+            pb.fused_addresses[key] = addresses
         args = (
             xk.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
             pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,
             opt.loss, opt.huber_delta, opt.lam, opt.inv_tau, glim, val, tag,
             q.reshape(n, pb.n_out), pgrad, pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d,
-            _NO_INDICES if idx is None else idx, idx is not None, fwd.address,
-            _kr.block_reduce_fn().address, sums.address,
+            _NO_INDICES if idx is None else idx, idx is not None, *addresses,
         )
         _kr.grad_kernel(args)(*args)
     if n_chunks == 1:  # nothing to combine (+ 0.0 as in the combination: -0.0 becomes +0.0)

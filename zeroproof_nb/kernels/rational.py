@@ -1268,6 +1268,14 @@ def grad_kernel(args):
     return _generic_kernel(_GRAD_KERNELS, _rational_grad, args, args[6].dtype, 22)
 
 
+@njit(cache=True, error_model="numpy")
+def abs_or_zero(q, out):
+    """out[i] = |q[i]| for finite q[i], else 0.0 (flat arrays; ``out`` may be ``q``)."""
+    for i in range(q.shape[0]):
+        a = abs(q[i])
+        out[i] = a if a < math.inf else 0.0
+
+
 @njit(cache=True)
 def combine_partials(pgrad, pf, pi):
     """Sequential (chunk order) combination of the per-chunk partials: sums, min for q_min."""

@@ -22,6 +22,7 @@ from .._validation import (
     check_int,
     check_nonnegative,
 )
+from ..kernels import rational as _kr
 from ..rational import (
     LossAndGrad,
     TRPolicy,
@@ -217,10 +218,9 @@ class TRRational:
         """
         _, q = rational_eval(self._x(x), self.theta, self.phi, return_q=True, **self._kw())
         if q.ndim == 2 and self.phi.ndim == 1:
-            q = q[:, 0]
-        qa = np.abs(q)
-        qa[~np.isfinite(qa)] = 0.0
-        return qa
+            q = np.ascontiguousarray(q[:, 0])
+        _kr.abs_or_zero(q.reshape(-1), q.reshape(-1))  # in place (q is this call's array)
+        return q
 
     def q_min(self, x: Any) -> float:
         """Smallest |Q| over the inputs with a finite Q (``inf`` if there are none)."""
