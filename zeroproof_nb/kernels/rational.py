@@ -540,49 +540,32 @@ def _function_at(fnty, addr_value, context, builder):
     return sfunc._getvalue()
 
 
-@intrinsic
-def eval_chunk_from_address(typingctx, addr, x):
-    """The specialised forward chunk (:func:`eval_chunk_signature` for x's dtype) at ``addr``."""
-    fnty = types.FunctionType(_eval_chunk_signature(numba.np.numpy_support.as_dtype(x.dtype)))
+def _from_address(signature_for, doc):
+    """An intrinsic ``f(addr, x)``: the first-class function of signature
+    ``signature_for(dtype of x)`` whose C wrapper is at the int64 ``addr``."""
 
-    def codegen(context, builder, signature, args):
-        return _function_at(fnty, args[0], context, builder)
+    @intrinsic
+    def from_address(typingctx, addr, x):
+        fnty = types.FunctionType(signature_for(numba.np.numpy_support.as_dtype(x.dtype)))
 
-    return fnty(addr, x), codegen
+        def codegen(context, builder, signature, args):
+            return _function_at(fnty, args[0], context, builder)
 
+        return fnty(addr, x), codegen
 
-@intrinsic
-def forward_block_from_address(typingctx, addr, x):
-    """The specialised block forward (:func:`_forward_block_signature` for x's dtype) at
-    ``addr``."""
-    fnty = types.FunctionType(_forward_block_signature(numba.np.numpy_support.as_dtype(x.dtype)))
-
-    def codegen(context, builder, signature, args):
-        return _function_at(fnty, args[0], context, builder)
-
-    return fnty(addr, x), codegen
+    from_address.__doc__ = doc
+    return from_address
 
 
-@intrinsic
-def block_reduce_from_address(typingctx, addr):
-    """:func:`block_reduce` (:func:`_reduce_signature`) at ``addr``."""
-    fnty = types.FunctionType(_reduce_signature())
-
-    def codegen(context, builder, signature, args):
-        return _function_at(fnty, args[0], context, builder)
-
-    return fnty(addr), codegen
-
-
-@intrinsic
-def grad_sums_from_address(typingctx, addr):
-    """The specialised gradient sums (:func:`_grad_sums_signature`) at ``addr``."""
-    fnty = types.FunctionType(_grad_sums_signature())
-
-    def codegen(context, builder, signature, args):
-        return _function_at(fnty, args[0], context, builder)
-
-    return fnty(addr), codegen
+# the signature functions are looked up when a kernel is typed (they are defined below)
+eval_chunk_from_address = _from_address(
+    lambda dt: _eval_chunk_signature(dt), "A specialised forward chunk (eval_chunk_fn).")
+forward_block_from_address = _from_address(
+    lambda dt: _forward_block_signature(dt), "A specialised block forward (forward_block_fn).")
+block_reduce_from_address = _from_address(
+    lambda dt: _reduce_signature(), "block_reduce (dtype-independent).")
+grad_sums_from_address = _from_address(
+    lambda dt: _grad_sums_signature(), "A specialised gradient sum (grad_sums_fn).")
 
 
 def _view_types(dtype):
@@ -1176,8 +1159,8 @@ def _rational_grad(
     ``has_idx`` the n points are the pool rows ``idx`` of x, target and weight, gathered block
     by block (outputs follow idx)."""
     forward = forward_block_from_address(forward_address, x)
-    reduce = block_reduce_from_address(reduce_address)
-    sums = grad_sums_from_address(sums_address)
+    reduce = block_reduce_from_address(reduce_address, x)
+    sums = grad_sums_from_address(sums_address, x)
     n_feat = max(n_tp, n_tq)
     bs = fused_block_size(n, n_out, n_tp, n_tq, d)
     wconst = np.full(bs, weight[0, 0])  # the weight of every point when there are no weights
