@@ -118,9 +118,11 @@ def test_forward_multi_head_and_nd(rng):
     for j in range(2):
         ref = Pn.polyval(x, layer.theta[j]) / Pn.polyval(x, np.r_[1.0, layer.phi[j]])
         np.testing.assert_allclose(y["value"][:, j], ref, rtol=1e-12)
-    assert layer.q_values(x).shape == (50, 2)
+    q_heads = np.stack([np.abs(Pn.polyval(x, np.r_[1.0, layer.phi[j]])) for j in range(2)], 1)
+    np.testing.assert_allclose(layer.q_values(x), q_heads, rtol=1e-13)
     shared = TRRational(2, 1, n_outputs=2, init="random", seed=5)
-    assert shared.q_values(x).shape == (50,)
+    np.testing.assert_allclose(shared.q_values(x), np.abs(Pn.polyval(x, np.r_[1.0, shared.phi])),
+                               rtol=1e-13)
     # n-D: total-degree products, ordered as monomial_exponents
     nd = TRRational(2, 1, input_dim=2, init="random", seed=6)
     X = rng.uniform(-1, 1, (40, 2))
