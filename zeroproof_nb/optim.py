@@ -259,8 +259,7 @@ class Adam(_Optimizer):
         self.step_count += 1
         t = self.step_count
         b1, b2 = self.betas
-        bc1 = 1.0 - b1**t
-        bc2 = 1.0 - b2**t
+        bc1, bc2 = _ko.adam_bias_corrections(b1, b2, t)
         for p, g, m, v in zip(self.params, grads, self._state["exp_avg"], self._state["exp_avg_sq"]):
             c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
             _ko.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),

@@ -586,6 +586,20 @@ def _grad_options(
 _NO_INDICES = np.zeros(0, dtype=np.int64)
 
 
+def _fused_addresses(pb: _Problem, opt: _GradOptions) -> tuple[int, int, int]:
+    """Addresses of the fused pass's forward, reduce and gradient-sum functions for ``pb``
+    and ``opt`` (compiled on first use, memoised on ``pb``)."""
+    key = (opt.policy is not None, bool(opt.eps > 0))
+    addresses = pb.fused_addresses.get(key)
+    if addresses is None:
+        fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+                                   key[0], key[1], pb.dtype)
+        sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
+        addresses = (fwd.address, _kr.block_reduce_fn().address, sums.address)
+        pb.fused_addresses[key] = addresses
+    return addresses
+
+
 def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray | None,
                 opt: _GradOptions, idx: np.ndarray | None = None) -> LossAndGrad:
     """The fused pass on validated input: ``xk`` the kernel's x ((N,) on the 1-D path, else
@@ -614,14 +628,7 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray
         glim = _DTYPE_MAX[pb.dtype] / n_total
         has_w = wn is not None
         w_arg = wn if has_w else np.full((1, 1), 1.0 / n_total)
-        key = (policy is not None, bool(eps > 0))
-        addresses = pb.fused_addresses.get(key)
-        if addresses is None:
-            fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
-                                       key[0], key[1], pb.dtype)
-            sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
-            addresses = (fwd.address, _kr.block_reduce_fn().address, sums.address)
-            pb.fused_addresses[key] = addresses
+        addresses = _fused_addresses(pb, opt)
         args = (
             xk.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
             pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,

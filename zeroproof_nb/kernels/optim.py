@@ -40,3 +40,11 @@ def sgd_update(p, g, buf, lr, momentum, nesterov, weight_decay):
             else:
                 d = buf[i]
         p[i] = p[i] - lr * d
+
+
+@njit(cache=True)
+def adam_bias_corrections(beta1, beta2, t):
+    """Adam's bias corrections ``(1 − β1^t, 1 − β2^t)`` in float64 for step t ≥ 1 (C ``pow``,
+    as Python's ``beta**t`` computes it)."""
+    ft = float(t)
+    return 1.0 - math.pow(beta1, ft), 1.0 - math.pow(beta2, ft)

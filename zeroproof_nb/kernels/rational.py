@@ -1278,3 +1278,42 @@ def combine_partials(pgrad, pf, pi):
         for k in range(pi.shape[1]):
             s[k] += pi[c, k]
     return g, f, s
+
+
+# ----------------------------------------------------------------------------------------------
+# the layer's φ regulariser and L1 projection
+
+
+@njit(cache=True, error_model="numpy")
+def sum_squares(a):
+    """Σ a_i² in float64, in index order (flat ``a``)."""
+    s = 0.0
+    for i in range(a.shape[0]):
+        v = np.float64(a[i])
+        s += v * v
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def l1_project_rows(rows, bound):
+    """Rescale each row of ``rows`` (n_rows, n) in place by bound/‖row‖₁ where ‖row‖₁ > bound
+    (norms summed in float64, in index order; the factor is rounded to the rows' dtype before
+    multiplying). Returns the smallest factor (1.0 when no row changed)."""
+    smallest = 1.0
+    factor_dt = np.empty(1, dtype=rows.dtype)
+    for r in range(rows.shape[0]):
+        norm = 0.0
+        for k in range(rows.shape[1]):
+            norm += abs(np.float64(rows[r, k]))
+        if norm > bound:
+            factor = bound / norm
+            smallest = min(smallest, factor)
+            factor_dt[0] = factor
+            for k in range(rows.shape[1]):
+                rows[r, k] = rows[r, k] * factor_dt[0]
+    return smallest
+
+
+#: :func:`_rational_grad` compiled for one thread and called from other kernels (the compiled
+#: training loop of :mod:`.train`, whose batches fit in one chunk)
+rational_grad_serial = njit(cache=True, error_model="numpy")(_rational_grad)

@@ -679,6 +679,17 @@ def draw_alias_serial(table, key, out, low, high, track, n_parts=1):
     return _count_all(low, high, out)
 
 
+@njit(cache=True)
+def draw_alias_batches(table, keys, out, low, high, track):
+    """Row b of ``out`` (n_batches, B) = what :func:`draw_alias_serial` draws with key
+    ``keys[b]``; with ``track``, all draws are counted. Returns the number of new indices."""
+    for b in range(keys.shape[0]):
+        _alias_part(table, keys[b], out[b], 0, out.shape[1])
+    if not track:
+        return 0
+    return _count_all(low, high, out.reshape(-1))
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def exponential_key(w, e):
     """Key ``e / w`` of weighted sampling without replacement (``inf`` where w <= 0)."""

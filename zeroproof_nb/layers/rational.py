@@ -147,8 +147,9 @@ class TRRational:
             rng = np.random.default_rng(seed)
             theta = rng.normal(0.0, 0.1 / np.sqrt(n_p), size=theta_shape)
             phi = rng.normal(0.0, 0.01 / np.sqrt(max(n_q, 1)), size=phi_shape)
-        self.theta = np.array(theta, dtype=dt)
-        self.phi = np.array(phi, dtype=dt)
+        # C order: optimizers update the arrays in place through flat views
+        self.theta = np.array(theta, dtype=dt, order="C")
+        self.phi = np.array(phi, dtype=dt, order="C")
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -265,8 +266,7 @@ class TRRational:
 
         φ is counted once when Q is shared (upstream's TRRationalMulti).
         """
-        phi64 = self.phi.reshape(-1).astype(np.float64)
-        value = 0.5 * self.alpha_phi * float(phi64 @ phi64)
+        value = 0.5 * self.alpha_phi * float(_kr.sum_squares(self.phi.reshape(-1)))
         return value, self.alpha_phi * self.phi
 
     def project_phi(self) -> float:
@@ -277,10 +277,7 @@ class TRRational:
         if bound is None or bound <= 0 or self.phi.size == 0:
             return 1.0
         rows = self.phi.reshape(-1, self.phi.shape[-1])
-        norms = np.sum(np.abs(rows.astype(np.float64)), axis=1)
-        factor = np.where(norms > bound, bound / np.where(norms > 0, norms, 1.0), 1.0)
-        rows *= factor[:, None].astype(self.dtype)
-        return float(factor.min())
+        return float(_kr.l1_project_rows(rows, float(bound)))
 
     # ------------------------------------------------------------------ training
     def _problem(self, xa: np.ndarray) -> Any:

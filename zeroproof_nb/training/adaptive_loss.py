@@ -26,6 +26,7 @@ from .._validation import (
     check_positive,
 )
 from ..core import TRTag, count_tags, from_ieee, is_tr_array
+from ..kernels import policy as _kp
 from .coverage import CoverageTracker
 from .tag_loss import adaptive_tag_weight, tag_cross_entropy
 
@@ -185,7 +186,6 @@ class AdaptiveLambda:
     def update_counts(self, counts: Any) -> None:
         """:meth:`update` from tag counts ``(REAL, PINF, NINF, PHI)``, e.g. the
         ``stats["tag_counts"]`` that the fused loss-and-gradient pass already computed."""
-        cfg = self.config
         tracker = self.coverage_tracker
         tracker.update_counts(counts)
         cumulative = tracker.coverage
@@ -193,47 +193,33 @@ class AdaptiveLambda:
         self.coverage_history.append(batch)
 
         self.step_count += 1
-        if self.step_count <= cfg.warmup_steps:
-            return
-        if (self.step_count - cfg.warmup_steps) % cfg.update_frequency != 0:
-            return
+        lam, velocity, code, applied = _kp.lambda_rule(
+            self.step_count, batch, cumulative, self.lambda_rej, self.velocity, *self.rule_parameters())
+        self.lambda_rej, self.velocity = lam, velocity
+        if code != _kp.RULE_SKIPPED:
+            self.update_history.append(applied)
+            self.lambda_history.append(lam)
 
-        # upstream: the first two global steps use cumulative coverage, later ones the batch
-        coverage = cumulative if self.step_count <= 2 else batch
-        gap = tracker.target_coverage - coverage
-        if abs(gap) < cfg.dead_band:
-            self.update_history.append(0.0)
-            self.lambda_history.append(self.lambda_rej)
-            return
-
-        step = self._get_learning_rate() * gap
-        if cfg.momentum > 0.0:
-            if self.velocity * step < 0.0:
-                # deviation from upstream: stale velocity pointing against the current gap is
-                # dropped, so λ always moves toward the target (no runaway after a crossing)
-                self.velocity = 0.0
-            self.velocity = cfg.momentum * self.velocity + step
-            effective = self.velocity
-        else:
-            effective = step
-        # asymmetry chosen by the sign of the gap: fall fast (x2), rise slowly (x0.5)
-        effective *= 2.0 if gap < 0.0 else 0.5
-
-        lam = self.lambda_rej + effective
-        lam = max(cfg.lambda_min, lam)
-        lam = max(cfg.lambda_rej_min, lam)
-        if cfg.lambda_max is not None:
-            lam = min(cfg.lambda_max, lam)
-        self.lambda_rej = lam
-        self.update_history.append(effective)
-        self.lambda_history.append(lam)
+    def rule_parameters(self) -> tuple[float, float, float, int, int, float, float, float, float, float]:
+        """The config as the arguments of :func:`zeroproof_nb.kernels.policy.lambda_rule`
+        after λ and the velocity: ``(target_coverage, learning_rate, exponential_decay or
+        -1.0, warmup_steps, update_frequency, dead_band, momentum, lambda_min,
+        lambda_rej_min, lambda_max or inf)``."""
+        cfg = self.config
+        return (
+            float(self.coverage_tracker.target_coverage), float(cfg.learning_rate),
+            -1.0 if cfg.exponential_decay is None else float(cfg.exponential_decay),
+            int(cfg.warmup_steps), int(cfg.update_frequency), float(cfg.dead_band),
+            float(cfg.momentum), float(cfg.lambda_min), float(cfg.lambda_rej_min),
+            math.inf if cfg.lambda_max is None else float(cfg.lambda_max),
+        )
 
     def _get_learning_rate(self) -> float:
         """``learning_rate * exponential_decay**(step_count - warmup_steps)`` (or undecayed)."""
-        lr = self.config.learning_rate
-        if self.config.exponential_decay is not None:
-            lr *= self.config.exponential_decay ** (self.step_count - self.config.warmup_steps)
-        return lr
+        cfg = self.config
+        decay = -1.0 if cfg.exponential_decay is None else float(cfg.exponential_decay)
+        return float(_kp.decayed_rate(float(cfg.learning_rate), decay,
+                                      self.step_count - cfg.warmup_steps))
 
     def get_penalty(self) -> float:
         """Current λ_rej."""

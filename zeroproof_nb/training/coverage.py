@@ -137,6 +137,19 @@ class CoverageTracker:
             real = sum(m.real_samples for m in self.history)
             self.window_coverage = real / total if total > 0 else 1.0
 
+    def update_counts_many(self, counts: np.ndarray) -> None:
+        """:meth:`update_counts` for each row of ``counts`` (n_batches, 4), in order."""
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
+        if counts.shape[0] == 0:
+            return
+        if self.window_size is not None:
+            for row in counts:
+                self.update_counts(row)
+            return
+        self.current_batch.reset()
+        self.current_batch.add_counts(counts[-1])
+        self.cumulative.add_counts(counts.sum(axis=0))
+
     @property
     def coverage(self) -> float:
         """Window coverage when a window is set and filled, else cumulative coverage."""

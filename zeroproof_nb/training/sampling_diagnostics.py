@@ -542,6 +542,28 @@ class ImportanceSampler:
         self._record(idx, src.n)
         return idx
 
+    def sample_index_batches(self, q_pool: Any, n_batches: int, batch_size: int) -> np.ndarray:
+        """``n_batches`` successive :meth:`sample_indices` draws of ``batch_size`` (same
+        indices, statistics and generator state), shape (n_batches, batch_size), int64; with
+        replacement from a :class:`PreparedPool` in one kernel call."""
+        n_batches = check_int(n_batches, "n_batches", minimum=0)
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self._check_config()
+        if not (self.config.replacement and isinstance(q_pool, PreparedPool)):
+            out = np.empty((n_batches, batch_size), dtype=np.int64)
+            for b in range(n_batches):
+                out[b] = self.sample_indices(q_pool, batch_size)
+            return out
+        self._use_prepared(q_pool, None)
+        keys = self.rng.bit_generator.random_raw(n_batches)  # one stream key per batch
+        out = np.empty((n_batches, batch_size), dtype=np.int64)
+        if self.track_counts:
+            self._grow_counts(q_pool.size)
+        self._unique += int(_kw.draw_alias_batches(q_pool.table, keys, out, self._low,
+                                                   self._high, self.track_counts))
+        self.total_samples += n_batches * batch_size
+        return out
+
     def sample_batch(self, x_pool: Any, q_pool: Any, batch_size: int, *,
                      sample_weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Importance-sampled batch: ``(x_pool[idx], idx)``.

@@ -31,6 +31,7 @@ from .._validation import (
 from ..core import TRTag
 from ..layers import TRRational
 from ..optim import SGD, Adam
+from . import _compiled
 from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
 from .curriculum import CurriculumScheduler
 from .sampling_diagnostics import (
@@ -61,7 +62,9 @@ class TrainingConfig:
     Trainer; HybridTrainer schedules it), ``delta`` (hybrid threshold for a fixed "hybrid" mode),
     ``saturation_bound``, ``batches_per_epoch`` (default ceil(N / batch_size)),
     ``rejection_threshold`` (None: the kernel's default), ``q_epsilon`` (> 0 trains the
-    ε-regularised baseline Q + ε·sign(Q)), ``progress_bar`` (tqdm on a terminal when verbose).
+    ε-regularised baseline Q + ε·sign(Q)), ``progress_bar`` (tqdm on a terminal when verbose),
+    ``compiled_epochs`` (run an epoch's batches in one kernel call where the step allows it,
+    see :class:`Trainer`; the results are the same bits either way).
     The tag policy (``TRPolicy``) belongs to the model.
     """
 
@@ -98,6 +101,7 @@ class TrainingConfig:
     rejection_threshold: float | None = None
     q_epsilon: float = 0.0
     progress_bar: bool = True
+    compiled_epochs: bool = True
 
     def __post_init__(self) -> None:
         check_positive(self.learning_rate, "learning_rate")
@@ -211,6 +215,20 @@ class BatchSource:
             return sampler.sample_indices(self._prepared, batch_size)
         _, info = self.sampler.sample_batch(x, self._q, batch_size, epoch=self.epoch)
         return np.asarray(info["indices"], dtype=np.int64)
+
+    def epoch_indices(self, x: np.ndarray, batch_size: int,
+                      n_batches: int) -> tuple[np.ndarray, np.ndarray]:
+        """The epoch's ``n_batches`` successive :meth:`next_indices` at once: pool indices
+        (int64, concatenated) and offsets (n_batches + 1,), batch b being
+        ``indices[offsets[b]:offsets[b + 1]]``."""
+        if self._prepared is not None:
+            sampler = self.sampler if self.sampler is not None else self._plain
+            idx = sampler.sample_index_batches(self._prepared, n_batches, batch_size).reshape(-1)
+            return idx, np.arange(n_batches + 1, dtype=np.int64) * batch_size
+        parts = [self.next_indices(x, batch_size) for _ in range(n_batches)]
+        offsets = np.zeros(n_batches + 1, dtype=np.int64)
+        np.cumsum([p.shape[0] for p in parts], out=offsets[1:])
+        return np.concatenate(parts).astype(np.int64, copy=False), offsets
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {}
@@ -357,18 +375,12 @@ class Trainer:
             "saturation_bound": cfg.saturation_bound,
         }
 
-    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Any:
-        """The model's fused pass with the current rule, λ_rej and loss settings, on the rows
-        ``idx`` of (x, y) (all rows when None)."""
+    def _pass_options(self) -> dict[str, Any]:
+        """Keyword options of the model's fused pass, except λ_rej and the batch."""
         cfg = self.config
         kw = self._kernel_kwargs()
-        if idx is not None:
-            if self._model_takes_indices:
-                kw["indices"] = idx  # the kernel gathers the rows: no batch copies
-            else:
-                x, y = x[idx], y[idx]
-        if not self._model_updates_lambda:
-            kw["lambda_rej"] = self.lambda_rej
+        kw["loss"] = cfg.loss
+        kw["huber_delta"] = cfg.huber_delta
         if cfg.rejection_threshold is not None:
             kw["rejection_threshold"] = cfg.rejection_threshold
         elif getattr(getattr(self.model, "policy", None), "tau_q_on", 0.0) > 0.0:
@@ -376,7 +388,20 @@ class Trainer:
             kw["rejection_threshold"] = float(self.model.policy.tau_q_on)
         if cfg.q_epsilon:
             kw["q_epsilon"] = cfg.q_epsilon
-        return self.model.loss_and_grad(x, y, loss=cfg.loss, huber_delta=cfg.huber_delta, **kw)
+        return kw
+
+    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Any:
+        """The model's fused pass with the current rule, λ_rej and loss settings, on the rows
+        ``idx`` of (x, y) (all rows when None)."""
+        kw = self._pass_options()
+        if idx is not None:
+            if self._model_takes_indices:
+                kw["indices"] = idx  # the kernel gathers the rows: no batch copies
+            else:
+                x, y = x[idx], y[idx]
+        if not self._model_updates_lambda:
+            kw["lambda_rej"] = self.lambda_rej
+        return self.model.loss_and_grad(x, y, **kw)
 
     def _start_epoch(self, epoch: int) -> None:
         """Called before the epoch's data preparation."""
@@ -423,8 +448,7 @@ class Trainer:
         """One epoch over the pool ``(x, y)`` (validated arrays); returns the epoch record."""
         cfg = self.config
         n = x.shape[0]
-        bs = cfg.batch_size
-        n_batches = cfg.batches_per_epoch or max(1, -(-n // bs))
+        n_batches = cfg.batches_per_epoch or max(1, -(-n // cfg.batch_size))
         self._start_epoch(self.epoch)
 
         t0 = time.perf_counter()
@@ -432,36 +456,11 @@ class Trainer:
         self.source.start_epoch(self.epoch, n, q_pool)
         prep_s = time.perf_counter() - t0
 
-        data_s = optim_s = 0.0
-        losses = np.empty(n_batches)
-        n_real = n_out = 0
-        acc: dict[str, Any] = {"q_abs": [], "x": []}
-        for b in range(n_batches):
-            t0 = time.perf_counter()
-            idx = self.source.next_indices(x, bs)
-            t1 = time.perf_counter()
-            res = self._loss_and_grad(x, y, idx)
-            if cfg.use_safe_lr:
-                self._safe_lr(res)
-            self.optimizer.step([res.grad_theta, res.grad_phi])
-            project = getattr(self.model, "project_phi", None)
-            if project is not None:
-                project()
-            if self.adaptive_lambda is not None and not self._model_updates_lambda:
-                self.adaptive_lambda.update_counts(res.stats["tag_counts"])
-            t2 = time.perf_counter()
-            data_s += t1 - t0
-            optim_s += t2 - t1
-            losses[b] = res.loss
-            counts = res.stats["tag_counts"]
-            n_real += int(counts[0])
-            n_out += int(np.sum(counts))
-            self._after_batch(res, x, idx, acc)
-            self.global_step += 1
-            if cfg.verbose and b % cfg.log_interval == 0:
-                logger.info("epoch %d batch %d/%d loss=%.6g coverage=%.4f lambda=%.4g",
-                            self.epoch, b, n_batches, res.loss,
-                            counts[0] / max(1, int(np.sum(counts))), self.lambda_rej)
+        acc: dict[str, Any] = {"q_abs": [], "x": []}  # what _after_batch collects
+        if _compiled.unavailable(self) is None:
+            data_s, optim_s, losses, n_real, n_out = self._compiled_batches(x, y, n_batches)
+        else:
+            data_s, optim_s, losses, n_real, n_out = self._python_batches(x, y, n_batches, acc)
 
         data_ms = (data_s + prep_s) * 1000.0 / n_batches
         optim_ms = optim_s * 1000.0 / n_batches
@@ -485,6 +484,65 @@ class Trainer:
             record["curriculum"] = self.curriculum.update(self.epoch, coverage, record["loss"])
         self._finish_epoch(record, acc)
         return record
+
+    def _compiled_batches(self, x: np.ndarray, y: np.ndarray,
+                          n_batches: int) -> tuple[float, float, np.ndarray, int, int]:
+        """The epoch's batches in one kernel call (see :mod:`._compiled`): drawing all the
+        epoch's indices is the data time, the kernel the optimisation time."""
+        t0 = time.perf_counter()
+        idx, offsets = self.source.epoch_indices(x, self.config.batch_size, n_batches)
+        t1 = time.perf_counter()
+        steps = _compiled.run_epoch(self, x, y, idx, offsets)
+        t2 = time.perf_counter()
+        done = steps.losses.shape[0]
+        self.global_step += done
+        if self.config.verbose:
+            for b in range(0, done, self.config.log_interval):
+                counts = steps.tag_counts[b]
+                self._log_batch(b, n_batches, float(steps.losses[b]),
+                                counts[0] / max(1, int(np.sum(counts))), float(steps.lambda_rej[b]))
+        if steps.error is not None:
+            raise ValueError(steps.error)
+        return (t1 - t0, t2 - t1, steps.losses, int(steps.tag_counts[:, 0].sum()),
+                int(steps.tag_counts.sum()))
+
+    def _python_batches(self, x: np.ndarray, y: np.ndarray, n_batches: int,
+                        acc: dict[str, Any]) -> tuple[float, float, np.ndarray, int, int]:
+        """The epoch's batches one by one through the model's protocol."""
+        cfg = self.config
+        data_s = optim_s = 0.0
+        losses = np.empty(n_batches)
+        n_real = n_out = 0
+        for b in range(n_batches):
+            t0 = time.perf_counter()
+            idx = self.source.next_indices(x, cfg.batch_size)
+            t1 = time.perf_counter()
+            res = self._loss_and_grad(x, y, idx)
+            if cfg.use_safe_lr:
+                self._safe_lr(res)
+            self.optimizer.step([res.grad_theta, res.grad_phi])
+            project = getattr(self.model, "project_phi", None)
+            if project is not None:
+                project()
+            if self.adaptive_lambda is not None and not self._model_updates_lambda:
+                self.adaptive_lambda.update_counts(res.stats["tag_counts"])
+            t2 = time.perf_counter()
+            data_s += t1 - t0
+            optim_s += t2 - t1
+            losses[b] = res.loss
+            counts = res.stats["tag_counts"]
+            n_real += int(counts[0])
+            n_out += int(np.sum(counts))
+            self._after_batch(res, x, idx, acc)
+            self.global_step += 1
+            if cfg.verbose and b % cfg.log_interval == 0:
+                self._log_batch(b, n_batches, res.loss, counts[0] / max(1, int(np.sum(counts))),
+                                self.lambda_rej)
+        return data_s, optim_s, losses, n_real, n_out
+
+    def _log_batch(self, b: int, n_batches: int, loss: float, coverage: float, lam: float) -> None:
+        logger.info("epoch %d batch %d/%d loss=%.6g coverage=%.4f lambda=%.4g",
+                    self.epoch, b, n_batches, loss, coverage, lam)
 
     def evaluate(self, x: Any, y: Any) -> dict[str, float]:
         """Loss (as trained, with the current λ_rej) and coverage on ``(x, y)``; no update."""
