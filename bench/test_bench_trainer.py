@@ -1,6 +1,9 @@
 """One Trainer epoch at batch 4096: how much of it is spent outside the numba kernels.
 
-Every numba dispatcher reachable from the Python layer (kernel modules' attributes and the
+``loop="compiled"`` is what a Trainer of a TRRational with SGD/Adam runs: the epoch's batches
+in one kernel call (:mod:`zeroproof_nb.training._compiled`); ``loop="python"``
+(``TrainingConfig(compiled_epochs=False)``) runs the same batches one by one through the
+model's protocol, for comparison. Every numba dispatcher reachable from the Python layer (kernel modules' attributes and the
 kernels the rational factories return) is wrapped in a timer after a warm-up epoch; the
 Python layer's share of an epoch is 1 − (time inside kernels)/(epoch time), and the median over
 the rounds is reported (the time inside a wrapped dispatcher includes numba's argument
@@ -62,15 +65,16 @@ def _instrument(monkeypatch, clock):
         monkeypatch.setattr(kr, factory, lambda *a, _o=orig, _n=factory: clock.wrap(_o(*a), _n))
 
 
+@pytest.mark.parametrize("loop", ["compiled", "python"])
 @pytest.mark.parametrize("degrees", [(3, 2), (10, 10)])
-def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees):
+def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees, loop):
     pr = get_problem("two_poles")
     x, y = pr.sample(N_POOL, seed=0)
     d_p, d_q = degrees
     model = TRRational(d_p, d_q)
     model.set_parameters(list(linearized_fit(x[:4000], y[:4000], d_p, d_q)))
     cfg = TrainingConfig(batch_size=BATCH, max_epochs=10**6, learning_rate=1e-6, seed=0,
-                         verbose=False)
+                         verbose=False, compiled_epochs=loop == "compiled")
     trainer = Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=0)))
     trainer.fit(x, y, epochs=1)  # compile everything before instrumenting
     clock = _KernelClock()
@@ -95,7 +99,7 @@ def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees):
     shares.sort()
     kernel_per_epoch.sort()
     benchmark.extra_info.update(
-        degrees=list(degrees), batches_per_epoch=N_POOL // BATCH, batch_size=BATCH,
+        degrees=list(degrees), loop=loop, batches_per_epoch=N_POOL // BATCH, batch_size=BATCH,
         kernel_s_per_epoch_median=kernel_per_epoch[len(kernel_per_epoch) // 2],
         kernel_calls_per_epoch=clock.calls / n_epochs,
         python_share_median=shares[len(shares) // 2],

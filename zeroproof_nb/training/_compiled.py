@@ -51,19 +51,34 @@ class EpochSteps(NamedTuple):
     error: str | None
 
 
+_CLASS_CHECKS: dict[tuple[type, type], str | None] = {}
+
+
+def _class_reason(trainer_cls: type, model_cls: type) -> str | None:
+    """The checks that depend on the classes only (memoised)."""
+    key = (trainer_cls, model_cls)
+    if key not in _CLASS_CHECKS:
+        from .trainer import Trainer
+
+        reason = None
+        if trainer_cls._loss_and_grad is not Trainer._loss_and_grad \
+                or trainer_cls._after_batch is not Trainer._after_batch:
+            reason = f"{trainer_cls.__name__} customises the batch step"
+        elif not issubclass(model_cls, TRRational) or any(
+                getattr(model_cls, m) is not getattr(TRRational, m) for m in _LAYER_METHODS):
+            reason = "the model is not a plain TRRational"
+        _CLASS_CHECKS[key] = reason
+    return _CLASS_CHECKS[key]
+
+
 def unavailable(trainer: Any) -> str | None:
     """Why ``trainer``'s batches cannot run compiled (None when they can)."""
-    from .trainer import Trainer
-
-    cls = type(trainer)
     model, opt, cfg = trainer.model, trainer.optimizer, trainer.config
     if not cfg.compiled_epochs:
         return "config.compiled_epochs is False"
-    if cls._loss_and_grad is not Trainer._loss_and_grad or cls._after_batch is not Trainer._after_batch:
-        return f"{cls.__name__} customises the batch step"
-    if not isinstance(model, TRRational) or any(
-            getattr(type(model), m) is not getattr(TRRational, m) for m in _LAYER_METHODS):
-        return "the model is not a plain TRRational"
+    reason = _class_reason(type(trainer), type(model))
+    if reason is not None:
+        return reason
     if type(opt) not in (SGD, Adam) or len(opt.params) != 2 or opt.params[0] is not model.theta \
             or opt.params[1] is not model.phi:
         return "the optimizer is not SGD or Adam over [model.theta, model.phi]"

@@ -299,6 +299,11 @@ class Trainer:
 
     Notes
     -----
+    With a :class:`~zeroproof_nb.layers.TRRational`, :class:`SGD` or :class:`Adam` over its
+    parameters, no λ policy or an :class:`AdaptiveLambda`, no safe learning rate and batches of
+    at most 16384 rows, an epoch's batches run in one kernel call (``config.compiled_epochs``;
+    :mod:`._compiled` says why not otherwise); the result is the same bits as the Python loop.
+
     Per-epoch bench records ``{epoch, avg_step_ms, data_time_ms, optim_time_ms, batches}``:
     ``data_time_ms`` is the mean time per batch spent preparing data (the epoch's |Q| over the
     pool and sampler preparation, amortised over its batches, plus drawing the batch's indices);
