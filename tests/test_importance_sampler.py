@@ -426,6 +426,20 @@ def test_state_dict_continues_stream(rng):
     assert b.get_statistics() == a.get_statistics()
 
 
+@pytest.mark.parametrize("replacement", [True, False])
+def test_sample_index_batches_equal_successive_sample_indices(rng, replacement):
+    q = rng.normal(size=3000)
+    a, b = (ImportanceSampler(ImportanceSamplerConfig(seed=7, replacement=replacement))
+            for _ in range(2))
+    pool_a, pool_b = a.prepare(q), b.prepare(q)
+    one_by_one = np.stack([a.sample_indices(pool_a, 64) for _ in range(5)])
+    at_once = b.sample_index_batches(pool_b, 5, 64)
+    np.testing.assert_array_equal(at_once, one_by_one)
+    assert b.get_statistics() == a.get_statistics()
+    np.testing.assert_array_equal(b.sample_indices(pool_b, 64), a.sample_indices(pool_a, 64))
+    assert b.sample_index_batches(pool_b, 0, 64).shape == (0, 64)
+
+
 # ------------------------------------------------------------------------- bad input
 def test_bad_input_raises_naming_the_argument():
     x = np.arange(5.0)
