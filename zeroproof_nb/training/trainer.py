@@ -472,7 +472,7 @@ class Trainer:
         coverage = n_real / n_out if n_out else 1.0
         record: dict[str, Any] = {
             "epoch": self.epoch,
-            "loss": float(np.mean(losses)),
+            "loss": float(losses.mean()),
             "coverage": coverage,
             "lambda_rej": self.lambda_rej,
         }
