@@ -120,6 +120,9 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
     model, opt = trainer.model, trainer.optimizer
     xa = model._x(x)
     pb = model._problem(xa)  # checks θ and φ
+    if not (np.shares_memory(pb.theta2, model.theta)
+            and (model.phi.size == 0 or np.shares_memory(pb.phi2, model.phi))):
+        raise RuntimeError("compiled epochs need the kernel's θ and φ to be the layer's arrays")
     options = model._grad_options(trainer._pass_options())
     shape = (xa.shape[0], pb.n_out) if pb.multi else (xa.shape[0],)
     target = _kernel_target(_target_array(y, shape, pb.dtype), pb.n_out, True)
