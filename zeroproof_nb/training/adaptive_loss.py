@@ -194,7 +194,8 @@ class AdaptiveLambda:
 
         self.step_count += 1
         lam, velocity, code, applied = _kp.lambda_rule(
-            self.step_count, batch, cumulative, self.lambda_rej, self.velocity, *self.rule_parameters())
+            self.step_count, batch, cumulative, float(self.lambda_rej), float(self.velocity),
+            *self.rule_parameters())
         self.lambda_rej, self.velocity = lam, velocity
         if code != _kp.RULE_SKIPPED:
             self.update_history.append(applied)
