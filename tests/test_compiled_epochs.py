@@ -138,6 +138,34 @@ def test_compiled_epochs_equal_the_python_loop(name):
     assert states[0]["global_step"] == 3 * math.ceil(700 / 96)
 
 
+@pytest.mark.parametrize("sampler", ["importance", None])
+def test_epochs_split_into_several_kernel_calls_give_the_same_bits(monkeypatch, caplog, sampler):
+    """Long epochs run in calls of at most _COMPILED_ROWS rows (a memory bound on the index
+    array); here 2 batches per call, the last call shorter."""
+    import zeroproof_nb.training.trainer as trainer_module
+
+    x, y = _pool()
+    case = {"sampler": sampler, "config": {"verbose": True, "progress_bar": False,
+                                           "log_interval": 3}}
+    states, logged = [], []
+    for compiled in (True, False):
+        trainer = _build(compiled, case)
+        if compiled:
+            monkeypatch.setattr(trainer_module, "_COMPILED_ROWS", 2 * 96 + 5)
+            calls = []
+            run = _compiled.run_epoch
+            monkeypatch.setattr(_compiled, "run_epoch",
+                                lambda *a: calls.append(a[-1].shape[0] - 1) or run(*a))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="zeroproof_nb.training.trainer"):
+            trainer.fit(x, y)
+        logged.append([r.getMessage() for r in caplog.records if "batch" in r.getMessage()])
+        states.append(_state(trainer))
+    _assert_same(states[0], states[1])
+    assert logged[0] == logged[1] and len(logged[0]) == 3 * 3
+    assert calls == [2, 2, 2, 2] * 3  # 8 batches an epoch, 2 per call
+
+
 def test_compiled_epochs_move_lambda_and_log(caplog):
     x, y = _pool()
     trainer = _build(True, {"config": {"verbose": True, "progress_bar": False,

@@ -45,6 +45,8 @@ __all__ = ["TrainingConfig", "Trainer", "BatchSource"]
 logger = logging.getLogger(__name__)
 
 _REAL = int(TRTag.REAL)
+#: most pool rows one compiled call trains on (bounds the epoch's index array: 8 MiB)
+_COMPILED_ROWS = 1 << 20
 
 
 @dataclass
@@ -492,24 +494,37 @@ class Trainer:
 
     def _compiled_batches(self, x: np.ndarray, y: np.ndarray,
                           n_batches: int) -> tuple[float, float, np.ndarray, int, int]:
-        """The epoch's batches in one kernel call (see :mod:`._compiled`): drawing all the
-        epoch's indices is the data time, the kernel the optimisation time."""
-        t0 = time.perf_counter()
-        idx, offsets = self.source.epoch_indices(x, self.config.batch_size, n_batches)
-        t1 = time.perf_counter()
-        steps = _compiled.run_epoch(self, x, y, idx, offsets)
-        t2 = time.perf_counter()
-        done = steps.losses.shape[0]
-        self.global_step += done
-        if self.config.verbose:
-            for b in range(0, done, self.config.log_interval):
-                counts = steps.tag_counts[b]
-                self._log_batch(b, n_batches, float(steps.losses[b]),
-                                counts[0] / max(1, int(np.sum(counts))), float(steps.lambda_rej[b]))
-        if steps.error is not None:
-            raise ValueError(steps.error)
-        return (t1 - t0, t2 - t1, steps.losses, int(steps.tag_counts[:, 0].sum()),
-                int(steps.tag_counts.sum()))
+        """The epoch's batches in kernel calls of up to ``_COMPILED_ROWS`` rows (one call at
+        the usual sizes; see :mod:`._compiled`): drawing their indices is the data time, the
+        kernel the optimisation time."""
+        cfg = self.config
+        per_call = max(1, _COMPILED_ROWS // cfg.batch_size)
+        data_s = optim_s = 0.0
+        parts = []
+        for first in range(0, n_batches, per_call):
+            count = min(per_call, n_batches - first)
+            t0 = time.perf_counter()
+            idx, offsets = self.source.epoch_indices(x, cfg.batch_size, count)
+            t1 = time.perf_counter()
+            steps = _compiled.run_epoch(self, x, y, idx, offsets)
+            t2 = time.perf_counter()
+            data_s += t1 - t0
+            optim_s += t2 - t1
+            parts.append(steps)
+            done = steps.losses.shape[0]
+            self.global_step += done
+            if cfg.verbose:
+                for b in range(-first % cfg.log_interval, done, cfg.log_interval):
+                    counts = steps.tag_counts[b]
+                    self._log_batch(first + b, n_batches, float(steps.losses[b]),
+                                    counts[0] / max(1, int(np.sum(counts))),
+                                    float(steps.lambda_rej[b]))
+            if steps.error is not None:
+                raise ValueError(steps.error)
+        losses = np.concatenate([p.losses for p in parts])
+        n_real = sum(int(p.tag_counts[:, 0].sum()) for p in parts)
+        n_out = sum(int(p.tag_counts.sum()) for p in parts)
+        return data_s, optim_s, losses, n_real, n_out
 
     def _python_batches(self, x: np.ndarray, y: np.ndarray, n_batches: int,
                         acc: dict[str, Any]) -> tuple[float, float, np.ndarray, int, int]:
