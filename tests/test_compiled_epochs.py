@@ -109,7 +109,7 @@ def _assert_same(a, b):
             _assert_same(a[k], b[k])
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b)
-        for u, v in zip(a, b):
+        for u, v in zip(a, b, strict=True):
             _assert_same(u, v)
     elif isinstance(a, np.ndarray):
         np.testing.assert_array_equal(a, b)
@@ -153,9 +153,12 @@ def test_epochs_split_into_several_kernel_calls_give_the_same_bits(monkeypatch, 
         if compiled:
             monkeypatch.setattr(trainer_module, "_COMPILED_ROWS", 2 * 96 + 5)
             calls = []
-            run = _compiled.run_epoch
-            monkeypatch.setattr(_compiled, "run_epoch",
-                                lambda *a: calls.append(a[-1].shape[0] - 1) or run(*a))
+
+            def counted(*args, _run=_compiled.run_epoch, _calls=calls):
+                _calls.append(args[-1].shape[0] - 1)  # batches in this call (offsets - 1)
+                return _run(*args)
+
+            monkeypatch.setattr(_compiled, "run_epoch", counted)
         caplog.clear()
         with caplog.at_level("INFO", logger="zeroproof_nb.training.trainer"):
             trainer.fit(x, y)
