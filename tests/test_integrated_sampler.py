@@ -130,3 +130,43 @@ def test_export_all_writes_sampling_history(pool, tmp_path):
     hist = json.loads(written["sampling_history"].read_text())
     assert hist[0]["strategy"] == "hybrid" and hist[0]["batch_size"] == 16
     assert (tmp_path / "diag" / "history_epoch_0.json").exists()
+
+
+# ------------------------------------------------------------------ weights and prepared pools
+@pytest.mark.parametrize("strategy", ["importance", "hybrid"])
+def test_sample_weights_and_prepared_pool_steer_the_importance_draws(pool, strategy):
+    from scipy import stats
+
+    x, q = pool
+    w_extra = (x >= 0).astype(np.float64)  # half the pool gets weight 0
+    cfg = {"importance_config": ImportanceSamplerConfig(importance_batch_ratio=1.0)}
+    s = IntegratedSampler(strategy, seed=4, **cfg)
+    _, info = s.sample_batch(x, q, 500, sample_weights=w_extra)
+    assert np.all(x[info["indices"]] >= 0)
+    # the prepared pool (weights inside) draws ∝ w(q)·w_extra: a goodness-of-fit test
+    prepared = s.prepare(q, sample_weights=w_extra)
+    idx = np.concatenate([s.sample_batch(x, q, 4000, prepared=prepared)[1]["indices"]
+                          for _ in range(10)])
+    a = np.maximum(np.abs(q), 1e-6)
+    probs = np.minimum(a ** -2.0, 100.0) * w_extra
+    probs /= probs.sum()
+    edges = np.quantile(np.flatnonzero(probs > 0), np.linspace(0, 1, 21)).astype(int)
+    edges[-1] += 1
+    observed = np.histogram(idx, bins=edges)[0]
+    expected = np.array([probs[lo:hi].sum() for lo, hi in zip(edges[:-1], edges[1:])]) * idx.size
+    assert stats.chisquare(observed, expected).pvalue > 1e-4
+
+
+def test_weights_need_importance_draws(pool):
+    x, q = pool
+    for strategy in ("uniform", "active"):
+        with pytest.raises(ValueError, match="importance draws"):
+            create_integrated_sampler(strategy, seed=0).sample_batch(
+                x, q, 8, sample_weights=np.ones_like(x))
+    s = create_integrated_sampler("hybrid", seed=0)
+    with pytest.raises(ValueError, match="prepare"):
+        s.sample_batch(x, q, 8, sample_weights=np.ones_like(x), prepared=s.prepare(q))
+    with pytest.raises(TypeError, match="PreparedPool"):
+        s.sample_batch(x, q, 8, prepared=q)
+    with pytest.raises(ValueError, match="points"):
+        s.sample_batch(x, q, 8, prepared=s.prepare(q[:100]))

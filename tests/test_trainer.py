@@ -248,3 +248,31 @@ def test_protocol_model_gets_copied_batches_with_the_same_result():
     assert not np.allclose(runs[0][0], TRRational(2, 1).theta)  # it did train
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_curriculum_weights_reach_an_integrated_sampler():
+    """The curriculum's weights multiply the importance weights of an IntegratedSampler's
+    draws: points the curriculum weights 0 are never drawn."""
+    x, y = _smooth_data(800)
+    model = TRRational(1, 1)
+    # during warm-up "hard" means |Q| <= easy_distance; with easy_ratio 0 the other points get
+    # curriculum weight 0
+    curriculum = CurriculumScheduler(CurriculumConfig(
+        n_stages=1, warmup_epochs=5, easy_distance=1.0, initial_easy_ratio=0.0,
+        final_easy_ratio=0.0, use_importance_weights=False))
+    q = model.q_values(x)
+    hard = q <= 1.0
+    assert 0 < hard.sum() < x.size
+    sampler = create_integrated_sampler("importance", seed=0)
+    cfg = TrainingConfig(batch_size=64, max_epochs=1, seed=0, verbose=False)
+    Trainer(model, config=cfg, sampler=sampler, curriculum=curriculum).fit(x, y)
+    counts = sampler.importance_sampler.sample_counts
+    assert counts.sum() == 13 * 64
+    assert counts[~hard].sum() == 0
+
+
+def test_curriculum_needs_importance_draws():
+    with pytest.raises(ValueError, match="curriculum"):
+        Trainer(TRRational(1, 1), config=TrainingConfig(verbose=False),
+                sampler=create_integrated_sampler("active", seed=0),
+                curriculum=CurriculumScheduler(CurriculumConfig()))

@@ -1025,13 +1025,38 @@ class IntegratedSampler:
             self._last_refined_epoch = epoch
         return tree
 
-    def sample_batch(self, x_pool: Any, q_pool: Any, batch_size: int,
-                     epoch: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
-        """One batch with the configured strategy: ``(batch_x, info)`` (see the class doc)."""
+    @property
+    def draws_by_importance(self) -> bool:
+        """Whether batches include importance draws (strategies importance and hybrid)."""
+        return self.strategy in (SamplingStrategy.IMPORTANCE, SamplingStrategy.HYBRID)
+
+    def prepare(self, q_pool: Any, *, sample_weights: Any = None) -> PreparedPool:
+        """The importance sampler's :meth:`ImportanceSampler.prepare` of ``q_pool``: pass it
+        as ``prepared=`` to :meth:`sample_batch` while the pool's Q stays the same (O(B)
+        importance draws instead of O(N) per batch)."""
+        return self.importance_sampler.prepare(q_pool, sample_weights=sample_weights)
+
+    def sample_batch(self, x_pool: Any, q_pool: Any, batch_size: int, epoch: int = 0, *,
+                     sample_weights: Any = None,
+                     prepared: PreparedPool | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """One batch with the configured strategy: ``(batch_x, info)`` (see the class doc).
+
+        ``sample_weights`` (N,) >= 0 multiplies the importance weights, e.g. a curriculum's;
+        ``prepared`` (from :meth:`prepare` of this ``q_pool``, weights included) replaces the
+        per-batch weight computation. Both act on importance draws, so they require the
+        importance or hybrid strategy; ``q_pool`` is still read by the active grid."""
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         epoch = check_int(epoch, "epoch", minimum=0)
+        if (sample_weights is not None or prepared is not None) and not self.draws_by_importance:
+            raise ValueError(f"sample_weights and prepared act on importance draws; the "
+                             f"{self.strategy.value!r} strategy makes none")
+        if sample_weights is not None and prepared is not None:
+            raise ValueError("sample_weights: pass them to prepare(), not with prepared")
+        if prepared is not None and not isinstance(prepared, PreparedPool):
+            raise TypeError(f"prepared must be a PreparedPool, got {type(prepared).__name__}")
         info: dict[str, Any] = {"strategy": self.strategy.value}
         imp = self.importance_sampler
+        draw_q = prepared if prepared is not None else q_pool
         if self.strategy is SamplingStrategy.UNIFORM:
             x = np.asarray(x_pool)
             if x.ndim == 0 or x.shape[0] == 0:
@@ -1041,11 +1066,14 @@ class IntegratedSampler:
             idx = self.rng.integers(0, x.shape[0], size=batch_size, dtype=np.int64)
             batch_x = x[idx]
         elif self.strategy is SamplingStrategy.IMPORTANCE:
-            batch_x, idx = imp.sample_batch(x_pool, q_pool, batch_size)
+            batch_x, idx = imp.sample_batch(x_pool, draw_q, batch_size,
+                                            sample_weights=sample_weights)
             info["importance_stats"] = imp.get_statistics()
         else:
             q = _as_pool_q(q_pool)
             x = _as_pool_x(x_pool, q.shape[0])
+            if prepared is not None and prepared.size != q.shape[0]:
+                raise ValueError(f"prepared has {prepared.size} points but q_pool has {q.shape[0]}")
             active = self._active_for(x)
             if self.strategy is SamplingStrategy.ACTIVE:
                 if np.isnan(q).any() and imp.config.nan_policy == "raise":
@@ -1055,7 +1083,8 @@ class IntegratedSampler:
                 batch_x = x[idx]
                 info["active_stats"] = active.get_statistics()
             else:
-                batch_x, idx = imp.hybrid_sample(x, q, batch_size)
+                batch_x, idx = imp.hybrid_sample(x, draw_q, batch_size,
+                                                 sample_weights=sample_weights)
                 self._maybe_refine(active, x, q, epoch)
                 info["importance_stats"] = imp.get_statistics()
                 info["active_stats"] = active.get_statistics()

@@ -153,9 +153,11 @@ class BatchSource:
     ``sampler`` may be None (uniform: a fresh permutation per epoch, batches are consecutive
     slices, so an epoch visits every point once), an :class:`ImportanceSampler` (weights from the
     model's |Q| on the pool, prepared once per epoch, then O(B) draws), or an
-    :class:`IntegratedSampler` (its strategy; indices from ``info["indices"]``). A
-    :class:`CurriculumScheduler` multiplies its per-sample weights into the importance weights
-    (or, without a sampler, draws from the curriculum weights alone).
+    :class:`IntegratedSampler` (its strategy; indices from ``info["indices"]``; its importance
+    draws, if any, from a pool prepared once per epoch). A :class:`CurriculumScheduler`
+    multiplies its per-sample weights into the importance weights (or, without a sampler,
+    draws from the curriculum weights alone); it needs importance draws, so an
+    IntegratedSampler with the uniform or active strategy cannot take one.
     """
 
     def __init__(self, sampler: Any, curriculum: CurriculumScheduler | None,
@@ -167,6 +169,11 @@ class BatchSource:
             )
         if curriculum is not None and not isinstance(curriculum, CurriculumScheduler):
             raise TypeError(f"curriculum must be a CurriculumScheduler, got {type(curriculum).__name__}")
+        if curriculum is not None and isinstance(sampler, IntegratedSampler) \
+                and not sampler.draws_by_importance:
+            raise ValueError(
+                "curriculum: its weights act on importance draws, and an IntegratedSampler with "
+                f"the {sampler.strategy.value!r} strategy makes none (use 'importance' or 'hybrid')")
         self.sampler = sampler
         self.curriculum = curriculum
         self.rng = rng
@@ -197,7 +204,8 @@ class BatchSource:
         weights = None
         if self.curriculum is not None:
             weights = self.curriculum.get_sample_weights(q_values=q_pool)
-        if isinstance(self.sampler, ImportanceSampler):
+        if isinstance(self.sampler, ImportanceSampler) or (
+                isinstance(self.sampler, IntegratedSampler) and self.sampler.draws_by_importance):
             self._prepared = self.sampler.prepare(q_pool, sample_weights=weights)
         elif self._plain is not None:
             self._prepared = self._plain.prepare(q_pool, sample_weights=weights)
@@ -212,18 +220,19 @@ class BatchSource:
             idx = self._perm[self._pos:self._pos + batch_size]
             self._pos += batch_size
             return idx
-        if self._prepared is not None:
-            sampler = self.sampler if self.sampler is not None else self._plain
-            return sampler.sample_indices(self._prepared, batch_size)
-        _, info = self.sampler.sample_batch(x, self._q, batch_size, epoch=self.epoch)
-        return np.asarray(info["indices"], dtype=np.int64)
+        if isinstance(self.sampler, IntegratedSampler):
+            _, info = self.sampler.sample_batch(x, self._q, batch_size, epoch=self.epoch,
+                                                prepared=self._prepared)
+            return np.asarray(info["indices"], dtype=np.int64)
+        sampler = self.sampler if self.sampler is not None else self._plain
+        return sampler.sample_indices(self._prepared, batch_size)
 
     def epoch_indices(self, x: np.ndarray, batch_size: int,
                       n_batches: int) -> tuple[np.ndarray, np.ndarray]:
         """The epoch's ``n_batches`` successive :meth:`next_indices` at once: pool indices
         (int64, concatenated) and offsets (n_batches + 1,), batch b being
         ``indices[offsets[b]:offsets[b + 1]]``."""
-        if self._prepared is not None:
+        if self._prepared is not None and not isinstance(self.sampler, IntegratedSampler):
             sampler = self.sampler if self.sampler is not None else self._plain
             idx = sampler.sample_index_batches(self._prepared, n_batches, batch_size).reshape(-1)
             return idx, np.arange(n_batches + 1, dtype=np.int64) * batch_size
