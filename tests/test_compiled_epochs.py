@@ -48,7 +48,8 @@ def _build(compiled, case):
     cfg = TrainingConfig(**{
         "batch_size": 96, "max_epochs": 3, "learning_rate": 1e-2, "seed": 4, "verbose": False,
         "adaptive_warmup_steps": 2, "adaptive_update_frequency": 1, "target_coverage": 0.9,
-        "compiled_epochs": compiled, **case.get("config", {})})
+        "compiled_epochs": compiled, "optimizer": "adam", "importance_weighting": False,
+        "validation_fraction": 0.0, "early_stopping": False, **case.get("config", {})})
     optimizer = None
     if "optimizer" in case:
         cls, kw = case["optimizer"]
@@ -210,12 +211,14 @@ def test_resumed_compiled_run_equals_uninterrupted_run(tmp_path):
 
 def test_which_trainers_run_compiled():
     model = TRRational(2, 1)
-    cfg = TrainingConfig(verbose=False)
+    cfg = TrainingConfig(verbose=False, optimizer="adam")
     assert _compiled.unavailable(Trainer(model, config=cfg)) is None
-    assert "use_safe_lr" in _compiled.unavailable(
-        Trainer(model, config=TrainingConfig(verbose=False, use_safe_lr=True)))
-    assert "batch_size" in _compiled.unavailable(
-        Trainer(model, config=TrainingConfig(verbose=False, batch_size=kr.CHUNK + 1)))
+    assert "use_safe_lr" in _compiled.unavailable(Trainer(model, config=TrainingConfig(
+        verbose=False, optimizer="adam", use_safe_lr=True)))
+    assert "batch_size" in _compiled.unavailable(Trainer(model, config=TrainingConfig(
+        verbose=False, optimizer="adam", batch_size=kr.CHUNK + 1)))
+    # the default optimizer of a TRRational is Levenberg–Marquardt: no batches at all
+    assert "optimizer" in _compiled.unavailable(Trainer(model, config=TrainingConfig(verbose=False)))
     other = Adam([model.theta.copy(), model.phi.copy()])
     assert "optimizer" in _compiled.unavailable(Trainer(model, other, cfg))
     hybrid = HybridTrainer(TRRational(2, 1), config=HybridTrainingConfig(verbose=False))

@@ -26,7 +26,8 @@ def test_trainer_actually_trains():
     """Upstream's trainers never moved the parameters; ours reduce the loss and fit the data."""
     x, y = _smooth_data()
     model = TRRational(1, 1)
-    cfg = TrainingConfig(batch_size=128, max_epochs=40, learning_rate=0.05, seed=0, verbose=False)
+    cfg = TrainingConfig(batch_size=128, max_epochs=40, learning_rate=0.05, seed=0, verbose=False,
+                         optimizer="adam", validation_fraction=0.0, early_stopping=False)
     trainer = Trainer(model, config=cfg)
     first = trainer.evaluate(x, y)["data_loss"]
     trainer.fit(x, y)
@@ -44,8 +45,9 @@ def test_trainer_actually_trains():
 def test_bench_history_is_measured():
     x, y = _smooth_data(600)
     sampler = ImportanceSampler(ImportanceSamplerConfig(seed=1))
-    trainer = Trainer(TRRational(1, 1), config=TrainingConfig(batch_size=64, max_epochs=3, seed=0,
-                                                              verbose=False), sampler=sampler)
+    trainer = Trainer(TRRational(1, 1), config=TrainingConfig(
+        batch_size=64, max_epochs=3, seed=0, verbose=False, optimizer="adam",
+        validation_fraction=0.0), sampler=sampler)
     trainer.fit(x, y)
     bench = trainer.bench_history
     assert [b["epoch"] for b in bench] == [0, 1, 2]
@@ -61,7 +63,7 @@ def _resumable_trainer(model, seed=3):
                                use_hybrid_gradient=True, hybrid_warmup_epochs=1,
                                hybrid_transition_epochs=3, adaptive_warmup_steps=2,
                                adaptive_update_frequency=1, verbose=False, loss="huber",
-                               use_pole_head=True)
+                               use_pole_head=True, optimizer="adam", early_stopping=False)
     sampler = create_integrated_sampler("hybrid", seed=seed, grid_size=50)
     curriculum = CurriculumScheduler(CurriculumConfig(n_stages=3, stage_duration=2, warmup_epochs=1),
                                      pole_locations=None)
@@ -110,7 +112,8 @@ def test_hybrid_trainer_epoch_records():
                                use_hybrid_gradient=True, hybrid_warmup_epochs=2,
                                hybrid_transition_epochs=2, hybrid_delta_init=0.5,
                                hybrid_delta_final=0.05, hybrid_adaptive_delta=False,
-                               sat_shrink_on_ratio=False, verbose=False)
+                               sat_shrink_on_ratio=False, verbose=False, optimizer="adam",
+                               early_stopping=False)
     trainer = HybridTrainer(model, config=cfg)
     trainer.fit(x, y)
     recs = trainer.epoch_records
@@ -143,7 +146,8 @@ def test_coverage_follows_target_with_tag_policy():
         cfg = TrainingConfig(batch_size=500, max_epochs=50, learning_rate=1e-2, seed=0,
                              target_coverage=target, lambda_learning_rate=1.0,
                              adaptive_momentum=0.0, adaptive_warmup_steps=0,
-                             adaptive_update_frequency=1, verbose=False)
+                             adaptive_update_frequency=1, verbose=False, optimizer="adam",
+                             early_stopping=False, restore_best=False)
         trainer = Trainer(model, config=cfg)
         trainer.fit(x, y)
         coverage = trainer.evaluate(x, y)["coverage"]
@@ -157,14 +161,14 @@ def test_coverage_follows_target_with_tag_policy():
 def test_early_stopping_and_callbacks():
     x, y = _smooth_data(300)
     cfg = TrainingConfig(batch_size=100, max_epochs=50, learning_rate=1e-12, seed=0, verbose=False,
-                         early_stopping=True, patience=3, min_delta=1.0)
+                         early_stopping=True, patience=3, min_delta=1.0, optimizer="adam")
     trainer = Trainer(TRRational(1, 1), config=cfg)
     trainer.fit(x, y)
     # the first epoch sets best; three more without an improvement of min_delta stop it
     assert trainer.epoch == 4 and trainer.stopped_early
 
     seen = []
-    cfg2 = TrainingConfig(batch_size=100, max_epochs=50, seed=0, verbose=False)
+    cfg2 = TrainingConfig(batch_size=100, max_epochs=50, seed=0, verbose=False, optimizer="adam")
     t2 = Trainer(TRRational(1, 1), config=cfg2,
                  callbacks=[lambda tr, rec: seen.append(rec["epoch"]) or rec["epoch"] >= 2])
     t2.fit(x, y)
@@ -190,7 +194,8 @@ def test_trainer_bad_input():
         Trainer(object())
 
 
-def test_training_is_identical_for_one_and_two_threads():
+@pytest.mark.parametrize("optimizer", ["lm", "adam"])
+def test_training_is_identical_for_one_and_two_threads(optimizer):
     import numba
 
     # batches of several kernel chunks, so that the gradient sums really are split across threads
@@ -205,7 +210,7 @@ def test_training_is_identical_for_one_and_two_threads():
             model = TRRational(3, 2)
             model.set_parameters([theta0.copy(), phi0.copy()])
             cfg = TrainingConfig(batch_size=40000, max_epochs=3, learning_rate=1e-3, seed=0,
-                                 loss="huber", verbose=False)
+                                 loss="huber", verbose=False, optimizer=optimizer)
             Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=0))
                     ).fit(x, y)
             results.append((model.theta.copy(), model.phi.copy()))
@@ -241,7 +246,7 @@ def test_protocol_model_gets_copied_batches_with_the_same_result():
     for wrap in (False, True):
         layer = TRRational(2, 1)
         cfg = TrainingConfig(batch_size=64, max_epochs=3, learning_rate=0.01, seed=5,
-                             verbose=False)
+                             verbose=False, optimizer="adam")
         model = _DelegatingModel(layer) if wrap else layer
         Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=2))).fit(x, y)
         runs.append((layer.theta.copy(), layer.phi.copy()))
@@ -264,7 +269,8 @@ def test_curriculum_weights_reach_an_integrated_sampler():
     hard = q <= 1.0
     assert 0 < hard.sum() < x.size
     sampler = create_integrated_sampler("importance", seed=0)
-    cfg = TrainingConfig(batch_size=64, max_epochs=1, seed=0, verbose=False)
+    cfg = TrainingConfig(batch_size=64, max_epochs=1, seed=0, verbose=False, optimizer="adam",
+                         validation_fraction=0.0)
     Trainer(model, config=cfg, sampler=sampler, curriculum=curriculum).fit(x, y)
     counts = sampler.importance_sampler.sample_counts
     assert counts.sum() == 13 * 64

@@ -75,7 +75,6 @@ def run_demo(
     out: str | Path | None = "zeroproof_demo",
     n_pool: int = 20000,
     batch_size: int = 2048,
-    learning_rate: float = 1e-7,
     rejection_threshold: float = 1e-6,
     verbose: bool = True,
     plot: bool = True,
@@ -93,11 +92,6 @@ def run_demo(
     log_every : print a progress line every this many epochs (when verbose)
     out : output directory (None: write nothing)
     n_pool, batch_size : training pool size and batch size
-    learning_rate : Adam step of the refinement after the linearised fit. Adam moves every
-        parameter by about this much per step even at an optimum, and a pole moves with φ:
-        at 1e-6 the refinement jittered the edge pole of ``poles=(0.95,)`` by ~1e-6, enough to
-        lose to the ε-rational within 1e-4 of it in 2 of 3 seeds; at 1e-7 it won in all 9 runs
-        (3 pole sets × 3 seeds, 8 epochs) and on the default problem
     rejection_threshold : |Q| below which a REAL-target output pays the λ_rej penalty; the
         demo's targets are exact near the poles, so only the outputs right at a pole should pay
     """
@@ -128,8 +122,10 @@ def run_demo(
     # --- TR-rational: hybrid schedule + importance/active sampling + curriculum + adaptive λ
     tr_model = TRRational(d_p, d_q, domain=domain)
     tr_model.set_parameters([theta0.copy(), phi0.copy()])
-    common = dict(batch_size=batch_size, max_epochs=epochs, learning_rate=learning_rate, seed=seed,
-                  loss="huber", verbose=verbose, progress_bar=verbose)
+    # the trainers' default optimizer for a TRRational: Levenberg–Marquardt over the pool, with
+    # a held-out split and restore-best (training never ends worse than its start)
+    common = dict(batch_size=batch_size, max_epochs=epochs, seed=seed, loss="huber",
+                  verbose=verbose, progress_bar=verbose)
     hcfg = HybridTrainingConfig(
         **common, use_hybrid_gradient=True, hybrid_warmup_epochs=max(1, epochs // 10),
         hybrid_transition_epochs=max(1, epochs // 2), target_coverage=0.95,
@@ -171,7 +167,11 @@ def run_demo(
                                   q_epsilon=DEMO_EPSILON))
     y_poly = to_ieee(poly_model.forward(x_test))
     y_aaa = np.asarray(aaa.predict(x_test), dtype=np.float64)
+    start_model = TRRational(d_p, d_q, domain=domain)
+    start_model.set_parameters([theta0, phi0])
     models = {
+        "start": _evaluate(to_ieee(start_model.forward(x_test)), start_model.poles(), x_test,
+                           y_true, problem),
         "tr_rational": _evaluate(y_tr, tr_model.poles(), x_test, y_true, problem),
         "eps_rational": _evaluate(y_eps, eps_model.poles(), x_test, y_true, problem),
         "polynomial": _evaluate(y_poly, [], x_test, y_true, problem),
@@ -182,6 +182,8 @@ def run_demo(
         bench = trainer.bench_history
         models[key]["avg_step_ms"] = float(np.median([b["avg_step_ms"] for b in bench])) if bench else None
         models[key]["coverage"] = trainer.history["coverage"][-1] if trainer.history["coverage"] else None
+        models[key]["held_out"] = trainer.get_training_summary()["held_out"]
+        models[key]["epochs_trained"] = trainer.epoch
     models["tr_rational"]["lambda_rej"] = tr_trainer.lambda_rej
     models["tr_rational"]["bench"] = tr_trainer.bench_history
     models["eps_rational"]["epsilon"] = DEMO_EPSILON

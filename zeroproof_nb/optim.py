@@ -11,10 +11,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import check_finite, check_in_range, check_nonnegative, check_positive
+from ._validation import (
+    check_choice,
+    check_finite,
+    check_in_range,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
+from .least_squares import LMState
 from .kernels import optim as _ko
 
-__all__ = ["SGD", "Adam"]
+__all__ = ["SGD", "Adam", "LevenbergMarquardt", "LRSchedule"]
 
 
 class _Optimizer:
@@ -265,3 +273,140 @@ class Adam(_Optimizer):
             _ko.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                             c(self.lr), c(b1), c(1.0 - b1), c(b2), c(1.0 - b2), c(bc1), c(bc2),
                             c(self.eps), c(self.weight_decay))
+
+
+class LevenbergMarquardt:
+    """Levenberg–Marquardt for a rational layer: the settings and the damping state of
+    :func:`zeroproof_nb.least_squares.levenberg_marquardt`, carried across training epochs.
+
+    It does not take gradients: the :class:`~zeroproof_nb.training.trainer.Trainer` runs
+    ``steps_per_epoch`` accepted steps over the whole training pool per epoch (J^T J and J^T r
+    accumulated in one pass), so the learning rate has no role (``lr`` is kept for the
+    HybridTrainer's bookkeeping only).
+
+    Parameters
+    ----------
+    params : [theta, phi] of the layer (shapes define the state)
+    steps_per_epoch : int >= 1
+    max_tries : int >= 1, damping increases per step before the step is given up
+    ftol, xtol, gtol : float >= 0, convergence tolerances (see ``levenberg_marquardt``)
+    """
+
+    _kind = "LevenbergMarquardt"
+
+    def __init__(self, params: Sequence[np.ndarray], steps_per_epoch: int = 1,
+                 max_tries: int = 30, ftol: float = 1e-10, xtol: float = 1e-10,
+                 gtol: float = 1e-10) -> None:
+        params = [params] if isinstance(params, np.ndarray) else list(params)
+        if not params or not all(isinstance(p, np.ndarray) for p in params):
+            raise TypeError("params must be a non-empty list of numpy arrays")
+        self.params = params
+        self.steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", minimum=1)
+        self.max_tries = check_int(max_tries, "max_tries", minimum=1)
+        self.ftol = check_nonnegative(ftol, "ftol")
+        self.xtol = check_nonnegative(xtol, "xtol")
+        self.gtol = check_nonnegative(gtol, "gtol")
+        self.state = LMState.fresh(sum(int(p.size) for p in params))
+        self.step_count = 0
+        self.converged = False
+        self.lr = 0.0
+        self.last_status: int | None = None
+
+    def reset(self) -> None:
+        """Forget the damping (e.g. after the objective changed)."""
+        self.state.values[:] = 0.0
+        self.converged = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """Settings, damping state and counters (plain numbers and one array)."""
+        return {"kind": self._kind, "step_count": int(self.step_count),
+                "converged": int(self.converged), "steps_per_epoch": self.steps_per_epoch,
+                "max_tries": self.max_tries, "ftol": self.ftol, "xtol": self.xtol,
+                "gtol": self.gtol, "damping": self.state.values.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (validated before anything changes)."""
+        kind = state.get("kind", self._kind)
+        kind = str(np.asarray(kind).item()) if not isinstance(kind, str) else kind
+        if kind != self._kind:
+            raise ValueError(f"state is for a {kind!r} optimizer, not {self._kind!r}")
+        damping = np.asarray(state.get("damping"), dtype=np.float64)
+        if damping.shape != self.state.values.shape:
+            raise ValueError(f"state['damping'] must have shape {self.state.values.shape}, "
+                             f"got {damping.shape}")
+        check_finite(damping, "state['damping']")
+        step_count = check_int(_scalar(state, "step_count"), "step_count", minimum=0)
+        steps = check_int(_scalar(state, "steps_per_epoch"), "steps_per_epoch", minimum=1)
+        tries = check_int(_scalar(state, "max_tries"), "max_tries", minimum=1)
+        tols = [check_nonnegative(_scalar(state, k), k) for k in ("ftol", "xtol", "gtol")]
+        self.state.values[:] = damping
+        self.step_count = step_count
+        self.converged = bool(_scalar(state, "converged"))
+        self.steps_per_epoch, self.max_tries = steps, tries
+        self.ftol, self.xtol, self.gtol = tols
+
+
+class LRSchedule:
+    """Learning-rate schedule of SGD/Adam, applied by the Trainer after each epoch.
+
+    Kinds: ``"step"`` (lr = base·gamma^floor(epoch/step_size)), ``"cosine"`` (from base to
+    ``min_lr`` over ``total_epochs``), ``"plateau"`` (lr·gamma when the held-out loss has not
+    improved by the relative ``threshold`` for ``patience`` epochs, floored at ``min_lr``).
+
+    Parameters
+    ----------
+    kind : {"step", "cosine", "plateau"}
+    base_lr : float > 0
+    step_size, patience : int >= 1
+    gamma : float in (0, 1)
+    min_lr : float >= 0
+    total_epochs : int >= 1 (cosine)
+    threshold : float >= 0 (plateau)
+    """
+
+    KINDS = ("step", "cosine", "plateau")
+
+    def __init__(self, kind: str, base_lr: float, *, step_size: int = 10, gamma: float = 0.5,
+                 min_lr: float = 0.0, total_epochs: int = 100, patience: int = 5,
+                 threshold: float = 1e-4) -> None:
+        self.kind = check_choice(kind, "lr_schedule", self.KINDS)
+        self.base_lr = check_positive(base_lr, "base_lr")
+        self.step_size = check_int(step_size, "lr_step_size", minimum=1)
+        self.gamma = check_in_range(gamma, "lr_gamma", 0.0, 1.0)
+        if not 0.0 < self.gamma < 1.0:
+            raise ValueError(f"lr_gamma must lie in (0, 1), got {gamma!r}")
+        self.min_lr = check_nonnegative(min_lr, "lr_min")
+        self.total_epochs = check_int(total_epochs, "total_epochs", minimum=1)
+        self.patience = check_int(patience, "lr_patience", minimum=1)
+        self.threshold = check_nonnegative(threshold, "threshold")
+        self.best = float("inf")
+        self.bad_epochs = 0
+
+    def lr_after(self, epoch: int, lr: float, val_loss: float | None = None) -> float:
+        """Learning rate for the epoch after ``epoch`` (0-based), given the current ``lr``
+        and, for "plateau", the held-out loss of ``epoch``."""
+        if self.kind == "step":
+            return max(self.min_lr, self.base_lr * self.gamma ** ((epoch + 1) // self.step_size))
+        if self.kind == "cosine":
+            frac = min(1.0, (epoch + 1) / self.total_epochs)
+            return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1.0 + np.cos(np.pi * frac))
+        if val_loss is None or not np.isfinite(val_loss):
+            return lr
+        if val_loss < self.best * (1.0 - self.threshold):
+            self.best = val_loss
+            self.bad_epochs = 0
+            return lr
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            self.bad_epochs = 0
+            return max(self.min_lr, lr * self.gamma)
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best if np.isfinite(self.best) else None,
+                "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = state.get("best")
+        self.best = float("inf") if best is None else float(best)
+        self.bad_epochs = int(state.get("bad_epochs", 0))

@@ -107,7 +107,8 @@ MODE_CODES = {"mask_real": MODE_MASK_REAL, "saturating": MODE_SATURATING, "hybri
 LOSS_MSE = 0
 LOSS_MAE = 1
 LOSS_HUBER = 2
-LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER}
+LOSS_TUKEY = 3
+LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER, "tukey": LOSS_TUKEY}
 
 #: points per block inside a chunk: forward kernel (its two buffers stay in L1) and, at most,
 #: fused pass (see fused_block_size: its buffers stay in L2; a smaller block costs more in
@@ -221,8 +222,15 @@ def output_point(p, q, nan_check, has_policy, tau_q, tau_p):
 
 @njit(**_JIT_INLINE)
 def data_loss_point(kind, r, huber_delta):
-    """(loss, dloss/dr) of the residual r = y - t: mse 1/2 r^2, mae |r|, Huber."""
+    """(loss, dloss/dr) of the residual r = y - t: mse 1/2 r^2, mae |r|, Huber, Tukey's
+    bisquare (``huber_delta`` is the threshold c of both robust losses)."""
     a = abs(r)
+    if kind == LOSS_TUKEY:
+        c = huber_delta
+        if a < c:
+            u = 1.0 - (r / c) * (r / c)
+            return (c * c / 6.0) * (1.0 - u * u * u), r * u * u
+        return c * c / 6.0, 0.0
     s = 0.0
     if r > 0:
         s = 1.0

@@ -30,7 +30,9 @@ from .._validation import (
 )
 from ..core import TRTag
 from ..layers import TRRational
-from ..optim import SGD, Adam
+from ..least_squares import levenberg_marquardt, rational_normal_equations, robust_scale
+from ..least_squares import robust_threshold
+from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
 from . import _compiled
 from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
 from .curriculum import CurriculumScheduler
@@ -45,6 +47,8 @@ __all__ = ["TrainingConfig", "Trainer", "BatchSource"]
 logger = logging.getLogger(__name__)
 
 _REAL = int(TRTag.REAL)
+#: threshold / σ of the robust losses (robust_threshold(loss, 1.0))
+_ROBUST_K = {"huber": robust_threshold("huber", 1.0), "tukey": robust_threshold("tukey", 1.0)}
 #: most pool rows one compiled call trains on (bounds the epoch's index array: 8 MiB)
 _COMPILED_ROWS = 1 << 20
 
@@ -59,8 +63,17 @@ class TrainingConfig:
     adaptive_exponential_decay, adaptive_lambda_min, adaptive_lambda_max, log_interval, verbose,
     early_stopping, patience, min_delta``.
 
-    Ours: ``seed`` (trainer RNG: uniform batches), ``optimizer`` ("adam" | "sgd"), ``loss``
-    ("mse" | "mae" | "huber"), ``huber_delta``, ``gradient_mode`` (the fixed rule of a plain
+    Ours: ``seed`` (trainer RNG: uniform batches, the held-out split), ``optimizer`` ("lm" |
+    "adam" | "sgd"; None: Levenberg–Marquardt for a :class:`TRRational`, Adam otherwise),
+    ``loss`` ("mse" | "mae" | "huber" | "tukey"), ``huber_delta`` (Huber threshold; None:
+    1.345·σ), ``loss_scale`` (σ, the residual scale of the robust losses; None: the normalised
+    MAD of the start's residuals on the training pool; Tukey's threshold is 4.685·σ),
+    ``validation_fraction`` (held-out share split off the pool when no validation data is
+    given), ``restore_best`` (end with the parameters of the best held-out epoch, the start
+    included), ``importance_weighting`` (re-weight drawn batches by 1/(N·p_i) so that they
+    estimate the pool's loss; False: upstream's unweighted batches), ``lr_schedule``
+    (None | "step" | "cosine" | "plateau", with ``lr_step_size``, ``lr_gamma``, ``lr_min``,
+    ``lr_patience``), ``lm_steps_per_epoch``, ``gradient_mode`` (the fixed rule of a plain
     Trainer; HybridTrainer schedules it), ``delta`` (hybrid threshold for a fixed "hybrid" mode),
     ``saturation_bound``, ``batches_per_epoch`` (default ceil(N / batch_size)),
     ``rejection_threshold`` (None: the kernel's default), ``q_epsilon`` (> 0 trains the
@@ -88,14 +101,24 @@ class TrainingConfig:
     adaptive_lambda_max: float | None = None
     log_interval: int = 10
     verbose: bool = True
-    early_stopping: bool = False
+    early_stopping: bool = True
     patience: int = 10
     min_delta: float = 1e-4
     # --- ours
     seed: int | None = None
-    optimizer: str = "adam"
+    optimizer: str | None = None
     loss: str = "mse"
-    huber_delta: float = 1.0
+    huber_delta: float | None = None
+    loss_scale: float | None = None
+    validation_fraction: float = 0.1
+    restore_best: bool = True
+    importance_weighting: bool = True
+    lr_schedule: str | None = None
+    lr_step_size: int = 10
+    lr_gamma: float = 0.5
+    lr_min: float = 0.0
+    lr_patience: int = 5
+    lm_steps_per_epoch: int = 1
     gradient_mode: str = "mask_real"
     delta: float | None = None
     saturation_bound: float = 1.0
@@ -113,8 +136,23 @@ class TrainingConfig:
         check_int(self.log_interval, "log_interval", minimum=1)
         check_int(self.patience, "patience", minimum=1)
         check_nonnegative(self.min_delta, "min_delta")
-        check_choice(self.optimizer, "optimizer", ("adam", "sgd"))
-        check_choice(self.loss, "loss", ("mse", "mae", "huber"))
+        if self.optimizer is not None:
+            check_choice(self.optimizer, "optimizer", ("lm", "adam", "sgd"))
+        check_choice(self.loss, "loss", ("mse", "mae", "huber", "tukey"))
+        if self.optimizer == "lm" and self.loss == "mae":
+            raise ValueError("loss='mae' has no Gauss-Newton matrix: use optimizer 'adam' or 'sgd'")
+        if self.huber_delta is not None:
+            check_positive(self.huber_delta, "huber_delta")
+        if self.loss_scale is not None:
+            check_positive(self.loss_scale, "loss_scale")
+        check_in_range(self.validation_fraction, "validation_fraction", 0.0, 0.5)
+        if self.lr_schedule is not None:
+            check_choice(self.lr_schedule, "lr_schedule", LRSchedule.KINDS)
+        check_int(self.lr_step_size, "lr_step_size", minimum=1)
+        check_in_range(self.lr_gamma, "lr_gamma", 0.0, 1.0)
+        check_nonnegative(self.lr_min, "lr_min")
+        check_int(self.lr_patience, "lr_patience", minimum=1)
+        check_int(self.lm_steps_per_epoch, "lm_steps_per_epoch", minimum=1)
         mode = getattr(self.gradient_mode, "value", self.gradient_mode)
         check_choice(mode, "gradient_mode", ("mask_real", "saturating", "hybrid"))
         self.gradient_mode = mode
@@ -185,6 +223,8 @@ class BatchSource:
         self._prepared: Any = None
         self._perm: np.ndarray | None = None
         self._q: np.ndarray | None = None
+        #: 1/p_i of the epoch's draw distribution over the pool (None: uniform batches)
+        self.inverse_probability: np.ndarray | None = None
 
     @property
     def needs_q(self) -> bool:
@@ -198,6 +238,7 @@ class BatchSource:
         self._pos = 0
         self._perm = None
         self._prepared = None
+        self.inverse_probability = None
         if not self.needs_q:
             self._perm = self.rng.permutation(n)
             return
@@ -209,6 +250,30 @@ class BatchSource:
             self._prepared = self.sampler.prepare(q_pool, sample_weights=weights)
         elif self._plain is not None:
             self._prepared = self._plain.prepare(q_pool, sample_weights=weights)
+        self.inverse_probability = self._inverse_probability(n)
+
+    def _inverse_probability(self, n: int) -> np.ndarray | None:
+        """1/p_i of a draw from the epoch's distribution (0 where p_i = 0: never drawn), or
+        None when draws are uniform over the pool. Importance draws: p = the prepared weights;
+        the hybrid mixture: r·p + (1 − r)/M over the M points with a number as |Q| (r the
+        importance share of a batch). Active draws (grid points mapped to their nearest pool
+        points) have no closed-form p and are not re-weighted. Without replacement, p is the
+        per-draw probability of the first draw (the usual approximation)."""
+        if self._prepared is None:
+            return None
+        p = np.array(self._prepared.weights, dtype=np.float64)
+        sampler = self.sampler
+        if isinstance(sampler, IntegratedSampler) and sampler.strategy.value == "hybrid":
+            ratio = float(sampler.importance_sampler.config.importance_batch_ratio)
+            valid = self._prepared.valid_index
+            m = n if valid is None else valid.shape[0]
+            uniform = np.full(n, 1.0 / m) if valid is None else np.zeros(n)
+            if valid is not None:
+                uniform[valid] = 1.0 / m
+            p = ratio * p + (1.0 - ratio) * uniform
+        inv = np.zeros(n)
+        np.divide(1.0, p, out=inv, where=p > 0)
+        return inv
 
     def next_indices(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Pool indices of the next batch, shape (B,) int64."""
@@ -334,9 +399,27 @@ class Trainer:
         self.model = model
         self.config = config
         if optimizer is None:
-            cls = Adam if config.optimizer == "adam" else SGD
-            optimizer = cls(model.parameters(), lr=config.learning_rate)
+            kind = config.optimizer
+            if kind is None:
+                kind = "lm" if isinstance(model, TRRational) and config.loss != "mae" else "adam"
+            if kind == "lm":
+                optimizer = LevenbergMarquardt(model.parameters(),
+                                               steps_per_epoch=config.lm_steps_per_epoch)
+            else:
+                cls = Adam if kind == "adam" else SGD
+                optimizer = cls(model.parameters(), lr=config.learning_rate)
+        if isinstance(optimizer, LevenbergMarquardt):
+            if not isinstance(model, TRRational):
+                raise TypeError("the Levenberg–Marquardt optimizer needs a TRRational model, "
+                                f"got {type(model).__name__}")
+            if config.loss == "mae":
+                raise ValueError("loss='mae' has no Gauss-Newton matrix: use SGD or Adam")
         self.optimizer = optimizer
+        self.lr_schedule = None if config.lr_schedule is None or isinstance(
+            optimizer, LevenbergMarquardt) else LRSchedule(
+                config.lr_schedule, config.learning_rate, step_size=config.lr_step_size,
+                gamma=config.lr_gamma, min_lr=config.lr_min, total_epochs=max(1, config.max_epochs),
+                patience=config.lr_patience, threshold=config.min_delta)
         model_policy = getattr(model, "adaptive_loss_policy", None)
         if adaptive_lambda is not None and model_policy is not None and adaptive_lambda is not model_policy:
             raise ValueError("adaptive_lambda conflicts with model.adaptive_loss_policy; give one")
@@ -360,6 +443,14 @@ class Trainer:
         self.bench_history: list[dict[str, Any]] = []
         self.epoch_records: list[dict[str, Any]] = []
         self.stopped_early = False
+        #: seed of the held-out split (drawn once when config.seed is None; checkpointed)
+        self.split_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0]) \
+            if config.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        self.loss_sigma: float | None = config.loss_scale
+        self.held_out: dict[str, Any] = {}
+        self._best_params: list[np.ndarray] | None = None
+        self._start_poles: list[float] | None = None
+        self._pool_weight: np.ndarray | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -396,7 +487,7 @@ class Trainer:
         cfg = self.config
         kw = self._kernel_kwargs()
         kw["loss"] = cfg.loss
-        kw["huber_delta"] = cfg.huber_delta
+        kw["huber_delta"] = self._loss_threshold()
         if cfg.rejection_threshold is not None:
             kw["rejection_threshold"] = cfg.rejection_threshold
         elif getattr(getattr(self.model, "policy", None), "tau_q_on", 0.0) > 0.0:
@@ -406,15 +497,33 @@ class Trainer:
             kw["q_epsilon"] = cfg.q_epsilon
         return kw
 
-    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> Any:
+    def _loss_threshold(self) -> float:
+        """Threshold c of the robust loss: ``huber_delta`` if given, else k·σ (1.345 Huber,
+        4.685 Tukey) with σ = ``loss_scale`` or the MAD of the start's residuals."""
+        cfg = self.config
+        if cfg.loss == "huber" and cfg.huber_delta is not None:
+            return float(cfg.huber_delta)
+        sigma = self.loss_sigma if self.loss_sigma is not None else 1.0
+        if cfg.loss in ("huber", "tukey"):
+            return robust_threshold(cfg.loss, sigma)
+        return 1.0
+
+    def _loss_and_grad(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None,
+                       weight: np.ndarray | None = None) -> Any:
         """The model's fused pass with the current rule, λ_rej and loss settings, on the rows
-        ``idx`` of (x, y) (all rows when None)."""
+        ``idx`` of (x, y) (all rows when None), with the pool's row weights ``weight``."""
         kw = self._pass_options()
         if idx is not None:
             if self._model_takes_indices:
                 kw["indices"] = idx  # the kernel gathers the rows: no batch copies
+                if weight is not None:
+                    kw["sample_weight"] = weight
             else:
                 x, y = x[idx], y[idx]
+                if weight is not None:
+                    kw["sample_weight"] = weight[idx]
+        elif weight is not None:
+            kw["sample_weight"] = weight
         if not self._model_updates_lambda:
             kw["lambda_rej"] = self.lambda_rej
         return self.model.loss_and_grad(x, y, **kw)
@@ -460,8 +569,19 @@ class Trainer:
         self.optimizer.lr = min(self.config.learning_rate, 1.0 / l_hat)
 
     # ------------------------------------------------------------------ training
+    def _batch_weight(self) -> np.ndarray | None:
+        """Per-pool-row weights of this epoch's batches: the user's sample weights times
+        1/(N·p_i) of the draw distribution (the kernel normalises them over each batch, so the
+        batch loss is the self-normalised estimate of the pool's), or None (plain means)."""
+        inv = self.source.inverse_probability if self.config.importance_weighting else None
+        if inv is None:
+            return self._pool_weight
+        return inv if self._pool_weight is None else inv * self._pool_weight
+
     def train_epoch(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """One epoch over the pool ``(x, y)`` (validated arrays); returns the epoch record."""
+        if isinstance(self.optimizer, LevenbergMarquardt):
+            return self._lm_epoch(x, y)
         cfg = self.config
         n = x.shape[0]
         n_batches = cfg.batches_per_epoch or max(1, -(-n // cfg.batch_size))
@@ -470,20 +590,26 @@ class Trainer:
         t0 = time.perf_counter()
         q_pool = self._pool_q(x) if self.source.needs_q else None
         self.source.start_epoch(self.epoch, n, q_pool)
+        weight = self._batch_weight()
         prep_s = time.perf_counter() - t0
 
         acc: dict[str, Any] = {"q_abs": [], "x": []}  # what _after_batch collects
-        if _compiled.unavailable(self) is None:
+        if weight is None and _compiled.unavailable(self) is None:
             data_s, optim_s, losses, n_real, n_out = self._compiled_batches(x, y, n_batches)
         else:
-            data_s, optim_s, losses, n_real, n_out = self._python_batches(x, y, n_batches, acc)
+            data_s, optim_s, losses, n_real, n_out = self._python_batches(x, y, n_batches, acc,
+                                                                          weight)
 
         data_ms = (data_s + prep_s) * 1000.0 / n_batches
         optim_ms = optim_s * 1000.0 / n_batches
-        coverage = n_real / n_out if n_out else 1.0
+        return self._epoch_record(float(losses.mean()), n_real / n_out if n_out else 1.0,
+                                  data_ms, optim_ms, n_batches, acc)
+
+    def _epoch_record(self, loss: float, coverage: float, data_ms: float, optim_ms: float,
+                      n_batches: int, acc: dict[str, Any]) -> dict[str, Any]:
         record: dict[str, Any] = {
             "epoch": self.epoch,
-            "loss": float(losses.mean()),
+            "loss": loss,
             "coverage": coverage,
             "lambda_rej": self.lambda_rej,
         }
@@ -499,6 +625,48 @@ class Trainer:
         if self.curriculum is not None:
             record["curriculum"] = self.curriculum.update(self.epoch, coverage, record["loss"])
         self._finish_epoch(record, acc)
+        return record
+
+    def _lm_epoch(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """One epoch of Levenberg–Marquardt: ``steps_per_epoch`` accepted steps over the whole
+        pool (the optimisation time), then one fused pass over it for the record, the λ_rej
+        policy and the subclass hooks (one "batch": the pool)."""
+        model, opt = self.model, self.optimizer
+        self._start_epoch(self.epoch)
+        acc: dict[str, Any] = {"q_abs": [], "x": []}
+        t0 = time.perf_counter()
+        kw = self._pass_options()
+        res = levenberg_marquardt(
+            x, y, model.theta, model.phi, basis=model.basis, domain=model.domain,
+            policy=model.policy, mode=kw["mode"], delta=kw["delta"],
+            saturation_bound=kw["saturation_bound"], sample_weight=self._pool_weight,
+            loss="l2" if kw["loss"] == "mse" else kw["loss"],
+            loss_scale=self._loss_threshold() / _ROBUST_K.get(kw["loss"], 1.0),
+            lambda_rej=self.lambda_rej,
+            rejection_threshold=kw.get("rejection_threshold", 1e-2),
+            q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi),
+            max_steps=opt.steps_per_epoch, max_tries=opt.max_tries, ftol=opt.ftol,
+            xtol=opt.xtol, gtol=opt.gtol, state=opt.state)
+        if res.steps:
+            model.set_parameters([res.theta, res.phi])
+            model.project_phi()
+        opt.step_count += res.steps
+        opt.last_status = res.status
+        opt.converged = res.status != 0
+        t1 = time.perf_counter()
+        full = self._loss_and_grad(x, y, None, self._pool_weight)
+        if self.adaptive_lambda is not None and not self._model_updates_lambda:
+            self.adaptive_lambda.update_counts(full.stats["tag_counts"])
+        self._after_batch(full, x, np.arange(x.shape[0]), acc)
+        self.global_step += 1
+        counts = full.stats["tag_counts"]
+        coverage = counts[0] / max(1, int(np.sum(counts)))
+        if self.config.verbose:
+            self._log_batch(0, 1, float(full.loss), coverage, self.lambda_rej)
+        record = self._epoch_record(float(full.loss), float(coverage), 0.0,
+                                    (t1 - t0) * 1000.0, 1, acc)
+        record["lm"] = {"status": res.status, "steps": res.steps, "passes": res.passes,
+                        "objective": res.loss}
         return record
 
     def _compiled_batches(self, x: np.ndarray, y: np.ndarray,
@@ -536,7 +704,8 @@ class Trainer:
         return data_s, optim_s, losses, n_real, n_out
 
     def _python_batches(self, x: np.ndarray, y: np.ndarray, n_batches: int,
-                        acc: dict[str, Any]) -> tuple[float, float, np.ndarray, int, int]:
+                        acc: dict[str, Any], weight: np.ndarray | None = None,
+                        ) -> tuple[float, float, np.ndarray, int, int]:
         """The epoch's batches one by one through the model's protocol."""
         cfg = self.config
         data_s = optim_s = 0.0
@@ -546,7 +715,7 @@ class Trainer:
             t0 = time.perf_counter()
             idx = self.source.next_indices(x, cfg.batch_size)
             t1 = time.perf_counter()
-            res = self._loss_and_grad(x, y, idx)
+            res = self._loss_and_grad(x, y, idx, weight)
             if cfg.use_safe_lr:
                 self._safe_lr(res)
             self.optimizer.step([res.grad_theta, res.grad_phi])
@@ -590,30 +759,100 @@ class Trainer:
         return {"loss": float(res.loss), "data_loss": float(res.data_loss),
                 "coverage": float(counts[0] / max(1, int(np.sum(counts))))}
 
+    def held_out_loss(self, x: Any, y: Any) -> float:
+        """Data loss of the model on ``(x, y)`` with the training loss (robust threshold
+        included), the mean over outputs with a finite target: an output that is not REAL
+        where the target is finite counts as an infinite error (Tukey: its ceiling c²/6), so
+        placing a pole on a held-out point never looks like an improvement. For models other
+        than :class:`TRRational`: the data loss of :meth:`evaluate`."""
+        xa, ya = self._check_data(x, y, "x_val", "y_val")
+        if not isinstance(self.model, TRRational):
+            return self.evaluate(xa, ya)["data_loss"]
+        model, cfg = self.model, self.config
+        kw = self._pass_options()
+        loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
+        c = self._loss_threshold()
+        ne = rational_normal_equations(
+            xa, ya, model.theta, model.phi, basis=model.basis, domain=model.domain,
+            policy=model.policy, mode=kw["mode"], delta=kw["delta"],
+            saturation_bound=kw["saturation_bound"], loss=loss,
+            loss_scale=c / _ROBUST_K.get(loss, 1.0), q_epsilon=kw.get("q_epsilon", 0.0),
+            hessian=False)
+        n_out = ya.size
+        missing = ne.n_finite_target - ne.n_used
+        if ne.n_finite_target == 0:
+            return math.nan
+        total = ne.data_loss * n_out  # the pass normalises by all outputs
+        if missing:
+            if loss != "tukey":
+                return math.inf
+            total += missing * c * c / 6.0
+        return float(total / ne.n_finite_target)
+
+    def _split(self, xa: np.ndarray, ya: np.ndarray, wa: np.ndarray | None):
+        """(train x, y, w, held-out x, y) from the seeded split (``validation_fraction``)."""
+        n = xa.shape[0]
+        n_val = int(round(self.config.validation_fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            return xa, ya, wa, None, None
+        perm = np.random.default_rng(self.split_seed).permutation(n)
+        val = np.sort(perm[:n_val])
+        train = np.sort(perm[n_val:])
+        return (xa[train], ya[train], None if wa is None else wa[train], xa[val], ya[val])
+
     def fit(self, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
-            epochs: int | None = None) -> dict[str, list[Any]]:
+            epochs: int | None = None, sample_weight: Any = None) -> dict[str, list[Any]]:
         """Train until ``epochs`` more epochs ran (default: until ``config.max_epochs`` epochs
-        in total, so a resumed trainer finishes the original run), or early stopping.
+        in total, so a resumed trainer finishes the original run), early stopping or (with
+        Levenberg–Marquardt) convergence.
+
+        The held-out data are ``(x_val, y_val)`` when given, else a seeded
+        ``config.validation_fraction`` of the pool (the same split on every call with the
+        same trainer seed). The held-out loss is tracked per epoch (``history["val_loss"]``);
+        at the end of the run (max_epochs, early stop or convergence) the parameters of the
+        best held-out epoch are restored, the start included (``config.restore_best``), so the
+        result is never worse on held-out data than the model it was given.
 
         Parameters
         ----------
         x : (N,) or (N, d) array-like, the pool of inputs
         y : (N,) or (N, n_outputs) array-like, targets; NaN / ±inf mark non-REAL targets
-        x_val, y_val : optional validation pool for early stopping (else the train loss)
+        x_val, y_val : optional held-out data (else the split)
         epochs : int, optional
+        sample_weight : (N,) array-like >= 0, optional weights of the pool's points
 
         Returns
         -------
-        dict of lists: ``loss, coverage, lambda_rej`` (+ ``val_loss`` with validation data).
+        dict of lists: ``loss, coverage, lambda_rej`` (+ ``val_loss`` with held-out data).
         """
         xa, ya = self._check_data(x, y)
+        wa = None
+        if sample_weight is not None:
+            wa = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
+            if wa.shape[0] != xa.shape[0] or not np.all(np.isfinite(wa)) or np.any(wa < 0) \
+                    or not wa.sum() > 0:
+                raise ValueError("sample_weight must be finite, >= 0, with a positive sum and "
+                                 f"one entry per point ({xa.shape[0]})")
         has_val = x_val is not None or y_val is not None
         if has_val:
-            self._check_data(x_val, y_val, "x_val", "y_val")
+            xv, yv = self._check_data(x_val, y_val, "x_val", "y_val")
+        else:
+            xa, ya, wa, xv, yv = self._split(xa, ya, wa)
+            has_val = xv is not None
         if epochs is None:
             end = self.config.max_epochs
         else:
             end = self.epoch + check_int(epochs, "epochs", minimum=0)
+        self._pool_weight = wa
+        cfg = self.config
+        if cfg.loss in ("huber", "tukey") and self.loss_sigma is None:
+            self.loss_sigma = self._start_sigma(xa, ya)
+        if has_val and "start" not in self.held_out:
+            start = self.held_out_loss(xv, yv)
+            self.held_out = {"start": start, "best": start, "best_epoch": -1, "final": start,
+                             "n": int(xv.shape[0])}
+            self._best_params = [np.array(p) for p in self.model.parameters()]
+            self._start_poles = self._poles()
         bar = self._progress(end)
         try:
             while self.epoch < end and not self.stopped_early:
@@ -623,29 +862,63 @@ class Trainer:
                 self.history["lambda_rej"].append(record["lambda_rej"])
                 val = record["loss"]
                 if has_val:
-                    val = self.evaluate(x_val, y_val)["loss"]
+                    val = self.held_out_loss(xv, yv)
                     record["val_loss"] = val
                     self.history.setdefault("val_loss", []).append(val)
+                    self.held_out["final"] = val
+                    if val < self.held_out["best"]:
+                        self.held_out.update(best=val, best_epoch=self.epoch)
+                        self._best_params = [np.array(p) for p in self.model.parameters()]
                 self.epoch_records.append(record)
                 self.epoch += 1
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.3g}", cov=f"{record['coverage']:.3f}",
                                     lam=f"{record['lambda_rej']:.3g}")
-                if self.config.early_stopping:
-                    if val < self.best_loss - self.config.min_delta:
+                if self.lr_schedule is not None:
+                    self.optimizer.lr = self.lr_schedule.lr_after(self.epoch - 1,
+                                                                  self.optimizer.lr, val)
+                if cfg.early_stopping:
+                    # improvement: relative to the best so far (losses span many decades)
+                    if val < self.best_loss - cfg.min_delta * abs(self.best_loss) \
+                            or not math.isfinite(self.best_loss):
                         self.best_loss = val
                         self.patience_counter = 0
                     else:
                         self.patience_counter += 1
-                        if self.patience_counter >= self.config.patience:
+                        if self.patience_counter >= cfg.patience:
                             self.stopped_early = True
+                if isinstance(self.optimizer, LevenbergMarquardt) and self.optimizer.converged:
+                    self.stopped_early = True
                 if any(cb(self, record) is True for cb in self.callbacks):
                     self.stopped_early = True
         finally:
             if bar is not None:
                 bar.close()
+        if (self.stopped_early or self.epoch >= self.config.max_epochs) and has_val:
+            self._restore_best()
         return self.history
+
+    def _start_sigma(self, x: np.ndarray, y: np.ndarray) -> float:
+        """σ of the robust losses: the normalised MAD of the model's residuals on the pool
+        (floored at 1e-12·max(1, median |y|) so that an exact start keeps a threshold)."""
+        pred = np.asarray(self.model.forward(x)["value"], dtype=np.float64)
+        sigma = robust_scale(pred - y)
+        finite_y = np.abs(y[np.isfinite(y)])
+        floor = 1e-12 * max(1.0, float(np.median(finite_y)) if finite_y.size else 1.0)
+        return max(sigma, floor)
+
+    def _restore_best(self) -> None:
+        """Put back the best held-out parameters when the last epoch is worse."""
+        if not self.config.restore_best or self._best_params is None:
+            return
+        held = self.held_out
+        restored = held["final"] > held["best"] or not math.isfinite(held["final"])
+        if restored:
+            for p, best in zip(self.model.parameters(), self._best_params):
+                p[...] = best
+            held["final"] = held["best"]
+        held["restored"] = bool(restored)
 
     train = fit
 
@@ -663,13 +936,28 @@ class Trainer:
     def get_training_summary(self) -> dict[str, Any]:
         """``epochs_trained, global_steps, final_metrics, bench_history`` (upstream's keys)."""
         final = {k: (v[-1] if v else None) for k, v in self.history.items()}
-        return {
+        summary = {
             "epochs_trained": self.epoch,
             "global_steps": self.global_step,
             "final_metrics": final,
             "bench_history": list(self.bench_history),
             "stopped_early": self.stopped_early,
+            "optimizer": type(self.optimizer).__name__,
+            "held_out": dict(self.held_out),
         }
+        if isinstance(self.optimizer, LevenbergMarquardt):
+            summary["converged"] = bool(self.optimizer.converged)
+        poles = self._poles()
+        if poles is not None:
+            summary["poles"] = {"start": self._start_poles, "final": poles}
+        return summary
+
+    def _poles(self) -> list[float] | None:
+        """The model's real poles in its domain (1-D, one shared Q), else None."""
+        model = self.model
+        if not isinstance(model, TRRational) or model.input_dim != 1 or model.phi.ndim != 1:
+            return None
+        return [float(p) for p in model.poles()]
 
     # ------------------------------------------------------------------ checkpoints
     def _extra_state(self) -> dict[str, Any]:
@@ -706,6 +994,7 @@ class Trainer:
             "source": self.source.state_dict(),
             "config": self.config.to_dict(),
             "extra": self._extra_state(),
+            "training": self._held_out_state(),
         }
         doc = _split_arrays(meta, arrays)
         arrays["meta_json"] = np.array(json.dumps(doc, default=json_default))
@@ -741,3 +1030,26 @@ class Trainer:
         self.rng.bit_generator.state = meta["rng"]
         self.source.load_state_dict(meta["source"])
         self._load_extra_state(meta["extra"])
+        self._load_held_out_state(meta.get("training"))
+
+    def _held_out_state(self) -> dict[str, Any]:
+        """Split seed, robust scale, held-out record, best parameters, LR schedule."""
+        held = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
+                for k, v in self.held_out.items()}
+        return {"split_seed": str(self.split_seed), "loss_sigma": self.loss_sigma,
+                "held_out": held, "best_params": self._best_params,
+                "start_poles": self._start_poles,
+                "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict()}
+
+    def _load_held_out_state(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        self.split_seed = int(state["split_seed"])
+        self.loss_sigma = None if state["loss_sigma"] is None else float(state["loss_sigma"])
+        self.held_out = {k: (float(v) if isinstance(v, str) else v)
+                         for k, v in state["held_out"].items()}
+        best = state["best_params"]
+        self._best_params = None if best is None else [np.array(b) for b in best]
+        self._start_poles = state["start_poles"]
+        if self.lr_schedule is not None and state["lr_schedule"] is not None:
+            self.lr_schedule.load_state_dict(state["lr_schedule"])

@@ -1,0 +1,405 @@
+"""CPU loops of the Gauss-Newton pass and the Levenberg-Marquardt driver (float64).
+
+:func:`accumulate_chunk` evaluates P, Q and the tag of every output of a chunk of points and
+adds, for the outputs that take part (finite x, REAL output, finite target), the weighted
+robust loss, the gradient J^T psi(r) and the Gauss-Newton matrix J^T diag(omega) J (upper
+triangle) of the data term, then the rejection term and its Gauss-Newton curvature. Chunks of
+``tags.CHUNK`` points run in parallel into per-chunk partials that are added in chunk order, so
+the sums are the same bits for any number of threads.
+
+:func:`lm_run` is the whole Levenberg-Marquardt iteration in one call: it solves
+(H + mu D) delta = -g by Cholesky (D = running max of diag H, Marquardt's scaling), evaluates the
+candidate (one more pass, which also gives its H and g), accepts it when the objective falls
+and no output that took part became non-REAL, and adapts mu (Nielsen's rule). The parameter
+layout is ``[theta2.ravel(), phi2.ravel()]``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .basis import CHEBYSHEV, basis_row_1d, basis_row_nd, feature_dot
+from .least_squares import jacobian_coefficients, rejection_terms, robust_loss
+from .rational import output_point, row_denominator
+from .tags import CHUNK, REAL
+
+# per-chunk float and count partials
+F_DATA, F_REJ = 0, 1
+N_F = 2
+C_USED, C_TARGET, C_REAL = 0, 1, 2
+N_C = 3
+
+# lm_run status codes
+LM_RUNNING, LM_FTOL, LM_XTOL, LM_GTOL, LM_STALLED, LM_NOT_FINITE = 0, 1, 2, 3, 4, 5
+# lm_run state slots (then D, one per parameter)
+S_MU, S_NU = 0, 1
+N_STATE = 2
+
+
+#: points per block of :func:`accumulate_chunk` (its Jacobian buffer stays in L1/L2)
+LS_BLOCK = 256
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def block_gram(jac, jw, m, n_loc, col, want_h, gw, h, g):
+    """h[col[u], col[v]] += sum_{i<m} jw[u, i] jac[v, i] (v >= u) and
+    g[col[u]] += sum_{i<m} gw[i] jac[u, i]: the block's rank-m update (the sums over i
+    vectorise; their order is fixed by the compiled code)."""
+    for u in range(n_loc):
+        s = 0.0
+        for i in range(m):
+            s += gw[i] * jac[u, i]
+        g[col[u]] += s
+        if want_h:
+            for v in range(u, n_loc):
+                s = 0.0
+                for i in range(m):
+                    s += jw[u, i] * jac[v, i]
+                h[col[u], col[v]] += s
+
+
+@njit(cache=True, error_model="numpy")
+def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+                     kind, c, lam, inv_tau, start, stop, want_h, h, g, fs, cnt):
+    """Add the points ``start:stop`` to ``h`` (n_par, n_par; upper triangle), ``g`` (n_par,),
+    ``fs`` (data loss, rejection sum) and ``cnt`` (used outputs, finite targets, REAL tags).
+
+    ``x`` (N, max(d, 1)); ``target`` and ``weight`` (N, n_out) (``weight`` normalised, or
+    ``w_const`` for every output when not ``has_w``); ``deg`` = max(d_p, d_q). Points go in
+    blocks of ``LS_BLOCK``: a point loop writes the Jacobian rows of one output head into a
+    block buffer, then :func:`block_gram` adds the block's J^T diag(w omega) J and J^T w psi.
+    """
+    n_out, n_tp = theta2.shape
+    n_qh, n_tq1 = phi2.shape
+    n_theta = n_out * n_tp
+    n_loc = n_tp + n_tq1
+    n_f = max(n_tp, n_tq1 + 1)
+    dims = max(d, 1)
+    feat = np.empty((LS_BLOCK, n_f))
+    jac = np.empty((n_loc, LS_BLOCK))
+    jw = np.empty((n_loc, LS_BLOCK))
+    gw = np.empty(LS_BLOCK)
+    qb = np.empty(LS_BLOCK)
+    fin = np.empty(LS_BLOCK, dtype=np.bool_)
+    col = np.empty(n_loc, dtype=np.int64)
+    table = np.empty((dims, deg + 1))
+    n_target = 0
+    n_real = 0
+    n_used = 0
+    data = 0.0
+    for b0 in range(start, stop, LS_BLOCK):
+        m = min(LS_BLOCK, stop - b0)
+        for i in range(m):
+            nan_check = 0.0
+            for k in range(dims):
+                nan_check += x[b0 + i, k] - x[b0 + i, k]
+            fin[i] = nan_check == nan_check
+            if d == 0:
+                t = x[b0 + i, 0]
+                if basis == CHEBYSHEV:
+                    t = t * scale + shift
+                basis_row_1d(basis, t, deg, 1.0, feat[i], 0)
+            else:
+                basis_row_nd(basis, x[b0 + i], scale, shift, exps, n_f, deg, 1.0, table,
+                             feat[i])
+        for j in range(n_out):
+            jq = 0 if n_qh == 1 else j
+            poff = n_theta + jq * n_tq1
+            for k in range(n_tp):
+                col[k] = j * n_tp + k
+            for k in range(n_tq1):
+                col[n_tp + k] = poff + k
+            for i in range(m):
+                row = feat[i]
+                p = feature_dot(theta2, j, row, n_tp)
+                q = row_denominator(phi2, jq, row, n_tq1 + 1, 1.0, has_eps, eps)
+                v, tag = output_point(p, q, 0.0 if fin[i] else math.nan, has_policy, tau_q,
+                                      tau_p)
+                qb[i] = q
+                tj = target[b0 + i, j]
+                n_target += fin[i] and math.isfinite(tj)
+                n_real += tag == REAL
+                use, r, a, bq = jacobian_coefficients(fin[i], tag == REAL, q, v, tj, mode,
+                                                      delta, bound)
+                hw = 0.0
+                gwi = 0.0
+                if use:
+                    wt = weight[b0 + i, j] if has_w else w_const
+                    n_used += 1
+                    rho, psi, om = robust_loss(kind, r, c)
+                    data += wt * rho
+                    gwi = wt * psi
+                    hw = wt * om
+                else:
+                    a = 0.0
+                    bq = 0.0
+                gw[i] = gwi
+                for k in range(n_tp):
+                    jac[k, i] = a * row[k]
+                    jw[k, i] = hw * jac[k, i]
+                for k in range(n_tq1):
+                    jac[n_tp + k, i] = bq * row[k + 1]
+                    jw[n_tp + k, i] = hw * jac[n_tp + k, i]
+            block_gram(jac, jw, m, n_loc, col, want_h, gw, h, g)
+            if lam > 0.0:
+                for i in range(m):
+                    q = qb[i]
+                    if not (fin[i] and math.isfinite(q)):
+                        continue
+                    wt = weight[b0 + i, j] if has_w else w_const
+                    pen, dpen, sq = rejection_terms(math.isfinite(target[b0 + i, j]), q, inv_tau)
+                    if pen == 0.0 and dpen == 0.0:
+                        continue
+                    row = feat[i]
+                    fs[F_REJ] += wt * pen
+                    gq = lam * wt * dpen
+                    for k in range(n_tq1):
+                        g[poff + k] += gq * row[k + 1]
+                    if want_h and sq > 0.0:
+                        hq = lam * wt * sq * sq
+                        for u in range(n_tq1):
+                            hu = hq * row[u + 1]
+                            for v2 in range(u, n_tq1):
+                                h[poff + u, poff + v2] += hu * row[v2 + 1]
+    fs[F_DATA] += data
+    cnt[C_USED] += n_used
+    cnt[C_TARGET] += n_target
+    cnt[C_REAL] += n_real
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+                     kind, c, lam, inv_tau, want_h, h, g, fs, cnt):
+    """:func:`accumulate_chunk` over all points in chunks of ``CHUNK`` (parallel), partials
+    added in chunk order into ``h`` (full symmetric matrix on return), ``g``, ``fs``, ``cnt``
+    (all zeroed first)."""
+    n = x.shape[0]
+    n_par = g.shape[0]
+    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
+    hp = np.zeros((n_chunks, n_par, n_par)) if want_h else np.zeros((n_chunks, 1, 1))
+    gp = np.zeros((n_chunks, n_par))
+    fp = np.zeros((n_chunks, N_F))
+    cp = np.zeros((n_chunks, N_C), dtype=np.int64)
+    for ci in prange(n_chunks):
+        start = ci * CHUNK
+        stop = min(n, start + CHUNK)
+        accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                         scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                         bound, kind, c, lam, inv_tau, start, stop, want_h,
+                         hp[ci], gp[ci], fp[ci], cp[ci])
+    h[:, :] = 0.0
+    g[:] = 0.0
+    fs[:] = 0.0
+    cnt[:] = 0
+    for ci in range(n_chunks):
+        if want_h:
+            for u in range(n_par):
+                for v in range(u, n_par):
+                    h[u, v] += hp[ci, u, v]
+        for u in range(n_par):
+            g[u] += gp[ci, u]
+        for k in range(N_F):
+            fs[k] += fp[ci, k]
+        for k in range(N_C):
+            cnt[k] += cp[ci, k]
+    if want_h:
+        for u in range(n_par):
+            for v in range(u):
+                h[u, v] = h[v, u]
+
+
+@njit(cache=True, error_model="numpy")
+def cholesky_solve(a, b, out):
+    """Solve a @ out = b for symmetric positive definite ``a`` (n, n) by Cholesky; ``a`` is
+    overwritten by its factor. Returns False (``out`` undefined) when a pivot is not > 0."""
+    n = a.shape[0]
+    for j in range(n):
+        s = a[j, j]
+        for k in range(j):
+            s -= a[j, k] * a[j, k]
+        if not s > 0.0:
+            return False
+        ljj = math.sqrt(s)
+        a[j, j] = ljj
+        for i in range(j + 1, n):
+            s = a[i, j]
+            for k in range(j):
+                s -= a[i, k] * a[j, k]
+            a[i, j] = s / ljj
+    for i in range(n):
+        s = b[i]
+        for k in range(i):
+            s -= a[i, k] * out[k]
+        out[i] = s / a[i, i]
+    for i in range(n - 1, -1, -1):
+        s = out[i]
+        for k in range(i + 1, n):
+            s -= a[k, i] * out[k]
+        out[i] = s / a[i, i]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def add_regulariser(alpha, phi2, n_theta, h, g, want_h):
+    """alpha/2 ||phi||^2 into ``g`` (and ``h``); returns its value."""
+    n_qh, n_tq1 = phi2.shape
+    val = 0.0
+    for jq in range(n_qh):
+        for k in range(n_tq1):
+            u = n_theta + jq * n_tq1 + k
+            val += phi2[jq, k] * phi2[jq, k]
+            g[u] += alpha * phi2[jq, k]
+            if want_h:
+                h[u, u] += alpha
+    return 0.5 * alpha * val
+
+
+@njit(cache=True, error_model="numpy")
+def all_finite(a):
+    for v in a.ravel():
+        if not math.isfinite(v):
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
+           has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
+           alpha, state, max_steps, max_tries, ftol, xtol, gtol, info):
+    """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
+    updated in place). ``state`` = [mu, nu, D_1 .. D_n] carries the damping between calls
+    (mu <= 0: start afresh). ``info`` (float64, 6) receives: status, accepted steps, passes over
+    the data, objective before, objective after, used outputs. Returns the status code."""
+    n_out, n_tp = theta2.shape
+    n_qh, n_tq1 = phi2.shape
+    n_theta = n_out * n_tp
+    n_par = n_theta + n_qh * n_tq1
+    h = np.zeros((n_par, n_par))
+    g = np.zeros(n_par)
+    fs = np.zeros(N_F)
+    cnt = np.zeros(N_C, dtype=np.int64)
+    h_c = np.zeros((n_par, n_par))
+    g_c = np.zeros(n_par)
+    fs_c = np.zeros(N_F)
+    cnt_c = np.zeros(N_C, dtype=np.int64)
+    a = np.zeros((n_par, n_par))
+    step = np.zeros(n_par)
+    rhs = np.zeros(n_par)
+    th_c = theta2.copy()
+    ph_c = phi2.copy()
+    normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+                     kind, c, lam, inv_tau, True, h, g, fs, cnt)
+    passes = 1
+    loss = fs[F_DATA] + lam * fs[F_REJ] + add_regulariser(alpha, phi2, n_theta, h, g, True)
+    info[3] = loss
+    info[5] = cnt[C_USED]
+    if not (math.isfinite(loss) and all_finite(h) and all_finite(g)):
+        info[0] = LM_NOT_FINITE
+        info[2] = passes
+        info[4] = loss
+        return LM_NOT_FINITE
+    mu = state[S_MU]
+    nu = state[S_NU]
+    dscale = state[N_STATE:]
+    if not mu > 0.0:
+        mu = 1e-3
+        nu = 2.0
+        dscale[:] = 0.0
+    status = LM_RUNNING
+    accepted = 0
+    while accepted < max_steps and status == LM_RUNNING:
+        hmax = 0.0
+        for u in range(n_par):
+            hmax = max(hmax, h[u, u])
+        for u in range(n_par):
+            dscale[u] = max(dscale[u], h[u, u])
+            if not dscale[u] > 0.0:
+                dscale[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+        # gradient test: max_u |g_u| / sqrt(D_u) relative to sqrt(2 loss)
+        gmax = 0.0
+        for u in range(n_par):
+            gmax = max(gmax, abs(g[u]) / math.sqrt(dscale[u]))
+        if loss == 0.0 or gmax <= gtol * math.sqrt(2.0 * loss):
+            status = LM_GTOL
+            break
+        done = False
+        for _ in range(max_tries):
+            for u in range(n_par):
+                for v in range(n_par):
+                    a[u, v] = h[u, v]
+                a[u, u] += mu * dscale[u]
+                rhs[u] = -g[u]
+            if not cholesky_solve(a, rhs, step):
+                mu *= nu
+                nu *= 2.0
+                continue
+            # predicted reduction of the quadratic model: -(g.s + s.H.s/2)
+            pred = 0.0
+            for u in range(n_par):
+                hs = 0.0
+                for v in range(n_par):
+                    hs += h[u, v] * step[v]
+                pred -= g[u] * step[u] + 0.5 * step[u] * hs
+            for jt in range(n_out):
+                for k in range(n_tp):
+                    th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
+            for jq in range(n_qh):
+                for k in range(n_tq1):
+                    ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
+            normal_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis, deg,
+                             scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                             bound, kind, c, lam, inv_tau, True, h_c, g_c, fs_c, cnt_c)
+            passes += 1
+            loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + add_regulariser(alpha, ph_c, n_theta,
+                                                                        h_c, g_c, True)
+            ok = (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= cnt[C_USED]
+                  and all_finite(h_c) and all_finite(g_c))
+            if not ok:
+                mu *= nu
+                nu *= 2.0
+                if not mu < 1e300:
+                    break
+                continue
+            ared = loss - loss_c
+            rho = ared / pred if pred > 0.0 else 0.0
+            mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+            nu = 2.0
+            snorm = 0.0
+            pnorm = 0.0
+            for jt in range(n_out):
+                for k in range(n_tp):
+                    snorm += step[jt * n_tp + k] ** 2
+                    pnorm += theta2[jt, k] ** 2
+                    theta2[jt, k] = th_c[jt, k]
+            for jq in range(n_qh):
+                for k in range(n_tq1):
+                    snorm += step[n_theta + jq * n_tq1 + k] ** 2
+                    pnorm += phi2[jq, k] ** 2
+                    phi2[jq, k] = ph_c[jq, k]
+            h[:, :] = h_c
+            g[:] = g_c
+            fs[:] = fs_c
+            cnt[:] = cnt_c
+            loss = loss_c
+            accepted += 1
+            done = True
+            if ared <= ftol * (loss + ared) and pred <= ftol * (loss + ared):
+                status = LM_FTOL
+            elif math.sqrt(snorm) <= xtol * (math.sqrt(pnorm) + xtol):
+                status = LM_XTOL
+            break
+        if not done:
+            status = LM_STALLED
+    state[S_MU] = mu
+    state[S_NU] = nu
+    info[0] = status
+    info[1] = accepted
+    info[2] = passes
+    info[4] = loss
+    info[5] = cnt[C_USED]
+    return status

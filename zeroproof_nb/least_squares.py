@@ -1,0 +1,283 @@
+"""Gauss-Newton normal equations of a rational model and a Levenberg-Marquardt solver.
+
+The objective is the one the Trainer minimises on a pool:
+
+    L = sum_i w_i rho(y_i - t_i) + lambda_rej * sum_i w_i pen_i + alpha/2 ||phi||^2
+
+with normalised weights w_i (sum 1; uniform 1/N without ``sample_weight``), the data term over
+the outputs that take part (finite x, REAL output, finite target), a robust loss rho (L2, Huber,
+Tukey, see :mod:`zeroproof_nb.kernels.least_squares`) and the rejection penalty of
+``docs/losses.md``. The Jacobian rows follow the gradient rule (Mask-REAL, Saturating, Hybrid),
+so under Mask-REAL the matrix is the exact Gauss-Newton matrix J^T diag(w omega) J and the
+gradient the exact gradient of L. One pass over the points (parallel, deterministic for any
+thread count) gives L, the gradient and the matrix: a rational layer has few parameters, so the
+whole pool fits in one pass.
+
+:func:`levenberg_marquardt` runs the whole iteration in one compiled call: a step is accepted
+only when L falls and no output that took part became non-REAL, so the result is never worse
+than the start on the data it is given. Local descent cannot carry a pole across a sample (L is
+infinite where a pole sits on one): start from :func:`zeroproof_nb.fitting.linearized_fit`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_float_array, check_int, check_nonnegative, check_positive
+from .kernels import least_squares as _kls
+from .kernels import least_squares_cpu as _klc
+from .rational import (
+    TRPolicy,
+    _grad_options,
+    _normalised_weights,
+    _policy_thresholds,
+    _prepare,
+    _target_array,
+)
+
+__all__ = [
+    "NormalEquations",
+    "LMResult",
+    "LMState",
+    "rational_normal_equations",
+    "levenberg_marquardt",
+    "robust_scale",
+    "robust_threshold",
+    "LOSSES",
+]
+
+#: loss names accepted by the least-squares functions (``"mse"`` is an alias of ``"l2"``)
+LOSSES = ("l2", "mse", "huber", "tukey")
+
+_MESSAGES = {
+    _klc.LM_RUNNING: "the step limit was reached",
+    _klc.LM_FTOL: "the relative reduction of the objective fell below ftol",
+    _klc.LM_XTOL: "the relative step fell below xtol",
+    _klc.LM_GTOL: "the scaled gradient fell below gtol",
+    _klc.LM_STALLED: "no step reduces the objective (a local minimum within rounding)",
+    _klc.LM_NOT_FINITE: "the objective or its derivatives are not finite at the start",
+}
+
+
+def robust_scale(residuals: Any) -> float:
+    """Residual scale sigma = 1.4826 * median(|r - median(r)|) over the finite residuals (the
+    normalised MAD: sigma for Gaussian noise); 0.0 when there are none."""
+    r = np.asarray(residuals, dtype=np.float64).reshape(-1)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def robust_threshold(loss: str, scale: float) -> float:
+    """Threshold c of the robust ``loss`` for residual scale ``scale``: 1.345 sigma (Huber),
+    4.685 sigma (Tukey), the 95%-efficiency constants; 1.0 for L2 (unused)."""
+    if loss == "huber":
+        return _kls.HUBER_K * scale
+    if loss == "tukey":
+        return _kls.TUKEY_K * scale
+    return 1.0
+
+
+@dataclass
+class NormalEquations:
+    """Result of :func:`rational_normal_equations`.
+
+    Attributes
+    ----------
+    hessian : (n, n) float64 or None
+        Gauss-Newton matrix of L over the parameters [theta.ravel(), phi.ravel()] (None when
+        not requested).
+    gradient : (n,) float64
+        Gradient of L (Mask-REAL: exact; other rules: their modified Jacobian).
+    loss, data_loss, rejection_loss : float
+        L, its data term and lambda_rej times the rejection sum (L includes alpha/2 ||phi||^2).
+    n_used, n_finite_target, n_real : int
+        Outputs in the data term, outputs with finite x and target, REAL outputs.
+    """
+
+    hessian: np.ndarray | None
+    gradient: np.ndarray
+    loss: float
+    data_loss: float
+    rejection_loss: float
+    n_used: int
+    n_finite_target: int
+    n_real: int
+
+
+@dataclass
+class LMState:
+    """Damping state carried between :func:`levenberg_marquardt` calls (e.g. one call per
+    training epoch): ``values`` = [mu, nu, D_1..D_n] (mu <= 0: start afresh)."""
+
+    values: np.ndarray
+
+    @classmethod
+    def fresh(cls, n_parameters: int) -> "LMState":
+        return cls(np.zeros(_klc.N_STATE + int(n_parameters)))
+
+
+@dataclass
+class LMResult:
+    """Report of :func:`levenberg_marquardt` (after ``scipy.optimize.least_squares``).
+
+    Attributes
+    ----------
+    theta, phi : ndarray, the final parameters (float64, shapes of the input)
+    loss_start, loss : float, objective L before and after
+    status : int, message : str
+        0 step limit, 1 ftol, 2 xtol, 3 gtol, 4 no step reduces L, 5 not finite at the start.
+    success : bool, status in (1, 2, 3, 4)
+    steps, passes : int, accepted steps and passes over the data
+    n_used : int, outputs in the data term at the end
+    """
+
+    theta: np.ndarray
+    phi: np.ndarray
+    loss_start: float
+    loss: float
+    status: int
+    message: str
+    success: bool
+    steps: int
+    passes: int
+    n_used: int
+
+
+@dataclass
+class _Setup:
+    pb: Any
+    x2: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    has_w: bool
+    w_const: float
+    scalars: tuple
+
+
+def _setup(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, mode: Any,
+           delta: float | None, saturation_bound: float, sample_weight: Any, loss: str,
+           loss_scale: float, lambda_rej: float, rejection_threshold: float,
+           policy: TRPolicy | None, q_epsilon: float) -> _Setup:
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+    pb = _prepare(xa, theta, phi, basis, domain)
+    opt = _grad_options(np.dtype(np.float64), mode, delta, saturation_bound, "mse", 1.0,
+                        lambda_rej, rejection_threshold, policy, q_epsilon)
+    c = robust_threshold(loss, check_positive(loss_scale, "loss_scale")) \
+        if loss in ("huber", "tukey") else 1.0
+    if not c > 0 or not np.isfinite(c):
+        raise ValueError(f"loss_scale gives a threshold {c!r}; it must be finite and > 0")
+    shape = pb.out_shape
+    n = shape[0]
+    t2 = _target_array(target, shape, np.dtype(np.float64)).reshape(n, pb.n_out)
+    wn = _normalised_weights(sample_weight, shape, np.arange(n) if sample_weight is not None
+                             and n else None)
+    has_w = wn is not None
+    weight = np.ascontiguousarray(wn.reshape(n, pb.n_out)) if has_w else np.zeros((1, 1))
+    w_const = 1.0 / max(1, n * pb.n_out)
+    x2 = pb.x.reshape(n, -1) if pb.d == 0 else pb.x
+    tau_q, tau_p = _policy_thresholds(opt.policy, np.dtype(np.float64))
+    scalars = (pb.basis_code, max(pb.dp, pb.dq), float(pb.scale), float(pb.shift),
+               bool(opt.eps > 0), float(opt.eps), opt.policy is not None, float(tau_q),
+               float(tau_p), opt.mode, opt.delta, opt.bound, _kls.ROBUST_CODES[loss], float(c),
+               opt.lam, opt.inv_tau)
+    return _Setup(pb, np.ascontiguousarray(x2), np.ascontiguousarray(t2), weight, has_w,
+                  w_const, scalars)
+
+
+def rational_normal_equations(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
+    delta: float | None = None, saturation_bound: float = 1.0, sample_weight: Any = None,
+    loss: str = "l2", loss_scale: float = 1.0, lambda_rej: float = 0.0,
+    rejection_threshold: float = 1e-2, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
+    alpha_phi: float = 0.0, hessian: bool = True,
+) -> NormalEquations:
+    """L, its gradient and Gauss-Newton matrix in one pass (see the module doc).
+
+    Arguments shared with :func:`zeroproof_nb.rational_loss_and_grad` have its meaning (the
+    computation is float64); ``loss`` in ``LOSSES``, ``loss_scale`` the residual scale sigma of
+    a robust loss (threshold :func:`robust_threshold`), ``alpha_phi`` the regulariser weight,
+    ``hessian=False`` skips the matrix.
+    """
+    s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+               sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+               q_epsilon)
+    alpha = check_nonnegative(alpha_phi, "alpha_phi")
+    pb = s.pb
+    n_par = pb.theta2.size + pb.phi2.size
+    h = np.zeros((n_par, n_par) if hessian else (1, 1))
+    g = np.zeros(n_par)
+    fs = np.zeros(_klc.N_F)
+    cnt = np.zeros(_klc.N_C, dtype=np.int64)
+    theta2 = pb.theta2.astype(np.float64)
+    phi2 = pb.phi2.astype(np.float64)
+    _klc.normal_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const, theta2,
+                          phi2, *s.scalars, bool(hessian), h, g, fs, cnt)
+    reg = _klc.add_regulariser(alpha, phi2, pb.theta2.size, h, g, bool(hessian))
+    rej = s.scalars[-2] * float(fs[_klc.F_REJ])
+    return NormalEquations(
+        hessian=h if hessian else None, gradient=g,
+        loss=float(fs[_klc.F_DATA]) + rej + reg, data_loss=float(fs[_klc.F_DATA]),
+        rejection_loss=rej, n_used=int(cnt[_klc.C_USED]),
+        n_finite_target=int(cnt[_klc.C_TARGET]), n_real=int(cnt[_klc.C_REAL]),
+    )
+
+
+def levenberg_marquardt(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
+    delta: float | None = None, saturation_bound: float = 1.0, sample_weight: Any = None,
+    loss: str = "l2", loss_scale: float = 1.0, lambda_rej: float = 0.0,
+    rejection_threshold: float = 1e-2, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
+    alpha_phi: float = 0.0, max_steps: int = 100, max_tries: int = 30, ftol: float = 1e-10,
+    xtol: float = 1e-10, gtol: float = 1e-10, state: LMState | None = None,
+) -> LMResult:
+    """Minimise L (see the module doc) over theta and phi from the given start.
+
+    Parameters
+    ----------
+    x, target, theta, phi, ... : as in :func:`rational_normal_equations`
+    max_steps : int >= 1, accepted steps at most
+    max_tries : int >= 1, damping increases per step before giving up (status 4)
+    ftol, xtol, gtol : float >= 0, stop when the relative reduction of L, the relative step, or
+        the scaled gradient max_u |g_u|/sqrt(D_u) relative to sqrt(2L) falls below them
+    state : LMState, optional, damping carried between calls (updated in place)
+
+    Returns
+    -------
+    LMResult (the input arrays are not modified)
+    """
+    s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+               sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+               q_epsilon)
+    alpha = check_nonnegative(alpha_phi, "alpha_phi")
+    max_steps = check_int(max_steps, "max_steps", minimum=1)
+    max_tries = check_int(max_tries, "max_tries", minimum=1)
+    tols = [check_nonnegative(v, name) for v, name in ((ftol, "ftol"), (xtol, "xtol"),
+                                                      (gtol, "gtol"))]
+    pb = s.pb
+    n_par = pb.theta2.size + pb.phi2.size
+    if state is None:
+        state = LMState.fresh(n_par)
+    elif not isinstance(state, LMState) or state.values.shape != (_klc.N_STATE + n_par,):
+        raise ValueError(f"state must be an LMState for {n_par} parameters")
+    theta2 = pb.theta2.astype(np.float64)  # copies: the inputs stay as they are
+    phi2 = pb.phi2.astype(np.float64)
+    info = np.zeros(6)
+    status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
+                             theta2, phi2, *s.scalars, alpha, state.values, max_steps,
+                             max_tries, *tols, info))
+    th_shape = np.shape(theta)
+    ph_shape = np.shape(phi)
+    return LMResult(
+        theta=theta2.reshape(th_shape), phi=phi2.reshape(ph_shape), loss_start=float(info[3]),
+        loss=float(info[4]), status=status, message=_MESSAGES[status],
+        success=status in (_klc.LM_FTOL, _klc.LM_XTOL, _klc.LM_GTOL, _klc.LM_STALLED),
+        steps=int(info[1]), passes=int(info[2]), n_used=int(info[5]),
+    )
