@@ -5,6 +5,11 @@ loss has a barrier wherever a pole would cross a sample. The linearised residual
 linear in (θ, φ), so a least-squares solve finds the poles directly; a few re-weighted solves
 (weights 1/|Q_prev|, Sanathanan & Koerner 1963) remove the linearisation's bias toward small Q.
 Use it to initialise a model, then refine with the Trainer.
+
+Robust fits (``loss="huber"`` or ``"tukey"``) iterate: residuals y − P/Q of the current fit,
+their scale σ (the normalised MAD, unless ``loss_scale`` is given), IRLS weights ω(r) of the
+robust loss with threshold 1.345σ (Huber) or 4.685σ (Tukey), and a new re-weighted solve, so
+that gross outliers lose their pull on the poles (Tukey: outliers beyond 4.685σ get weight 0).
 """
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_int
+from ._validation import as_float_array, check_choice, check_int, check_positive
+from .kernels import least_squares as _kls
+from .kernels import least_squares_cpu as _klc
+from .least_squares import robust_scale, robust_threshold
 from .rational import basis_features
 
 __all__ = ["linearized_fit"]
@@ -28,6 +36,9 @@ def linearized_fit(
     domain: tuple[float, float] = (-1.0, 1.0),
     iterations: int = 3,
     sample_weight: Any = None,
+    loss: str = "l2",
+    loss_scale: float | None = None,
+    robust_iterations: int = 10,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fit θ, φ of y ≈ P/Q with Q = 1 + Σ_{k≥1} φ_k ψ_k by re-weighted linear least squares.
 
@@ -39,6 +50,10 @@ def linearized_fit(
     basis, domain : as in :func:`zeroproof_nb.rational_eval`
     iterations : int >= 1, number of Sanathanan–Koerner solves (1 = plain linearisation)
     sample_weight : (N,) array-like >= 0, optional
+    loss : {"l2", "huber", "tukey"}
+    loss_scale : float > 0, optional, residual scale σ of a robust loss (default: the MAD of
+        each iterate's residuals)
+    robust_iterations : int >= 1, IRLS rounds of a robust fit (each of ``iterations`` solves)
 
     Returns
     -------
@@ -48,6 +63,10 @@ def linearized_fit(
     d_p = check_int(d_p, "d_p", minimum=0)
     d_q = check_int(d_q, "d_q", minimum=0)
     iterations = check_int(iterations, "iterations", minimum=1)
+    loss = check_choice(loss, "loss", ("l2", "huber", "tukey"))
+    if loss_scale is not None:
+        check_positive(loss_scale, "loss_scale")
+    robust_iterations = check_int(robust_iterations, "robust_iterations", minimum=1)
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
     ya = as_float_array(y, "y", ndim=1, dtype=np.float64)
     if ya.shape[0] != xa.shape[0]:
@@ -65,12 +84,36 @@ def linearized_fit(
         raise ValueError(f"need at least {n_unknown} finite samples, got {ya.shape[0]}")
     # P(x) − y·(Σ φ_k ψ_k) = y
     a = np.hstack([psi_p, -ya[:, None] * psi_q])
+    theta, phi = _sk_solve(a, ya, w, psi_q, psi_p.shape[1], iterations)
+    if loss != "l2":
+        omega = np.empty_like(ya)
+        for _ in range(robust_iterations):
+            r = ya - (psi_p @ theta) / (1.0 + psi_q @ phi)
+            sigma = loss_scale if loss_scale is not None else robust_scale(r)
+            if not sigma > 0:  # an exact fit: nothing to down-weight
+                break
+            _klc.irls_weights(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r),
+                              robust_threshold(loss, sigma), omega)
+            if np.count_nonzero(omega) < n_unknown:
+                break
+            new = _sk_solve(a, ya, w * omega, psi_q, psi_p.shape[1], iterations)
+            step = max(np.max(np.abs(new[0] - theta), initial=0.0),
+                       np.max(np.abs(new[1] - phi), initial=0.0))
+            theta, phi = new
+            if step <= 1e-12 * max(1.0, np.max(np.abs(theta)), np.max(np.abs(phi), initial=0.0)):
+                break
+    return np.ascontiguousarray(theta), np.ascontiguousarray(phi)
+
+
+def _sk_solve(a: np.ndarray, y: np.ndarray, w: np.ndarray, psi_q: np.ndarray, n_p: int,
+              iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """``iterations`` Sanathanan–Koerner solves of the weighted linearised system."""
     row_w = np.sqrt(w)
     theta = phi = None
     for _ in range(iterations):
-        sol, *_ = np.linalg.lstsq(a * row_w[:, None], ya * row_w, rcond=None)
-        theta, phi = sol[: psi_p.shape[1]], sol[psi_p.shape[1]:]
+        sol, *_ = np.linalg.lstsq(a * row_w[:, None], y * row_w, rcond=None)
+        theta, phi = sol[:n_p], sol[n_p:]
         q = 1.0 + psi_q @ phi
         # SK re-weighting: divide each residual by |Q_prev|, floored to keep rows bounded
         row_w = np.sqrt(w) / np.maximum(np.abs(q), 1e-8 * max(1.0, float(np.max(np.abs(q)))))
-    return np.ascontiguousarray(theta), np.ascontiguousarray(phi)
+    return theta, phi

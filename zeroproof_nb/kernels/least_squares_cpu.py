@@ -403,3 +403,14 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     info[4] = loss
     info[5] = cnt[C_USED]
     return status
+
+
+@njit(cache=True, error_model="numpy")
+def irls_weights(kind, r, c, out):
+    """out[i] = omega(r[i]) of :func:`~.least_squares.robust_loss` (0 for non-finite r): the
+    iteratively re-weighted least-squares weights of a robust fit."""
+    for i in range(r.shape[0]):
+        if math.isfinite(r[i]):
+            out[i] = robust_loss(kind, r[i], c)[2]
+        else:
+            out[i] = 0.0
