@@ -143,10 +143,25 @@ def test_lm_step_matches_numpy_solve():
     theta = theta * 1.01
     loss0, g, h = _reference(x, y, theta, phi)
     res = levenberg_marquardt(x, y, theta, phi, max_steps=1)
-    step = np.linalg.solve(h + 1e-3 * np.diag(np.diag(h)), -g)  # μ0 = 1e-3, D = diag H
+    # the first try of a step is Gauss-Newton (ridge 1e-14 D, D = diag H); it is accepted here
+    step = np.linalg.solve(h + 1e-14 * np.diag(np.diag(h)), -g)
     np.testing.assert_allclose(np.r_[res.theta, res.phi], np.r_[theta, phi] + step,
                                rtol=1e-9, atol=1e-12)
-    assert res.steps == 1 and res.loss < loss0 and res.loss_start == pytest.approx(loss0)
+    assert res.steps == 1 and res.passes == 2
+    assert res.loss < loss0 and res.loss_start == pytest.approx(loss0)
+
+
+def test_lm_damped_step_matches_numpy_when_gauss_newton_is_off():
+    """With the Gauss-Newton try off (state gn = 0) the step is (H + μ D) δ = −g, μ = 1e-3."""
+    x, y, theta, phi = _data()
+    theta = theta * 1.01
+    _, g, h = _reference(x, y, theta, phi)
+    state = LMState.fresh(6)
+    state.values[:3] = [1e-3, 2.0, 0.0]
+    res = levenberg_marquardt(x, y, theta, phi, max_steps=1, state=state)
+    step = np.linalg.solve(h + 1e-3 * np.diag(np.diag(h)), -g)
+    np.testing.assert_allclose(np.r_[res.theta, res.phi], np.r_[theta, phi] + step,
+                               rtol=1e-9, atol=1e-12)
 
 
 def test_lm_reaches_the_least_squares_optimum_like_scipy():
@@ -201,7 +216,7 @@ def test_lm_state_carries_damping_and_validates():
     x, y, theta, phi = _data(400)
     state = LMState.fresh(6)
     levenberg_marquardt(x, y, theta * 1.01, phi, max_steps=2, state=state)
-    assert state.values[0] > 0 and np.all(state.values[2:] > 0)
+    assert state.values[0] > 0 and np.all(state.values[3:] > 0)
     with pytest.raises(ValueError, match="state"):
         levenberg_marquardt(x, y, theta, phi, state=LMState.fresh(3))
     with pytest.raises(ValueError, match="loss"):

@@ -111,7 +111,8 @@ class NormalEquations:
 @dataclass
 class LMState:
     """Damping state carried between :func:`levenberg_marquardt` calls (e.g. one call per
-    training epoch): ``values`` = [mu, nu, D_1..D_n] (mu <= 0: start afresh)."""
+    training epoch): ``values`` = [mu, nu, gn, D_1..D_n] (mu <= 0: start afresh; gn = 1 when
+    the next step tries the undamped Gauss-Newton step first)."""
 
     values: np.ndarray
 

@@ -44,8 +44,9 @@ def robust_loss(kind, r, c):
     :func:`~.rational.data_loss_point` (threshold ``c``), and the IRLS weight psi/r (1 at
     r = 0, the limit of every loss here)."""
     rho, psi = data_loss_point(kind, r, c)
-    omega = psi / r if r != 0.0 else 1.0
-    return rho, psi, omega
+    if kind == LOSS_MSE or r == 0.0:
+        return rho, psi, 1.0
+    return rho, psi, psi / r
 
 
 @njit(**_JIT)

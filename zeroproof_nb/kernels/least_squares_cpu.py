@@ -4,13 +4,17 @@
 adds, for the outputs that take part (finite x, REAL output, finite target), the weighted
 robust loss, the gradient J^T psi(r) and the Gauss-Newton matrix J^T diag(omega) J (upper
 triangle) of the data term, then the rejection term and its Gauss-Newton curvature. Chunks of
-``tags.CHUNK`` points run in parallel into per-chunk partials that are added in chunk order, so
+``LS_CHUNK`` points run in parallel into per-chunk partials that are added in chunk order, so
 the sums are the same bits for any number of threads.
 
 :func:`lm_run` is the whole Levenberg-Marquardt iteration in one call: it solves
 (H + mu D) delta = -g by Cholesky (D = running max of diag H, Marquardt's scaling), evaluates the
 candidate (one more pass, which also gives its H and g), accepts it when the objective falls
-and no output that took part became non-REAL, and adapts mu (Nielsen's rule). The parameter
+and no output that took part became non-REAL, and adapts mu (Nielsen's rule). Each step first tries the undamped Gauss-Newton step (a
+ridge of 1e-14 D): rational fits are ill-conditioned (cond J ~ 1e9 near poles), and any damping
+also damps the directions of smallest curvature, so that damped steps crawl where Gauss-Newton
+converges in a few steps; after a failed Gauss-Newton try, steps are damped until mu falls
+below 1e-6. The parameter
 layout is ``[theta2.ravel(), phi2.ravel()]``.
 """
 from __future__ import annotations
@@ -20,10 +24,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .basis import CHEBYSHEV, basis_row_1d, basis_row_nd, feature_dot
+from .basis import CHEBYSHEV, basis_row_nd
 from .least_squares import jacobian_coefficients, rejection_terms, robust_loss
-from .rational import output_point, row_denominator
-from .tags import CHUNK, REAL
+from .rational import output_point, regularised_denominator
+from .tags import REAL
 
 # per-chunk float and count partials
 F_DATA, F_REJ = 0, 1
@@ -33,13 +37,25 @@ N_C = 3
 
 # lm_run status codes
 LM_RUNNING, LM_FTOL, LM_XTOL, LM_GTOL, LM_STALLED, LM_NOT_FINITE = 0, 1, 2, 3, 4, 5
-# lm_run state slots (then D, one per parameter)
-S_MU, S_NU = 0, 1
-N_STATE = 2
+# lm_run state slots (then D, one per parameter): damping, its growth factor, and whether a
+# step first tries the undamped Gauss-Newton step
+S_MU, S_NU, S_GN = 0, 1, 2
+N_STATE = 3
+#: relative ridge of the undamped Gauss-Newton try (keeps the Cholesky factorisation defined)
+GN_RIDGE = 1e-14
+#: damping below which the Gauss-Newton try is switched back on
+GN_REENABLE = 1e-6
 
 
 #: points per block of :func:`accumulate_chunk` (its Jacobian buffer stays in L1/L2)
 LS_BLOCK = 256
+#: points per parallel chunk (fixed: the sums do not depend on the thread count); smaller than
+#: ``tags.CHUNK`` so that pools of a few 10^4 points still split evenly over threads
+LS_CHUNK = 4096
+#: chunks from which the chunks run in parallel (below, serially into the same partials: the
+#: same bits, without the start-up of a parallel region, which on a loaded machine can cost
+#: milliseconds)
+PARALLEL_MIN_CHUNKS = 8
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -61,6 +77,40 @@ def block_gram(jac, jw, m, n_loc, col, want_h, gw, h, g):
 
 
 @njit(cache=True, error_model="numpy")
+def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table):
+    """feat[k, i] = psi_k of point b0 + i (k < n_f, i < m), fin[i] = the point is finite.
+
+    1-D: the recurrences run over k with the points innermost (unit stride: they vectorise);
+    n-D: :func:`~.basis.basis_row_nd` per point into ``row``, copied into the column."""
+    if d == 0:
+        for i in range(m):
+            t = x[b0 + i, 0]
+            fin[i] = (t - t) == 0.0
+            if basis == CHEBYSHEV:
+                t = t * scale + shift
+            feat[0, i] = 1.0
+            if n_f > 1:
+                feat[1, i] = t
+        for k in range(2, n_f):
+            if basis == CHEBYSHEV:
+                for i in range(m):
+                    feat[k, i] = 2.0 * feat[1, i] * feat[k - 1, i] - feat[k - 2, i]
+            else:
+                for i in range(m):
+                    feat[k, i] = feat[k - 1, i] * feat[1, i]
+        return
+    dims = x.shape[1]
+    for i in range(m):
+        nan_check = 0.0
+        for k in range(dims):
+            nan_check += x[b0 + i, k] - x[b0 + i, k]
+        fin[i] = nan_check == 0.0
+        basis_row_nd(basis, x[b0 + i], scale, shift, exps, n_f, deg, 1.0, table, row)
+        for k in range(n_f):
+            feat[k, i] = row[k]
+
+
+@njit(cache=True, error_model="numpy")
 def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                      scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
                      kind, c, lam, inv_tau, start, stop, want_h, h, g, fs, cnt):
@@ -69,42 +119,36 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
 
     ``x`` (N, max(d, 1)); ``target`` and ``weight`` (N, n_out) (``weight`` normalised, or
     ``w_const`` for every output when not ``has_w``); ``deg`` = max(d_p, d_q). Points go in
-    blocks of ``LS_BLOCK``: a point loop writes the Jacobian rows of one output head into a
-    block buffer, then :func:`block_gram` adds the block's J^T diag(w omega) J and J^T w psi.
+    blocks of ``LS_BLOCK`` with the points innermost: the basis rows (:func:`block_features`),
+    P and Q as sums over k of vector operations, the per-point rule (tag, residual, robust
+    weights, dy/dP and dy/dQ from the scalar functions of :mod:`.least_squares`), the Jacobian
+    block, then :func:`block_gram` adds the block's J^T diag(w omega) J and J^T w psi.
     """
     n_out, n_tp = theta2.shape
     n_qh, n_tq1 = phi2.shape
     n_theta = n_out * n_tp
     n_loc = n_tp + n_tq1
     n_f = max(n_tp, n_tq1 + 1)
-    dims = max(d, 1)
-    feat = np.empty((LS_BLOCK, n_f))
+    feat = np.empty((n_f, LS_BLOCK))
     jac = np.empty((n_loc, LS_BLOCK))
     jw = np.empty((n_loc, LS_BLOCK))
-    gw = np.empty(LS_BLOCK)
+    pb = np.empty(LS_BLOCK)
     qb = np.empty(LS_BLOCK)
+    ab = np.empty(LS_BLOCK)
+    bb = np.empty(LS_BLOCK)
+    hwb = np.empty(LS_BLOCK)
+    gw = np.empty(LS_BLOCK)
     fin = np.empty(LS_BLOCK, dtype=np.bool_)
     col = np.empty(n_loc, dtype=np.int64)
-    table = np.empty((dims, deg + 1))
+    row = np.empty(n_f)
+    table = np.empty((max(d, 1), deg + 1))
     n_target = 0
     n_real = 0
     n_used = 0
     data = 0.0
     for b0 in range(start, stop, LS_BLOCK):
         m = min(LS_BLOCK, stop - b0)
-        for i in range(m):
-            nan_check = 0.0
-            for k in range(dims):
-                nan_check += x[b0 + i, k] - x[b0 + i, k]
-            fin[i] = nan_check == nan_check
-            if d == 0:
-                t = x[b0 + i, 0]
-                if basis == CHEBYSHEV:
-                    t = t * scale + shift
-                basis_row_1d(basis, t, deg, 1.0, feat[i], 0)
-            else:
-                basis_row_nd(basis, x[b0 + i], scale, shift, exps, n_f, deg, 1.0, table,
-                             feat[i])
+        block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
         for j in range(n_out):
             jq = 0 if n_qh == 1 else j
             poff = n_theta + jq * n_tq1
@@ -112,13 +156,26 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
                 col[k] = j * n_tp + k
             for k in range(n_tq1):
                 col[n_tp + k] = poff + k
+            # P and Q: sums over k of point vectors
             for i in range(m):
-                row = feat[i]
-                p = feature_dot(theta2, j, row, n_tp)
-                q = row_denominator(phi2, jq, row, n_tq1 + 1, 1.0, has_eps, eps)
-                v, tag = output_point(p, q, 0.0 if fin[i] else math.nan, has_policy, tau_q,
+                pb[i] = theta2[j, 0]
+                qb[i] = 1.0
+            for k in range(1, n_tp):
+                ck = theta2[j, k]
+                for i in range(m):
+                    pb[i] += ck * feat[k, i]
+            for k in range(n_tq1):
+                ck = phi2[jq, k]
+                for i in range(m):
+                    qb[i] += ck * feat[k + 1, i]
+            # the per-point rule
+            for i in range(m):
+                q = qb[i]
+                if has_eps:
+                    q = regularised_denominator(q, eps)
+                    qb[i] = q
+                v, tag = output_point(pb[i], q, 0.0 if fin[i] else math.nan, has_policy, tau_q,
                                       tau_p)
-                qb[i] = q
                 tj = target[b0 + i, j]
                 n_target += fin[i] and math.isfinite(tj)
                 n_real += tag == REAL
@@ -133,37 +190,39 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
                     data += wt * rho
                     gwi = wt * psi
                     hw = wt * om
-                else:
-                    a = 0.0
-                    bq = 0.0
+                ab[i] = a
+                bb[i] = bq
                 gw[i] = gwi
-                for k in range(n_tp):
-                    jac[k, i] = a * row[k]
-                    jw[k, i] = hw * jac[k, i]
-                for k in range(n_tq1):
-                    jac[n_tp + k, i] = bq * row[k + 1]
-                    jw[n_tp + k, i] = hw * jac[n_tp + k, i]
+                hwb[i] = hw
+            # the Jacobian block (points innermost)
+            for k in range(n_tp):
+                for i in range(m):
+                    jac[k, i] = ab[i] * feat[k, i]
+                    jw[k, i] = hwb[i] * jac[k, i]
+            for k in range(n_tq1):
+                for i in range(m):
+                    jac[n_tp + k, i] = bb[i] * feat[k + 1, i]
+                    jw[n_tp + k, i] = hwb[i] * jac[n_tp + k, i]
             block_gram(jac, jw, m, n_loc, col, want_h, gw, h, g)
             if lam > 0.0:
                 for i in range(m):
                     q = qb[i]
                     if not (fin[i] and math.isfinite(q)):
                         continue
-                    wt = weight[b0 + i, j] if has_w else w_const
                     pen, dpen, sq = rejection_terms(math.isfinite(target[b0 + i, j]), q, inv_tau)
                     if pen == 0.0 and dpen == 0.0:
                         continue
-                    row = feat[i]
+                    wt = weight[b0 + i, j] if has_w else w_const
                     fs[F_REJ] += wt * pen
                     gq = lam * wt * dpen
                     for k in range(n_tq1):
-                        g[poff + k] += gq * row[k + 1]
+                        g[poff + k] += gq * feat[k + 1, i]
                     if want_h and sq > 0.0:
                         hq = lam * wt * sq * sq
                         for u in range(n_tq1):
-                            hu = hq * row[u + 1]
+                            hu = hq * feat[u + 1, i]
                             for v2 in range(u, n_tq1):
-                                h[poff + u, poff + v2] += hu * row[v2 + 1]
+                                h[poff + u, poff + v2] += hu * feat[v2 + 1, i]
     fs[F_DATA] += data
     cnt[C_USED] += n_used
     cnt[C_TARGET] += n_target
@@ -171,41 +230,68 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                     kind, c, lam, inv_tau, want_h, h, g, fs, cnt):
-    """:func:`accumulate_chunk` over all points in chunks of ``CHUNK`` (parallel), partials
-    added in chunk order into ``h`` (full symmetric matrix on return), ``g``, ``fs``, ``cnt``
-    (all zeroed first)."""
+def chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
+                   shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c,
+                   lam, inv_tau, want_h, hp, gp, fp, cp):
+    """:func:`accumulate_chunk` of chunk ``ci`` (``LS_CHUNK`` points) into the zeroed
+    partials ``hp[ci]``, ``gp[ci]``, ``fp[ci]``, ``cp[ci]``, chunks in parallel. Nothing else
+    runs in this function: every array statement of a ``parallel=True`` function becomes a
+    parallel region of its own."""
     n = x.shape[0]
-    n_par = g.shape[0]
-    n_chunks = max(1, (n + CHUNK - 1) // CHUNK)
-    hp = np.zeros((n_chunks, n_par, n_par)) if want_h else np.zeros((n_chunks, 1, 1))
-    gp = np.zeros((n_chunks, n_par))
-    fp = np.zeros((n_chunks, N_F))
-    cp = np.zeros((n_chunks, N_C), dtype=np.int64)
-    for ci in prange(n_chunks):
-        start = ci * CHUNK
-        stop = min(n, start + CHUNK)
+    for ci in prange(gp.shape[0]):
+        start = ci * LS_CHUNK
+        stop = min(n, start + LS_CHUNK)
         accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
                          bound, kind, c, lam, inv_tau, start, stop, want_h,
                          hp[ci], gp[ci], fp[ci], cp[ci])
+
+
+@njit(cache=True, error_model="numpy")
+def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+                     kind, c, lam, inv_tau, want_h, h, g, fs, cnt):
+    """:func:`accumulate_chunk` over all points into ``h`` (full symmetric matrix on return),
+    ``g``, ``fs``, ``cnt`` (zeroed first): in chunks of ``LS_CHUNK`` points, in parallel
+    (:func:`chunk_partials`) when there are several, their partials added in chunk order."""
+    n = x.shape[0]
+    n_par = g.shape[0]
+    n_chunks = max(1, (n + LS_CHUNK - 1) // LS_CHUNK)
     h[:, :] = 0.0
     g[:] = 0.0
     fs[:] = 0.0
     cnt[:] = 0
-    for ci in range(n_chunks):
-        if want_h:
+    if n_chunks == 1:  # one chunk: no parallel region (its start-up costs more than the work)
+        accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                         scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                         bound, kind, c, lam, inv_tau, 0, n, want_h, h, g, fs, cnt)
+    else:
+        hp = np.zeros((n_chunks, n_par, n_par)) if want_h else np.zeros((n_chunks, 1, 1))
+        gp = np.zeros((n_chunks, n_par))
+        fp = np.zeros((n_chunks, N_F))
+        cp = np.zeros((n_chunks, N_C), dtype=np.int64)
+        if n_chunks >= PARALLEL_MIN_CHUNKS:
+            chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                           delta, bound, kind, c, lam, inv_tau, want_h, hp, gp, fp, cp)
+        else:  # the same partials, serially: a few chunks do not pay for a parallel region
+            for ci in range(n_chunks):
+                accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2,
+                                 basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
+                                 tau_p, mode, delta, bound, kind, c, lam, inv_tau,
+                                 ci * LS_CHUNK, min(n, (ci + 1) * LS_CHUNK), want_h, hp[ci],
+                                 gp[ci], fp[ci], cp[ci])
+        for ci in range(n_chunks):
+            if want_h:
+                for u in range(n_par):
+                    for v in range(u, n_par):
+                        h[u, v] += hp[ci, u, v]
             for u in range(n_par):
-                for v in range(u, n_par):
-                    h[u, v] += hp[ci, u, v]
-        for u in range(n_par):
-            g[u] += gp[ci, u]
-        for k in range(N_F):
-            fs[k] += fp[ci, k]
-        for k in range(N_C):
-            cnt[k] += cp[ci, k]
+                g[u] += gp[ci, u]
+            for k in range(N_F):
+                fs[k] += fp[ci, k]
+            for k in range(N_C):
+                cnt[k] += cp[ci, k]
     if want_h:
         for u in range(n_par):
             for v in range(u):
@@ -271,7 +357,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
            has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
            alpha, state, max_steps, max_tries, ftol, xtol, gtol, info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
-    updated in place). ``state`` = [mu, nu, D_1 .. D_n] carries the damping between calls
+    updated in place). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls
     (mu <= 0: start afresh). ``info`` (float64, 6) receives: status, accepted steps, passes over
     the data, objective before, objective after, used outputs. Returns the status code."""
     n_out, n_tp = theta2.shape
@@ -305,10 +391,12 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
         return LM_NOT_FINITE
     mu = state[S_MU]
     nu = state[S_NU]
+    try_gn = state[S_GN] != 0.0
     dscale = state[N_STATE:]
     if not mu > 0.0:
         mu = 1e-3
         nu = 2.0
+        try_gn = True
         dscale[:] = 0.0
     status = LM_RUNNING
     accepted = 0
@@ -317,7 +405,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
         for u in range(n_par):
             hmax = max(hmax, h[u, u])
         for u in range(n_par):
-            dscale[u] = max(dscale[u], h[u, u])
+            dscale[u] = h[u, u]
             if not dscale[u] > 0.0:
                 dscale[u] = max(hmax, 1.0) * 1e-12 + 1e-300
         # gradient test: max_u |g_u| / sqrt(D_u) relative to sqrt(2 loss)
@@ -328,15 +416,22 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             status = LM_GTOL
             break
         done = False
-        for _ in range(max_tries):
+        # the undamped Gauss-Newton step first (the damping of the other tries also damps the
+        # directions of the smallest curvature, which an ill-conditioned rational fit needs)
+        gn = try_gn
+        for _ in range(max_tries + int(try_gn)):
             for u in range(n_par):
                 for v in range(n_par):
                     a[u, v] = h[u, v]
-                a[u, u] += mu * dscale[u]
+                a[u, u] += (GN_RIDGE if gn else mu) * dscale[u]
                 rhs[u] = -g[u]
             if not cholesky_solve(a, rhs, step):
-                mu *= nu
-                nu *= 2.0
+                if gn:
+                    gn = False
+                    try_gn = False
+                else:
+                    mu *= nu
+                    nu *= 2.0
                 continue
             # predicted reduction of the quadratic model: -(g.s + s.H.s/2)
             pred = 0.0
@@ -345,6 +440,11 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                 for v in range(n_par):
                     hs += h[u, v] * step[v]
                 pred -= g[u] * step[u] + 0.5 * step[u] * hs
+            if pred <= ftol * loss:
+                # the model predicts no reduction worth a pass: converged
+                status = LM_FTOL
+                done = True
+                break
             for jt in range(n_out):
                 for k in range(n_tp):
                     th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
@@ -360,15 +460,21 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             ok = (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= cnt[C_USED]
                   and all_finite(h_c) and all_finite(g_c))
             if not ok:
+                if gn:
+                    gn = False
+                    try_gn = False
+                    continue
                 mu *= nu
                 nu *= 2.0
                 if not mu < 1e300:
                     break
                 continue
             ared = loss - loss_c
-            rho = ared / pred if pred > 0.0 else 0.0
-            mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-            nu = 2.0
+            if not gn:
+                rho = ared / pred if pred > 0.0 else 0.0
+                mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+                nu = 2.0
+                try_gn = mu < GN_REENABLE
             snorm = 0.0
             pnorm = 0.0
             for jt in range(n_out):
@@ -397,6 +503,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             status = LM_STALLED
     state[S_MU] = mu
     state[S_NU] = nu
+    state[S_GN] = 1.0 if try_gn else 0.0
     info[0] = status
     info[1] = accepted
     info[2] = passes
