@@ -174,3 +174,25 @@ def test_lm_rejects_mae_and_models_it_cannot_train():
     # mae without a named optimizer falls back to Adam
     t = Trainer(TRRational(1, 1), config=TrainingConfig(loss="mae", verbose=False))
     assert type(t.optimizer).__name__ == "Adam"
+
+
+@pytest.mark.parametrize("basis", ["monomial", "chebyshev"])
+def test_domain_comes_from_the_data_and_keeps_the_function(basis):
+    """A layer built without a domain gets the data's range when trained: the Chebyshev
+    series is re-expanded (same function), and poles outside (−1, 1) are reported."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3, 3, 1500)
+    y = 1.0 / (x - 2.0) + 0.5 * x  # pole at 2, outside the default (−1, 1)
+    model = TRRational(2, 1, basis=basis)
+    assert not model.domain_given
+    rng2 = np.random.default_rng(1)
+    model.set_parameters([rng2.normal(size=3), np.array([0.2])])
+    before = model.forward(x)["value"].copy()
+    model.set_domain((float(x.min()), float(x.max())))
+    np.testing.assert_allclose(model.forward(x)["value"], before, rtol=1e-10, atol=1e-12)
+    fresh = TRRational(2, 1, basis=basis)
+    start = linearized_fit(x, y, 2, 1, basis=basis, domain=(-1, 1))
+    fresh.set_parameters(list(start))
+    Trainer(fresh, config=TrainingConfig(seed=0, verbose=False)).fit(x, y)
+    assert fresh.domain == (float(x.min()), float(x.max())) and fresh.domain_given
+    np.testing.assert_allclose(fresh.poles(), [2.0], atol=1e-6)

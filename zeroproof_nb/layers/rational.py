@@ -65,8 +65,11 @@ class TRRational:
         Degrees of P (≥ 0) and Q (≥ 0; d_q = 0 gives Q ≡ 1, a polynomial).
     basis : {"monomial", "chebyshev"}
         ψ_k; the Chebyshev basis maps ``domain`` onto [−1, 1], the monomial basis uses x as is.
-    domain : (lo, hi)
+    domain : (lo, hi) or None
         Input interval: Chebyshev mapping and the window in which :meth:`poles` reports roots.
+        None (default): (−1, 1) until a :class:`~zeroproof_nb.training.trainer.Trainer` fits the
+        layer, which then sets it to the range of the data (:meth:`set_domain`, the function
+        unchanged); ``domain_given`` says which.
     n_outputs : int
         Number of heads. With n_outputs = 1, θ has shape (n_p,), else (n_outputs, n_p).
     shared_q : bool
@@ -98,7 +101,7 @@ class TRRational:
         d_p: int,
         d_q: int,
         basis: str = "monomial",
-        domain: tuple[float, float] = (-1, 1),
+        domain: tuple[float, float] | None = None,
         n_outputs: int = 1,
         shared_q: bool = True,
         input_dim: int = 1,
@@ -113,7 +116,8 @@ class TRRational:
         self.d_p = check_int(d_p, "d_p", minimum=0)
         self.d_q = check_int(d_q, "d_q", minimum=0)
         self.basis = check_choice(basis, "basis", _BASES)
-        self.domain = check_bounds(domain, "domain")
+        self.domain_given = domain is not None
+        self.domain = check_bounds(domain, "domain") if domain is not None else (-1.0, 1.0)
         self.n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
         self.shared_q = bool(shared_q)
         self.input_dim = check_int(input_dim, "input_dim", minimum=1)
@@ -259,6 +263,38 @@ class TRRational:
         if self.phi.ndim == 1:
             return real_roots(self.phi)
         return [real_roots(row) for row in self.phi]
+
+    def set_domain(self, domain: tuple[float, float]) -> None:
+        """Set the domain (and mark it given) without changing the function.
+
+        Monomial basis: only the window of :meth:`poles` changes. Chebyshev basis (1-D input):
+        P and Q are re-expanded on the new interval (``numpy.polynomial`` conversion) and both
+        divided by the new constant term of Q, so P/Q is the same function.
+        """
+        lo, hi = check_bounds(domain, "domain")
+        if self.basis == "chebyshev" and (lo, hi) != tuple(self.domain):
+            if self.input_dim != 1:
+                raise ValueError("set_domain re-expands 1-D Chebyshev layers only; give the "
+                                 "domain of an n-D Chebyshev layer to its constructor")
+            old = list(self.domain)
+            phi_rows = np.atleast_2d(np.asarray(self.phi, dtype=np.float64))
+            theta_rows = np.atleast_2d(np.asarray(self.theta, dtype=np.float64))
+            new_q = [npoly.Chebyshev(np.r_[1.0, row], domain=old).convert(domain=[lo, hi]).coef
+                     for row in phi_rows]
+            new_p = [npoly.Chebyshev(row, domain=old).convert(domain=[lo, hi]).coef
+                     for row in theta_rows]
+            q0 = np.array([q[0] for q in new_q])
+            if np.any(np.abs(q0) < 1e-12 * np.array([np.max(np.abs(q)) for q in new_q])):
+                raise ValueError("domain: Q has no constant term on the new interval; "
+                                 "construct the layer with this domain instead")
+            n_p, n_q = theta_rows.shape[1], phi_rows.shape[1] + 1
+            theta = np.array([np.pad(p, (0, n_p - p.size))[:n_p] /
+                              q0[min(i, q0.size - 1)] for i, p in enumerate(new_p)])
+            phi = np.array([np.pad(q, (0, n_q - q.size))[1:n_q] / q0[i]
+                            for i, q in enumerate(new_q)])
+            self.set_parameters([theta.reshape(self.theta.shape), phi.reshape(self.phi.shape)])
+        self.domain = (lo, hi)
+        self.domain_given = True
 
     # ------------------------------------------------------------------ regularisation
     def regularization(self) -> tuple[float, np.ndarray]:

@@ -21,7 +21,8 @@ __all__ = ["HybridTrainingConfig", "HybridTrainer", "PoleScoreHead"]
 class HybridTrainingConfig(TrainingConfig):
     """:class:`TrainingConfig` plus upstream's hybrid fields (§4.3 of the reference).
 
-    Used here: the ``hybrid_*`` schedule fields, ``use_tr_policy`` (the hysteresis thresholds come
+    Used here: the ``hybrid_*`` schedule fields (warm-up and transition default to 1/10 and
+    3/10 of ``max_epochs``), ``use_tr_policy`` (the hysteresis thresholds come
     from the model's ``policy``, or from ``policy_ulp_scale``·eps when no policy is given), ``policy_g_on`` /
     ``policy_g_off``, ``use_pole_head`` / ``lambda_pole`` / ``pole_head_degree`` /
     ``pole_proximity_threshold``, ``sat_shrink_on_ratio`` / ``sat_ratio_threshold`` /
@@ -33,8 +34,8 @@ class HybridTrainingConfig(TrainingConfig):
     """
 
     use_hybrid_gradient: bool = False
-    hybrid_warmup_epochs: int = 20
-    hybrid_transition_epochs: int = 30
+    hybrid_warmup_epochs: int | None = None
+    hybrid_transition_epochs: int | None = None
     hybrid_delta_init: float = 1e-2
     hybrid_delta_final: float = 1e-6
     hybrid_aggressive: bool = False
@@ -61,8 +62,10 @@ class HybridTrainingConfig(TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_int(self.hybrid_warmup_epochs, "hybrid_warmup_epochs", minimum=0)
-        check_int(self.hybrid_transition_epochs, "hybrid_transition_epochs", minimum=0)
+        if self.hybrid_warmup_epochs is not None:
+            check_int(self.hybrid_warmup_epochs, "hybrid_warmup_epochs", minimum=0)
+        if self.hybrid_transition_epochs is not None:
+            check_int(self.hybrid_transition_epochs, "hybrid_transition_epochs", minimum=0)
         check_positive(self.hybrid_delta_init, "hybrid_delta_init")
         check_positive(self.hybrid_delta_final, "hybrid_delta_final")
         check_nonnegative(self.hybrid_min_delta, "hybrid_min_delta")
@@ -72,11 +75,25 @@ class HybridTrainingConfig(TrainingConfig):
         check_positive(self.sat_shrink_factor, "sat_shrink_factor")
         ScheduleType(self.hybrid_schedule_type)
 
+    def warmup_epochs(self) -> int:
+        """``hybrid_warmup_epochs``, or (None) a tenth of ``max_epochs`` (at least 1), so
+        that a short run still reaches the hybrid phase (upstream: a fixed 20)."""
+        if self.hybrid_warmup_epochs is not None:
+            return int(self.hybrid_warmup_epochs)
+        return max(1, self.max_epochs // 10)
+
+    def transition_epochs(self) -> int:
+        """``hybrid_transition_epochs``, or (None) 3/10 of ``max_epochs`` (at least 1;
+        upstream: a fixed 30)."""
+        if self.hybrid_transition_epochs is not None:
+            return int(self.hybrid_transition_epochs)
+        return max(1, (3 * self.max_epochs) // 10)
+
     def make_schedule(self) -> HybridGradientSchedule:
         """The δ schedule these fields describe (bound 0.1 when aggressive, else 1.0)."""
         return HybridGradientSchedule(
-            warmup_epochs=self.hybrid_warmup_epochs,
-            transition_epochs=self.hybrid_transition_epochs,
+            warmup_epochs=self.warmup_epochs(),
+            transition_epochs=self.transition_epochs(),
             delta_init=self.hybrid_delta_init,
             delta_final=self.hybrid_delta_final,
             schedule_type=ScheduleType(self.hybrid_schedule_type),

@@ -94,7 +94,7 @@ class TrainingConfig:
     lambda_rej: float = 1.0
     lambda_rej_min: float = 0.1
     adaptive_momentum: float = 0.9
-    adaptive_warmup_steps: int = 100
+    adaptive_warmup_steps: int | None = None
     adaptive_update_frequency: int = 10
     adaptive_exponential_decay: float | None = None
     adaptive_lambda_min: float = 0.1
@@ -175,7 +175,7 @@ class TrainingConfig:
             lambda_max=self.adaptive_lambda_max,
             lambda_rej_min=self.lambda_rej_min,
             momentum=self.adaptive_momentum,
-            warmup_steps=self.adaptive_warmup_steps,
+            warmup_steps=0 if self.adaptive_warmup_steps is None else self.adaptive_warmup_steps,
             update_frequency=self.adaptive_update_frequency,
             exponential_decay=self.adaptive_exponential_decay,
         )
@@ -429,8 +429,9 @@ class Trainer:
         self._model_takes_indices = isinstance(model, TRRational)
         if adaptive_lambda is None:
             adaptive_lambda = model_policy
+        self._own_lambda = None
         if adaptive_lambda is None and config.use_adaptive_loss:
-            adaptive_lambda = AdaptiveLambda(config.adaptive_loss_config())
+            adaptive_lambda = self._own_lambda = AdaptiveLambda(config.adaptive_loss_config())
         self.adaptive_lambda = adaptive_lambda
         self.rng = np.random.default_rng(config.seed)
         self.source = BatchSource(sampler, curriculum, self.rng)
@@ -826,6 +827,7 @@ class Trainer:
         dict of lists: ``loss, coverage, lambda_rej`` (+ ``val_loss`` with held-out data).
         """
         xa, ya = self._check_data(x, y)
+        self._domain_from_data(xa)
         wa = None
         if sample_weight is not None:
             wa = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
@@ -845,6 +847,7 @@ class Trainer:
             end = self.epoch + check_int(epochs, "epochs", minimum=0)
         self._pool_weight = wa
         cfg = self.config
+        self._scale_lambda_warmup(xa.shape[0], end)
         if cfg.loss in ("huber", "tukey") and self.loss_sigma is None:
             self.loss_sigma = self._start_sigma(xa, ya)
         if has_val and "start" not in self.held_out:
@@ -898,6 +901,33 @@ class Trainer:
         if (self.stopped_early or self.epoch >= self.config.max_epochs) and has_val:
             self._restore_best()
         return self.history
+
+    def _scale_lambda_warmup(self, n: int, end: int) -> None:
+        """With ``adaptive_warmup_steps=None``, the λ policy this trainer built waits a tenth
+        of the run's λ updates (at least 1; upstream: a fixed 100 steps, which a short run
+        never reaches)."""
+        alp = self.adaptive_lambda
+        if self.config.adaptive_warmup_steps is not None or alp is None or self._own_lambda is not alp:
+            return
+        if isinstance(self.optimizer, LevenbergMarquardt):
+            per_epoch = 1
+        else:
+            per_epoch = self.config.batches_per_epoch or max(1, -(-n // self.config.batch_size))
+        total = max(1, (end - self.epoch)) * per_epoch + alp.step_count
+        alp.config.warmup_steps = max(1, total // 10)
+
+    def _domain_from_data(self, x: np.ndarray) -> None:
+        """A TRRational built without a domain gets the range of the pool's finite inputs."""
+        model = self.model
+        if not isinstance(model, TRRational) or model.domain_given:
+            return
+        finite = x[np.isfinite(x)]
+        if finite.size == 0:
+            return
+        lo, hi = float(finite.min()), float(finite.max())
+        if not hi > lo:
+            lo, hi = lo - 1.0, hi + 1.0
+        model.set_domain((lo, hi))
 
     def _start_sigma(self, x: np.ndarray, y: np.ndarray) -> float:
         """σ of the robust losses: the normalised MAD of the model's residuals on the pool
