@@ -26,7 +26,16 @@ from numba import njit, prange
 
 from .basis import CHEBYSHEV, basis_row_nd
 from .least_squares import jacobian_coefficients, rejection_terms, robust_loss
-from .rational import output_point, regularised_denominator
+from .rational import (
+    LOSS_HUBER,
+    LOSS_MSE,
+    LOSS_TUKEY,
+    MODE_HYBRID,
+    MODE_MASK_REAL,
+    MODE_SATURATING,
+    output_point,
+    regularised_denominator,
+)
 from .tags import REAL
 
 # per-chunk float and count partials
@@ -74,6 +83,84 @@ def block_gram(jac, jw, m, n_loc, col, want_h, gw, h, g):
                 for i in range(m):
                     s += jw[u, i] * jac[v, i]
                 h[col[u], col[v]] += s
+
+
+@njit(error_model="numpy", inline="always")
+def _rule_loop(MODE, KIND, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
+               has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
+    n_target = 0
+    n_real = 0
+    n_used = 0
+    data = 0.0
+    for i in range(m):
+        q = qb[i]
+        if has_eps:
+            q = regularised_denominator(q, eps)
+            qb[i] = q
+        v, tag = output_point(pb[i], q, 0.0 if fin[i] else math.nan, has_policy, tau_q, tau_p)
+        tj = target[b0 + i, j]
+        n_target += fin[i] and math.isfinite(tj)
+        n_real += tag == REAL
+        use, r, a, bq = jacobian_coefficients(fin[i], tag == REAL, q, v, tj, MODE, delta, bound)
+        hw = 0.0
+        gwi = 0.0
+        if use:
+            wt = weight[b0 + i, j] if has_w else w_const
+            n_used += 1
+            rho, psi, om = robust_loss(KIND, r, c)
+            data += wt * rho
+            gwi = wt * psi
+            hw = wt * om
+        ab[i] = a
+        bb[i] = bq
+        gw[i] = gwi
+        hwb[i] = hw
+    return n_target, n_real, n_used, data
+
+
+@njit(cache=True, error_model="numpy")
+def rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
+               has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
+    """Per point of a block of head ``j``: the output and its tag (``rational.output_point``),
+    the Jacobian coefficients dy/dP, dy/dQ into ``ab``, ``bb`` and the robust-loss weights
+    w psi and w omega into ``gw``, ``hwb`` (0 for outputs that do not take part); returns the
+    block's (finite targets, REAL tags, used outputs, data loss). The loop is instantiated once
+    per gradient rule and loss, constants to the compiler (half the time per point)."""
+    if kind == LOSS_MSE:
+        if mode == MODE_MASK_REAL:
+            return _rule_loop(MODE_MASK_REAL, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                              bound, c, ab, bb, gw, hwb)
+        if mode == MODE_SATURATING:
+            return _rule_loop(MODE_SATURATING, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                              bound, c, ab, bb, gw, hwb)
+        return _rule_loop(MODE_HYBRID, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight, has_w,
+                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
+                          bb, gw, hwb)
+    if kind == LOSS_HUBER:
+        if mode == MODE_MASK_REAL:
+            return _rule_loop(MODE_MASK_REAL, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                              bound, c, ab, bb, gw, hwb)
+        if mode == MODE_SATURATING:
+            return _rule_loop(MODE_SATURATING, LOSS_HUBER, m, b0, j, fin, pb, qb, target,
+                              weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
+                              delta, bound, c, ab, bb, gw, hwb)
+        return _rule_loop(MODE_HYBRID, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight, has_w,
+                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
+                          bb, gw, hwb)
+    if mode == MODE_MASK_REAL:
+        return _rule_loop(MODE_MASK_REAL, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
+                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                          ab, bb, gw, hwb)
+    if mode == MODE_SATURATING:
+        return _rule_loop(MODE_SATURATING, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
+                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                          ab, bb, gw, hwb)
+    return _rule_loop(MODE_HYBRID, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight, has_w,
+                      w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
+                      gw, hwb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -168,32 +255,14 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
                 ck = phi2[jq, k]
                 for i in range(m):
                     qb[i] += ck * feat[k + 1, i]
-            # the per-point rule
-            for i in range(m):
-                q = qb[i]
-                if has_eps:
-                    q = regularised_denominator(q, eps)
-                    qb[i] = q
-                v, tag = output_point(pb[i], q, 0.0 if fin[i] else math.nan, has_policy, tau_q,
-                                      tau_p)
-                tj = target[b0 + i, j]
-                n_target += fin[i] and math.isfinite(tj)
-                n_real += tag == REAL
-                use, r, a, bq = jacobian_coefficients(fin[i], tag == REAL, q, v, tj, mode,
-                                                      delta, bound)
-                hw = 0.0
-                gwi = 0.0
-                if use:
-                    wt = weight[b0 + i, j] if has_w else w_const
-                    n_used += 1
-                    rho, psi, om = robust_loss(kind, r, c)
-                    data += wt * rho
-                    gwi = wt * psi
-                    hw = wt * om
-                ab[i] = a
-                bb[i] = bq
-                gw[i] = gwi
-                hwb[i] = hw
+            # the per-point rule (one loop per gradient rule and loss: see rule_block)
+            nt, nr, nu, dl = rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight,
+                                        has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
+                                        delta, bound, c, ab, bb, gw, hwb)
+            n_target += nt
+            n_real += nr
+            n_used += nu
+            data += dl
             # the Jacobian block (points innermost)
             for k in range(n_tp):
                 for i in range(m):
