@@ -28,6 +28,8 @@ __all__ = [
     "check_no_overlap",
     "finite_float",
     "load_npz",
+    "bit_generator_from_state",
+    "BIT_GENERATORS",
     "MAX_TERMS",
 ]
 
@@ -253,3 +255,29 @@ def load_npz(path: Any, name: str = "path") -> dict[str, np.ndarray]:
             return {k: f[k] for k in f.files}
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{name}: {path!s} is damaged or holds object arrays ({exc})") from exc
+
+
+#: bit generators a saved RNG state may name (NumPy's own; nothing else is looked up by name)
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def bit_generator_from_state(state: Any, name: str = "rng_state") -> np.random.BitGenerator:
+    """A new bit generator holding the saved ``state`` (a ``bit_generator.state`` dict).
+
+    The generator's name must be one of :data:`BIT_GENERATORS` (an allow-list: a name read from
+    a file is never looked up in ``numpy.random``); a malformed state raises ``ValueError``
+    naming ``name``. Nothing else (NumPy's global RNG included) is touched.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"{name} must be a dict (a bit_generator.state), got {type(state).__name__}")
+    kind = state.get("bit_generator")
+    if not isinstance(kind, str) or kind not in BIT_GENERATORS:
+        raise ValueError(f"{name}['bit_generator'] must be one of {BIT_GENERATORS}, got {kind!r}")
+    bg = getattr(np.random, kind)()
+    try:
+        import copy
+
+        bg.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"{name} is not a valid {kind} state ({exc})") from exc
+    return bg
