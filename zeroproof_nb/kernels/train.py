@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from .optim import adam_bias_corrections, adam_update, sgd_update
-from .policy import lambda_rule
+from .policy import RULE_OVERFLOW, lambda_rule
 from .rational import (
     FS_DATA,
     FS_QMIN,
@@ -33,7 +33,8 @@ HYPER_LR, HYPER_BETA1, HYPER_BETA2, HYPER_EPS, HYPER_WEIGHT_DECAY, HYPER_MOMENTU
     HYPER_NESTEROV = range(7)
 N_HYPER = 7
 #: statuses: all batches ran, or the batch that stopped on non-finite parameters / gradients
-OK, THETA_NOT_FINITE, PHI_NOT_FINITE, GRAD_THETA_NOT_FINITE, GRAD_PHI_NOT_FINITE = range(5)
+OK, THETA_NOT_FINITE, PHI_NOT_FINITE, GRAD_THETA_NOT_FINITE, GRAD_PHI_NOT_FINITE, \
+    LAMBDA_OVERFLOW = range(6)
 #: int64 state of the λ policy: steps, cumulative REAL outputs, cumulative outputs
 LAM_STEPS, LAM_REAL, LAM_TOTAL = range(3)
 
@@ -169,14 +170,19 @@ def train_batches(
             tag_counts[b, k] = pi[0, IS_TAG0 + k]
             n_all += pi[0, IS_TAG0 + k]
         if adaptive:
-            lam_counts[LAM_STEPS] += 1
-            lam_counts[LAM_REAL] += n_real
-            lam_counts[LAM_TOTAL] += n_all
+            steps_new = lam_counts[LAM_STEPS] + 1
+            real_new = lam_counts[LAM_REAL] + n_real
+            total_new = lam_counts[LAM_TOTAL] + n_all
             batch_cov = n_real / n_all if n_all > 0 else 1.0
-            cum_cov = (lam_counts[LAM_REAL] / lam_counts[LAM_TOTAL]
-                       if lam_counts[LAM_TOTAL] > 0 else 1.0)
+            cum_cov = real_new / total_new if total_new > 0 else 1.0
             new, velocity, code, change = lambda_rule(
-                lam_counts[LAM_STEPS], batch_cov, cum_cov, lam_state[0], lam_state[1], *rule)
+                steps_new, batch_cov, cum_cov, lam_state[0], lam_state[1], *rule)
+            if code == RULE_OVERFLOW:
+                # as AdaptiveLambda.update_counts: the policy is left as before this batch
+                return b, LAMBDA_OVERFLOW, step_count
+            lam_counts[LAM_STEPS] = steps_new
+            lam_counts[LAM_REAL] = real_new
+            lam_counts[LAM_TOTAL] = total_new
             lam_state[0] = new
             lam_state[1] = velocity
             codes[b] = code

@@ -26,7 +26,7 @@ from ..rational import (
     _policy_thresholds,
     _target_array,
 )
-from .adaptive_loss import AdaptiveLambda
+from .adaptive_loss import LAMBDA_OVERFLOW_MESSAGE, AdaptiveLambda
 
 _LAYER_METHODS = ("loss_and_grad", "project_phi", "regularization", "parameters", "_problem",
                   "_grad_options", "_x")
@@ -37,6 +37,7 @@ _ERRORS = {
     _kt.PHI_NOT_FINITE: "phi must contain only finite values",
     _kt.GRAD_THETA_NOT_FINITE: "grads[0] must contain only finite values",
     _kt.GRAD_PHI_NOT_FINITE: "grads[1] must contain only finite values",
+    _kt.LAMBDA_OVERFLOW: LAMBDA_OVERFLOW_MESSAGE,
 }
 
 
