@@ -34,7 +34,7 @@ HYPER_LR, HYPER_BETA1, HYPER_BETA2, HYPER_EPS, HYPER_WEIGHT_DECAY, HYPER_MOMENTU
 N_HYPER = 7
 #: statuses: all batches ran, or the batch that stopped on non-finite parameters / gradients
 OK, THETA_NOT_FINITE, PHI_NOT_FINITE, GRAD_THETA_NOT_FINITE, GRAD_PHI_NOT_FINITE, \
-    LAMBDA_OVERFLOW = range(6)
+    LAMBDA_OVERFLOW, STEP_NOT_FINITE = range(7)
 #: int64 state of the λ policy: steps, cumulative REAL outputs, cumulative outputs
 LAM_STEPS, LAM_REAL, LAM_TOTAL = range(3)
 
@@ -45,6 +45,19 @@ def _all_finite(a):
         if not abs(a[i]) < math.inf:
             return False
     return True
+
+
+@njit(cache=True)
+def _save_buffers(save, a, b, c, d, restore):
+    """Copy the four flat buffers into ``save`` (back from it when ``restore``)."""
+    o = 0
+    for buf in (a, b, c, d):
+        m = buf.shape[0]
+        if restore:
+            buf[:] = save[o:o + m]
+        else:
+            save[o:o + m] = buf
+        o += m
 
 
 @njit(cache=True, error_model="numpy")
@@ -112,6 +125,12 @@ def train_batches(
     sc[8] = alpha_phi
     nesterov = hyper[HYPER_NESTEROV] != 0.0
     lam_floor = rule[8]
+    # copies taken before each optimizer step: a step that leaves anything non-finite is undone
+    # (as the Python optimizers do) and the loop stops with STEP_NOT_FINITE
+    save_theta = np.empty(n_theta, dtype=theta.dtype)
+    save_phi = np.empty(n_phi, dtype=theta.dtype)
+    save_bufs = np.empty(buf_theta_a.shape[0] + buf_theta_b.shape[0] + buf_phi_a.shape[0]
+                         + buf_phi_b.shape[0], dtype=theta.dtype)
     for b in range(n_batches):
         if not _all_finite(theta_flat):
             return b, THETA_NOT_FINITE, step_count
@@ -146,6 +165,10 @@ def train_batches(
             return b, GRAD_THETA_NOT_FINITE, step_count
         if not _all_finite(g_phi):
             return b, GRAD_PHI_NOT_FINITE, step_count
+        save_theta[:] = theta_flat
+        save_phi[:] = phi_flat
+        _save_buffers(save_bufs, buf_theta_a, buf_theta_b, buf_phi_a, buf_phi_b, False)
+        steps_before = step_count
         if optimizer == OPT_ADAM:
             step_count += 1
             bias1, bias2 = adam_bias_corrections(hyper[HYPER_BETA1], hyper[HYPER_BETA2],
@@ -162,6 +185,13 @@ def train_batches(
             sgd_update(theta_flat, g_theta, buf_theta_a, sc[0], sc[7], nesterov, sc[6])
             sgd_update(phi_flat, g_phi, buf_phi_a, sc[0], sc[7], nesterov, sc[6])
             step_count += 1
+        if not (_all_finite(theta_flat) and _all_finite(phi_flat) and _all_finite(buf_theta_a)
+                and _all_finite(buf_theta_b) and _all_finite(buf_phi_a)
+                and _all_finite(buf_phi_b)):
+            theta_flat[:] = save_theta
+            phi_flat[:] = save_phi
+            _save_buffers(save_bufs, buf_theta_a, buf_theta_b, buf_phi_a, buf_phi_b, True)
+            return b, STEP_NOT_FINITE, steps_before
         if l1_bound > 0.0 and n_phi > 0:
             l1_project_rows(phi, l1_bound)
         n_real = pi[0, IS_TAG0]

@@ -18,7 +18,7 @@ from ..kernels import policy as _kp
 from ..kernels import train as _kt
 from ..kernels.tags import CHUNK
 from ..layers import TRRational
-from ..optim import SGD, Adam
+from ..optim import SGD, Adam, step_overflow_message
 from ..rational import (
     _DTYPE_MAX,
     _fused_addresses,
@@ -167,4 +167,5 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
         alp.lambda_history.extend(lam_after[:done][ran].tolist())
         alp.coverage_tracker.update_counts_many(counts[:done])
         lam_after = np.maximum(lam_after, alp.config.lambda_rej_min)
-    return EpochSteps(losses[:done], counts[:done], lam_after[:done], _ERRORS.get(status))
+    error = step_overflow_message(opt.lr) if status == _kt.STEP_NOT_FINITE else _ERRORS.get(status)
+    return EpochSteps(losses[:done], counts[:done], lam_after[:done], error)
