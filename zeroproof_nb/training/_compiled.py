@@ -124,6 +124,10 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
     if not (np.shares_memory(pb.theta2, model.theta)
             and (model.phi.size == 0 or np.shares_memory(pb.phi2, model.phi))):
         raise RuntimeError("compiled epochs need the kernel's θ and φ to be the layer's arrays")
+    for name, a in (("x", xa), ("y", y), ("indices", idx)):
+        if np.may_share_memory(a, model.theta) or np.may_share_memory(a, model.phi):
+            raise ValueError(f"{name} must not share memory with the parameters the epoch "
+                             "updates in place")
     options = model._grad_options(trainer._pass_options())
     shape = (xa.shape[0], pb.n_out) if pb.multi else (xa.shape[0],)
     target = _kernel_target(_target_array(y, shape, pb.dtype), pb.n_out, True)
