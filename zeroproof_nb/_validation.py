@@ -31,10 +31,19 @@ __all__ = [
     "bit_generator_from_state",
     "BIT_GENERATORS",
     "MAX_TERMS",
+    "MAX_DRAWS",
+    "MAX_GRID_DIM",
+    "check_draws",
 ]
 
-#: most coefficients one polynomial (P or Q, one head) may have: C(d + degree, d) <= MAX_TERMS
+#: most coefficients one polynomial (P or Q, one head) may have: C(d + degree, d) <= MAX_TERMS;
+#: also the most coefficients a layer's θ (or φ) may hold over all heads
 MAX_TERMS = 1 << 20
+#: most indices or points one sampling call may draw (512 MiB of int64 indices); draw more in
+#: several calls
+MAX_DRAWS = 1 << 26
+#: largest input dimension of an adaptive grid (a split makes 2**d children)
+MAX_GRID_DIM = 1024
 
 
 def as_float_array(
@@ -281,3 +290,13 @@ def bit_generator_from_state(state: Any, name: str = "rng_state") -> np.random.B
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{name} is not a valid {kind} state ({exc})") from exc
     return bg
+
+
+def check_draws(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return a draw count as an int in [``minimum``, :data:`MAX_DRAWS`] (``ValueError`` naming
+    ``name`` above it, before anything is allocated)."""
+    v = check_int(value, name, minimum=minimum)
+    if v > MAX_DRAWS:
+        raise ValueError(f"{name} must be at most {MAX_DRAWS} draws per call, got {v}; "
+                         "draw in several calls")
+    return v

@@ -27,6 +27,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from ._validation import (
+    MAX_TERMS,
     as_float_array,
     check_alloc,
     check_bounds,
@@ -78,7 +79,9 @@ def monomial_exponents(d: int, degree: int) -> np.ndarray:
     d = check_int(d, "d", minimum=1)
     degree = check_int(degree, "degree", minimum=0)
     n = check_terms(d, degree, "degree")
-    check_alloc(n * d, 8, "d * n_terms")
+    if n * d > 8 * MAX_TERMS:
+        raise ValueError(f"d, degree: the exponent table would have {n} x {d} entries, more "
+                         f"than {8 * MAX_TERMS} (the limit)")
     return _exponents_cached(d, degree).copy()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.polynomial as npoly
 
 from .._validation import (
+    MAX_TERMS,
     as_float_array,
     check_bounds,
     check_choice,
@@ -149,8 +150,10 @@ class TRRational:
         if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise TypeError(f"dtype must be float64 or float32, got {dt}")
         self.dtype = dt
-        check_terms(self.input_dim, self.d_p, "d_p")
-        check_terms(self.input_dim, self.d_q, "d_q")
+        for name, deg in (("d_p", self.d_p), ("d_q", self.d_q)):
+            if check_terms(self.input_dim, deg, name) * self.n_outputs > MAX_TERMS:
+                raise ValueError(f"{name}, n_outputs: the layer would hold more than {MAX_TERMS} "
+                                 "coefficients in one parameter array (the limit)")
         if policy is not None and not isinstance(policy, TRPolicy):
             raise TypeError(f"policy must be a TRPolicy or None, got {type(policy).__name__}")
         self.policy = policy

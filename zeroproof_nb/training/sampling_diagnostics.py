@@ -35,11 +35,13 @@ import numpy as np
 
 from .._jsonutil import dump_strict
 from .._validation import (
+    MAX_GRID_DIM,
     as_float_array,
     bit_generator_from_state,
     check_alloc,
     check_bounds,
     check_choice,
+    check_draws,
     check_config,
     check_in_range,
     check_int,
@@ -667,8 +669,7 @@ class ImportanceSampler:
         replacement : bool, optional; defaults to ``config.replacement``. Without replacement
             the indices are distinct and ordered as successive weighted draws.
         """
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        check_alloc(batch_size, 8, "batch_size")
+        batch_size = check_draws(batch_size, "batch_size")
         self._check_config()
         repl = self.config.replacement if replacement is None else bool(replacement)
         if repl and isinstance(q_pool, PreparedPool):  # the repeated-draws path: one kernel call
@@ -684,8 +685,8 @@ class ImportanceSampler:
         indices, statistics and generator state), shape (n_batches, batch_size), int64; with
         replacement from a :class:`PreparedPool` in one kernel call."""
         n_batches = check_int(n_batches, "n_batches", minimum=0)
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        check_alloc(n_batches * batch_size, 8, "n_batches * batch_size")
+        batch_size = check_draws(batch_size, "batch_size")
+        check_draws(n_batches * batch_size, "n_batches * batch_size", minimum=0)
         self._check_config()
         if not (self.config.replacement and isinstance(q_pool, PreparedPool)):
             out = np.empty((n_batches, batch_size), dtype=np.int64)
@@ -721,8 +722,7 @@ class ImportanceSampler:
         Uniform draws cover the points with a non-NaN q. Without replacement every index of
         the batch is distinct. Returns ``(x_pool[idx], idx)`` and updates the statistics.
         """
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        check_alloc(batch_size, 8, "batch_size")
+        batch_size = check_draws(batch_size, "batch_size")
         self._check_config()
         n = q_pool.size if isinstance(q_pool, PreparedPool) else len(_as_pool_q(q_pool))
         x = _as_pool_x(x_pool, n)
@@ -893,7 +893,7 @@ class ActiveSampler:
                  rng: Any = None) -> None:
         config = check_config(config, ActiveSamplerConfig)
         config.validate()
-        self._input_dim = check_int(input_dim, "input_dim", minimum=1)
+        self._input_dim = check_int(input_dim, "input_dim", minimum=1, maximum=MAX_GRID_DIM)
         check_alloc(min(int(config.max_grid_points), 1024), _kr.cell_dtype(1).itemsize
                     + 16 * (self._input_dim - 1), "input_dim")
         self.config = config
@@ -1051,7 +1051,7 @@ class ActiveSampler:
         Small cells (near the poles) are therefore sampled densely. Returns an (n, d) float64
         array, and the (n,) cell indices when ``return_cells``.
         """
-        n = check_int(n, "n", minimum=1)
+        n = check_draws(n, "n")
         check_alloc(n * (self.input_dim + 1), 8, "n")
         r = self.rng if rng is None else _make_rng(rng)
         leaves = self.leaf_indices()
@@ -1142,7 +1142,8 @@ class ActiveSampler:
         except TypeError as exc:
             raise TypeError(f"config['grid_bounds'] must be (lo, hi) pairs, got {gb!r}") from exc
         config = ActiveSamplerConfig(**cfg)
-        dim = check_int(_scalar_item(state["input_dim"]), "input_dim", minimum=1)
+        dim = check_int(_scalar_item(state["input_dim"]), "input_dim", minimum=1,
+                        maximum=MAX_GRID_DIM)
         bounds = config.bounds_array(dim)
         cells = state["cells"]
         if not isinstance(cells, np.ndarray) or cells.dtype != _kr.cell_dtype(dim) \
@@ -1272,7 +1273,7 @@ class IntegratedSampler:
         ``prepared`` (from :meth:`prepare` of this ``q_pool``, weights included) replaces the
         per-batch weight computation. Both act on importance draws, so they require the
         importance or hybrid strategy; ``q_pool`` is still read by the active grid."""
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        batch_size = check_draws(batch_size, "batch_size")
         epoch = check_int(epoch, "epoch", minimum=0)
         if (sample_weights is not None or prepared is not None) and not self.draws_by_importance:
             raise ValueError(f"sample_weights and prepared act on importance draws; the "
