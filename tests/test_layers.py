@@ -99,7 +99,7 @@ def test_forward_exact_pole_and_nan_tags():
     assert list(y["tag"]) == [TRTag.PINF, TRTag.REAL, TRTag.PHI]
     assert y["value"][1] == 1.0
     qv = layer.q_values(np.array([0.5, np.nan, 1.0]))
-    np.testing.assert_array_equal(qv, [0.0, 0.0, 1.0])  # non-finite Q reported as 0
+    np.testing.assert_array_equal(qv, [0.0, np.nan, 1.0])  # a NaN Q stays NaN (nan_policy sees it)
     assert layer.q_min(np.array([np.nan, 1.0])) == 1.0
     assert layer.q_min(np.array([np.nan])) == np.inf
     # a policy reports |Q| < tau_q_on as non-REAL, value kept

@@ -33,6 +33,7 @@ class TRTag(IntEnum):
     PHI = _ktags.PHI
 
 
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _TR_DTYPES = {np.dtype(v): np.dtype([("value", v), ("tag", np.uint8)])
               for v in (np.float64, np.float32)}
 
@@ -69,6 +70,8 @@ def tr_array(values: Any, tags: Any) -> np.ndarray:
     t = as_tags(tags)
     if t.shape != v.shape:
         raise ValueError(f"tags must have the shape of values {v.shape}, got {t.shape}")
+    if t.size and int(t.max()) > 3:
+        raise ValueError("tags must hold codes 0..3 (REAL, PINF, NINF, PHI)")
     out = np.empty(v.shape, dtype=tr_dtype(v.dtype))
     out["value"] = v
     out["tag"] = t
@@ -95,11 +98,31 @@ def from_ieee(a: Any, dtype: Any = None) -> np.ndarray:
     return out
 
 
+def check_tr_dtype(t: np.ndarray, name: str) -> None:
+    """``TypeError`` unless ``t``'s ``value`` field is float64/float32 and its ``tag`` field
+    uint8; ``ValueError`` if a tag holds a reserved code (4..255)."""
+    if t.dtype["value"] not in _FLOAT_DTYPES or t.dtype["tag"] != np.dtype(np.uint8):
+        raise TypeError(
+            f"{name} must have a float64/float32 'value' field and a uint8 'tag' field, "
+            f"got dtype {t.dtype}"
+        )
+    tags = t["tag"]
+    if tags.size and int(tags.max()) > 3:
+        raise ValueError(
+            f"{name} holds reserved tag codes (4..255); tags must be 0..3 "
+            "(REAL, PINF, NINF, PHI)"
+        )
+
+
 def to_ieee(t: np.ndarray) -> np.ndarray:
     """Map a transreal array to IEEE floats by tag: REAL -> value, PINF -> +inf,
-    NINF -> -inf, PHI -> NaN (a finite value kept under a non-REAL tag is not returned)."""
+    NINF -> -inf, PHI -> NaN (a finite value kept under a non-REAL tag is not returned).
+
+    Raises ``TypeError`` for a ``value`` field that is not float64/float32 or a ``tag`` field
+    that is not uint8, ``ValueError`` for reserved tag codes (4..255)."""
     if not is_tr_array(t):
         raise TypeError("t must be a transreal structured array with fields 'value' and 'tag'")
+    check_tr_dtype(t, "t")
     v = np.array(t["value"], copy=True)
     tag = t["tag"]
     v[tag == TRTag.PINF] = np.inf
@@ -156,7 +179,9 @@ def count_tags(tags: Any, axis: int | None = None) -> np.ndarray:
     else:
         if t.ndim == 0:
             raise ValueError("axis must be None for a 0-d tags array")
-        ax = int(axis)
+        from ._validation import check_int
+
+        ax = check_int(axis, "axis")
         if not -t.ndim <= ax < t.ndim:
             raise ValueError(f"axis {axis} is out of bounds for tags with {t.ndim} dimensions")
         moved = np.moveaxis(t, ax, -1)
@@ -189,7 +214,6 @@ __all__ += [
     "tr_mean",
 ]
 
-_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _REDUCTION_MODES = ("strict", "drop_null")
 
 
@@ -203,11 +227,7 @@ def _tr_ops():
 def _as_tr_operand(x: Any, name: str) -> np.ndarray:
     """A transreal array as is, or a numeric array-like/scalar classified with ``from_ieee``."""
     if is_tr_array(x):
-        if x.dtype["value"] not in _FLOAT_DTYPES or x.dtype["tag"] != np.dtype(np.uint8):
-            raise TypeError(
-                f"{name} must have a float64/float32 'value' field and a uint8 'tag' field, "
-                f"got dtype {x.dtype}"
-            )
+        check_tr_dtype(x, name)
         return x
     if isinstance(x, np.ndarray) and x.dtype.names is not None:
         raise TypeError(f"{name} must be a transreal array (fields 'value', 'tag') or numeric")

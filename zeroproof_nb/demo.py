@@ -6,7 +6,6 @@ the same Trainer from the same kind of start, and SciPy's AAA as a non-trainable
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._jsonutil import json_default
+from ._jsonutil import dump_strict
 from .core import to_ieee
 from .fitting import linearized_fit
 from .layers import TRRational
@@ -199,12 +198,12 @@ def run_demo(
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, default=json_default)
+            dump_strict(summary, f, indent=2)
         history = {"tr_rational": {"history": tr_trainer.history, "epochs": tr_trainer.epoch_records},
                    "eps_rational": {"history": eps_trainer.history},
                    "polynomial": {"history": poly_trainer.history}}
         with open(out_dir / "history.json", "w", encoding="utf-8") as f:
-            json.dump(history, f, indent=2, default=json_default)
+            dump_strict(history, f, indent=2)
         if tr_trainer.monitor is not None:
             tr_trainer.monitor.export_diagnostics(tr_trainer.epoch - 1, out_dir / "diagnostics")
         if plot:

@@ -91,10 +91,11 @@ class HybridGradientSchedule:
 
     Parameters
     ----------
-    warmup_epochs : int
+    warmup_epochs : int >= 0
         Epochs ``e < warmup_epochs`` are warm-up: :meth:`get_delta` returns None (Mask-REAL only).
     transition_epochs : int
-        Length of the anneal from ``delta_init`` to ``delta_final``; ≤ 0 jumps to ``delta_final``.
+        Length (>= 0) of the anneal from ``delta_init`` to ``delta_final``; 0 jumps to
+        ``delta_final``.
     delta_init, delta_final : float
         δ at the start and at the end of the transition (units of |Q|).
     schedule_type : ScheduleType
@@ -131,8 +132,8 @@ class HybridGradientSchedule:
     pole_exploration_schedule: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.warmup_epochs = check_int(self.warmup_epochs, "warmup_epochs")
-        self.transition_epochs = check_int(self.transition_epochs, "transition_epochs")
+        self.warmup_epochs = check_int(self.warmup_epochs, "warmup_epochs", minimum=0)
+        self.transition_epochs = check_int(self.transition_epochs, "transition_epochs", minimum=0)
         self.delta_init = check_nonnegative(self.delta_init, "delta_init")
         self.delta_final = check_nonnegative(self.delta_final, "delta_final")
         self.min_delta = check_nonnegative(self.min_delta, "min_delta")

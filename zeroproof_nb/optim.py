@@ -25,6 +25,13 @@ from .kernels import optim as _ko
 __all__ = ["SGD", "Adam", "LevenbergMarquardt", "LRSchedule"]
 
 
+def step_overflow_message(lr: float) -> str:
+    """Message of the ``ValueError`` raised when an optimizer step (Python or compiled epochs)
+    would leave the parameters or the optimizer state non-finite."""
+    return (f"lr={lr!r}: this step would make the parameters or the optimizer state "
+            "non-finite (overflow); they were left unchanged")
+
+
 class _Optimizer:
     """Shared parameter/gradient validation and state helpers."""
 
@@ -101,11 +108,20 @@ class _Optimizer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (also one read back from ``.npz`` or JSON lists)."""
+        """Restore a :meth:`state_dict` (also one read back from ``.npz`` or JSON lists).
+
+        Everything is validated before anything is assigned (kind, hyper-parameters, step
+        count, buffer shapes, buffers finite in the parameters' dtype, Adam's second moments
+        >= 0); on an error (``ValueError``/``TypeError`` naming the entry) nothing changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
         kind = state.get("kind", self._kind)
-        kind = str(np.asarray(kind).item()) if not isinstance(kind, str) else kind
+        kind = np.asarray(kind).item() if isinstance(kind, np.ndarray) else kind
         if kind != self._kind:
             raise ValueError(f"state is for a {kind!r} optimizer, not {self._kind!r}")
+        if "step_count" not in state:
+            raise ValueError("state is missing 'step_count'")
+        step_count = check_int(_item(state["step_count"]), "step_count", minimum=0)
         new: dict[str, list[np.ndarray]] = {}
         for name in self._buffers:
             arrays = []
@@ -113,9 +129,19 @@ class _Optimizer:
                 key = f"{name}.{i}"
                 if key not in state:
                     raise ValueError(f"state is missing {key!r}")
-                a = np.asarray(state[key], dtype=p.dtype)
+                try:
+                    raw = np.asarray(state[key])
+                except Exception as exc:
+                    raise TypeError(f"state[{key!r}] must be an array of numbers") from exc
+                if raw.dtype.kind not in "biuf":
+                    raise TypeError(f"state[{key!r}] must be numeric, got dtype {raw.dtype}")
+                with np.errstate(over="ignore"):
+                    a = raw.astype(p.dtype)
                 if a.shape != p.shape:
                     raise ValueError(f"state[{key!r}] must have shape {p.shape}, got {a.shape}")
+                check_finite(a, f"state[{key!r}]")
+                if name == "exp_avg_sq" and np.any(a < 0):
+                    raise ValueError(f"state[{key!r}] must be >= 0 (second moments)")
                 arrays.append(a.copy())
             new[name] = arrays
         expected = {f"{name}.{i}" for name in self._buffers for i in range(len(self.params))}
@@ -124,16 +150,41 @@ class _Optimizer:
                        and k not in expected)
         if extra:
             raise ValueError(f"state has buffers this optimizer does not: {extra}")
-        self._set_hyper(state)
-        self.step_count = int(np.asarray(state["step_count"]).item())
+        self._set_hyper(state)  # validates every value before assigning any
+        self.step_count = step_count
         self._state = new
+
+    def _guarded_step(self, update: Any) -> None:
+        """Run ``update()`` (the in-place kernel updates); if it leaves a parameter or buffer
+        non-finite (e.g. ``lr=1e308``), restore them all and raise ``ValueError``."""
+        saved = [p.copy() for p in self.params]
+        saved_state = {k: [a.copy() for a in v] for k, v in self._state.items()}
+        update()
+        if all(np.isfinite(p).all() for p in self.params) and all(
+                np.isfinite(a).all() for v in self._state.values() for a in v):
+            return
+        for p, s in zip(self.params, saved):
+            p[...] = s
+        for k, v in self._state.items():
+            for a, s in zip(v, saved_state[k]):
+                a[...] = s
+        raise ValueError(step_overflow_message(self.lr))
 
     def step(self, grads: Sequence[Any]) -> None:
         raise NotImplementedError
 
 
+def _item(v: Any) -> Any:
+    return v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+
+
 def _scalar(state: dict[str, Any], key: str) -> Any:
-    return np.asarray(state[key]).item()
+    if key not in state:
+        raise ValueError(f"state is missing {key!r}")
+    a = np.asarray(state[key])
+    if a.shape != ():
+        raise ValueError(f"state[{key!r}] must be a single number, got shape {a.shape}")
+    return a.item()
 
 
 class SGD(_Optimizer):
@@ -184,18 +235,30 @@ class SGD(_Optimizer):
                 "weight_decay": self.weight_decay}
 
     def _set_hyper(self, state: dict[str, Any]) -> None:
-        self.lr = _scalar(state, "lr")
-        self.momentum = float(_scalar(state, "momentum"))
-        self.nesterov = bool(_scalar(state, "nesterov"))
-        self.weight_decay = float(_scalar(state, "weight_decay"))
+        lr = check_nonnegative(_scalar(state, "lr"), "lr")
+        momentum = check_in_range(_scalar(state, "momentum"), "momentum", 0.0, 1.0)
+        if momentum >= 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        nesterov = _scalar(state, "nesterov")
+        if nesterov not in (0, 1, True, False):
+            raise ValueError(f"nesterov must be 0 or 1, got {nesterov!r}")
+        if nesterov and momentum == 0.0:
+            raise ValueError("nesterov=True requires momentum > 0")
+        weight_decay = check_nonnegative(_scalar(state, "weight_decay"), "weight_decay")
+        self.lr, self.momentum = lr, momentum
+        self.nesterov, self.weight_decay = bool(nesterov), weight_decay
 
     def step(self, grads: Sequence[Any]) -> None:
         """Apply one update to every parameter in place."""
         grads = self._check_grads(grads)
-        for p, g, v in zip(self.params, grads, self._state["momentum_buffer"]):
-            c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
-            _ko.sgd_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), c(self.lr),
-                           c(self.momentum), self.nesterov, c(self.weight_decay))
+
+        def update() -> None:
+            for p, g, v in zip(self.params, grads, self._state["momentum_buffer"]):
+                c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
+                _ko.sgd_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), c(self.lr),
+                               c(self.momentum), self.nesterov, c(self.weight_decay))
+
+        self._guarded_step(update)
         self.step_count += 1
 
 
@@ -255,24 +318,30 @@ class Adam(_Optimizer):
                 "weight_decay": self.weight_decay}
 
     def _set_hyper(self, state: dict[str, Any]) -> None:
-        self.lr = _scalar(state, "lr")
-        self.betas = (self._check_beta(_scalar(state, "beta1"), "beta1"),
-                      self._check_beta(_scalar(state, "beta2"), "beta2"))
-        self.eps = check_positive(_scalar(state, "eps"), "eps")
-        self.weight_decay = check_nonnegative(_scalar(state, "weight_decay"), "weight_decay")
+        lr = check_nonnegative(_scalar(state, "lr"), "lr")
+        betas = (self._check_beta(_scalar(state, "beta1"), "beta1"),
+                 self._check_beta(_scalar(state, "beta2"), "beta2"))
+        eps = check_positive(_scalar(state, "eps"), "eps")
+        weight_decay = check_nonnegative(_scalar(state, "weight_decay"), "weight_decay")
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
 
     def step(self, grads: Sequence[Any]) -> None:
         """Apply one update to every parameter in place."""
         grads = self._check_grads(grads)
-        self.step_count += 1
-        t = self.step_count
+        t = self.step_count + 1
         b1, b2 = self.betas
         bc1, bc2 = _ko.adam_bias_corrections(b1, b2, t)
-        for p, g, m, v in zip(self.params, grads, self._state["exp_avg"], self._state["exp_avg_sq"]):
-            c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
-            _ko.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                            c(self.lr), c(b1), c(1.0 - b1), c(b2), c(1.0 - b2), c(bc1), c(bc2),
-                            c(self.eps), c(self.weight_decay))
+
+        def update() -> None:
+            for p, g, m, v in zip(self.params, grads, self._state["exp_avg"],
+                                  self._state["exp_avg_sq"]):
+                c = p.dtype.type  # scalars in the parameter's dtype, as NumPy would cast them
+                _ko.adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                                c(self.lr), c(b1), c(1.0 - b1), c(b2), c(1.0 - b2), c(bc1),
+                                c(bc2), c(self.eps), c(self.weight_decay))
+
+        self._guarded_step(update)
+        self.step_count = t
 
 
 class LevenbergMarquardt:
@@ -407,6 +476,12 @@ class LRSchedule:
                 "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (validated before anything changes)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
         best = state.get("best")
+        if best is not None:
+            best = check_positive(best, "best") if best != 0 else 0.0
+        bad = check_int(state.get("bad_epochs", 0), "bad_epochs", minimum=0)
         self.best = float("inf") if best is None else float(best)
-        self.bad_epochs = int(state.get("bad_epochs", 0))
+        self.bad_epochs = bad

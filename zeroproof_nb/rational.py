@@ -27,12 +27,16 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from ._validation import (
+    MAX_TERMS,
     as_float_array,
+    check_alloc,
     check_bounds,
     check_choice,
     check_finite,
+    check_no_overlap,
     check_nonnegative,
     check_positive,
+    check_terms,
 )
 from .core import is_tr_array, to_ieee, tr_dtype
 from .kernels import basis as _kb
@@ -74,6 +78,10 @@ def monomial_exponents(d: int, degree: int) -> np.ndarray:
 
     d = check_int(d, "d", minimum=1)
     degree = check_int(degree, "degree", minimum=0)
+    n = check_terms(d, degree, "degree")
+    if n * d > 8 * MAX_TERMS:
+        raise ValueError(f"d, degree: the exponent table would have {n} x {d} entries, more "
+                         f"than {8 * MAX_TERMS} (the limit)")
     return _exponents_cached(d, degree).copy()
 
 
@@ -302,7 +310,11 @@ def rational_eval(
     policy = _check_policy(policy)
     eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
     shape = pb.out_shape
-    y = np.empty(shape, dtype=tr_dtype(pb.dtype)) if out is None else _check_out(out, shape, pb.dtype)
+    if out is None:
+        y = np.empty(shape, dtype=tr_dtype(pb.dtype))
+    else:
+        y = _check_out(out, shape, pb.dtype)
+        check_no_overlap(y, {"x": pb.x, "theta": pb.theta2, "phi": pb.phi2})
     n = pb.x.shape[0]
     q = np.empty(shape, dtype=pb.dtype) if return_q else np.empty((1, 1), dtype=pb.dtype)
     if n > 0:
@@ -334,6 +346,8 @@ def basis_features(
     basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
     lo, hi = check_bounds(domain, "domain")
     xa = as_float_array(x, "x", ndim=(1, 2))
+    n_cols = check_terms(1 if xa.ndim == 1 else max(1, xa.shape[1]), degree, "degree")
+    check_alloc(xa.shape[0] * n_cols, xa.dtype.itemsize, "len(x) * n_terms")
     dt = xa.dtype
     scale = dt.type(2.0 / (hi - lo))
     shift = dt.type(-(hi + lo) / (hi - lo))
@@ -468,7 +482,7 @@ def _normalised_weights(sample_weight: Any, shape: tuple[int, ...],
     if w.size and not total > 0:
         raise ValueError("sample_weight must have a positive sum"
                          + ("" if idx is None else " over the rows in indices"))
-    w2 = w.reshape(shape[0], -1)
+    w2 = w.reshape(shape[0], shape[1] if len(shape) == 2 else 1)
     if idx is not None:
         return w2 / total
     return np.ascontiguousarray((w2 / total).T) if w.size else w2.T

@@ -41,17 +41,23 @@ def monomial_exponents(d: int, degree: int) -> np.ndarray:
     Ordered by total degree (constant term first), then lexicographically descending in the
     exponents, so that the first d+1 rows are 1, x_0, x_1, ..., x_{d-1}.
     """
-    rows: list[tuple[int, ...]] = []
-
-    def rec(prefix: list[int], remaining_dims: int, total: int) -> None:
-        if remaining_dims == 1:
-            rows.append(tuple(prefix + [total]))
-            return
-        for e in range(total, -1, -1):
-            rec(prefix + [e], remaining_dims - 1, total - e)
-
+    rows: list[list[int]] = []
     for total in range(degree + 1):
-        rec([], d, total)
+        # compositions of ``total`` into d parts, lexicographically descending (iterative: no
+        # recursion depth that grows with d)
+        a = [total] + [0] * (d - 1)
+        while True:
+            rows.append(list(a))
+            j = d - 2
+            while j >= 0 and a[j] == 0:
+                j -= 1
+            if j < 0:
+                break
+            rest = sum(a[j + 1:])
+            a[j] -= 1
+            a[j + 1] = rest + 1
+            for k in range(j + 2, d):
+                a[k] = 0
     out = np.array(rows, dtype=np.int64).reshape(len(rows), d)
     return out
 

@@ -3,7 +3,9 @@ adaptive_loss.AdaptiveLambda` and the compiled training loop (:mod:`.train`).
 
 Scalars in, scalars out. Codes of the rule's outcome: :data:`RULE_SKIPPED` (warm-up or between
 updates: nothing recorded), :data:`RULE_DEAD_BAND` (|gap| < dead band: λ kept, a 0.0 update
-recorded), :data:`RULE_APPLIED`.
+recorded), :data:`RULE_APPLIED`, :data:`RULE_OVERFLOW` (the update would leave λ or the
+velocity non-finite, or started from a non-finite one: nothing changed, and both callers raise
+the same ``ValueError``).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import math
 
 from numba import njit
 
-RULE_SKIPPED, RULE_DEAD_BAND, RULE_APPLIED = 0, 1, 2
+RULE_SKIPPED, RULE_DEAD_BAND, RULE_APPLIED, RULE_OVERFLOW = 0, 1, 2, 3
 
 
 @njit(cache=True)
@@ -48,7 +50,14 @@ def lambda_rule(step_count, batch_coverage, cumulative_coverage, lam, velocity,
     against the step is reset to 0, then v ← μ·v + step is the change; the change is doubled
     when coverage is above target and halved below; λ is clipped to
     [max(lambda_min, lambda_rej_min), lambda_max].
+
+    Guard: when λ or the velocity is not finite on entry, or the step, the change, the new
+    velocity or the new λ is not (an absurd learning rate overflows them; ``inf - inf`` would
+    give NaN, which ``max`` would silently replace by the floor), the result is
+    ``(lam, velocity, RULE_OVERFLOW, 0.0)`` with the inputs unchanged.
     """
+    if not (abs(lam) < math.inf and abs(velocity) < math.inf):
+        return lam, velocity, RULE_OVERFLOW, 0.0
     if step_count <= warmup_steps or (step_count - warmup_steps) % update_frequency != 0:
         return lam, velocity, RULE_SKIPPED, 0.0
     coverage = cumulative_coverage if step_count <= 2 else batch_coverage
@@ -56,6 +65,7 @@ def lambda_rule(step_count, batch_coverage, cumulative_coverage, lam, velocity,
     if abs(gap) < dead_band:
         return lam, velocity, RULE_DEAD_BAND, 0.0
     step = decayed_rate(learning_rate, exponential_decay, step_count - warmup_steps) * gap
+    velocity0 = velocity
     if momentum > 0.0:
         if velocity * step < 0.0:
             velocity = 0.0
@@ -64,7 +74,10 @@ def lambda_rule(step_count, batch_coverage, cumulative_coverage, lam, velocity,
     else:
         change = step
     change *= 2.0 if gap < 0.0 else 0.5
-    new = max(lambda_min, lam + change)
+    moved = lam + change
+    if not (abs(change) < math.inf and abs(velocity) < math.inf and abs(moved) < math.inf):
+        return lam, velocity0, RULE_OVERFLOW, 0.0
+    new = max(lambda_min, moved)
     new = max(lambda_rej_min, new)
     new = min(lambda_max, new)
     return new, velocity, RULE_APPLIED, change

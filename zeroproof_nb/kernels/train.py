@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from .optim import adam_bias_corrections, adam_update, sgd_update
-from .policy import lambda_rule
+from .policy import RULE_OVERFLOW, lambda_rule
 from .rational import (
     FS_DATA,
     FS_QMIN,
@@ -33,7 +33,8 @@ HYPER_LR, HYPER_BETA1, HYPER_BETA2, HYPER_EPS, HYPER_WEIGHT_DECAY, HYPER_MOMENTU
     HYPER_NESTEROV = range(7)
 N_HYPER = 7
 #: statuses: all batches ran, or the batch that stopped on non-finite parameters / gradients
-OK, THETA_NOT_FINITE, PHI_NOT_FINITE, GRAD_THETA_NOT_FINITE, GRAD_PHI_NOT_FINITE = range(5)
+OK, THETA_NOT_FINITE, PHI_NOT_FINITE, GRAD_THETA_NOT_FINITE, GRAD_PHI_NOT_FINITE, \
+    LAMBDA_OVERFLOW, STEP_NOT_FINITE = range(7)
 #: int64 state of the λ policy: steps, cumulative REAL outputs, cumulative outputs
 LAM_STEPS, LAM_REAL, LAM_TOTAL = range(3)
 
@@ -44,6 +45,19 @@ def _all_finite(a):
         if not abs(a[i]) < math.inf:
             return False
     return True
+
+
+@njit(cache=True)
+def _save_buffers(save, a, b, c, d, restore):
+    """Copy the four flat buffers into ``save`` (back from it when ``restore``)."""
+    o = 0
+    for buf in (a, b, c, d):
+        m = buf.shape[0]
+        if restore:
+            buf[:] = save[o:o + m]
+        else:
+            save[o:o + m] = buf
+        o += m
 
 
 @njit(cache=True, error_model="numpy")
@@ -111,6 +125,12 @@ def train_batches(
     sc[8] = alpha_phi
     nesterov = hyper[HYPER_NESTEROV] != 0.0
     lam_floor = rule[8]
+    # copies taken before each optimizer step: a step that leaves anything non-finite is undone
+    # (as the Python optimizers do) and the loop stops with STEP_NOT_FINITE
+    save_theta = np.empty(n_theta, dtype=theta.dtype)
+    save_phi = np.empty(n_phi, dtype=theta.dtype)
+    save_bufs = np.empty(buf_theta_a.shape[0] + buf_theta_b.shape[0] + buf_phi_a.shape[0]
+                         + buf_phi_b.shape[0], dtype=theta.dtype)
     for b in range(n_batches):
         if not _all_finite(theta_flat):
             return b, THETA_NOT_FINITE, step_count
@@ -145,6 +165,10 @@ def train_batches(
             return b, GRAD_THETA_NOT_FINITE, step_count
         if not _all_finite(g_phi):
             return b, GRAD_PHI_NOT_FINITE, step_count
+        save_theta[:] = theta_flat
+        save_phi[:] = phi_flat
+        _save_buffers(save_bufs, buf_theta_a, buf_theta_b, buf_phi_a, buf_phi_b, False)
+        steps_before = step_count
         if optimizer == OPT_ADAM:
             step_count += 1
             bias1, bias2 = adam_bias_corrections(hyper[HYPER_BETA1], hyper[HYPER_BETA2],
@@ -161,6 +185,13 @@ def train_batches(
             sgd_update(theta_flat, g_theta, buf_theta_a, sc[0], sc[7], nesterov, sc[6])
             sgd_update(phi_flat, g_phi, buf_phi_a, sc[0], sc[7], nesterov, sc[6])
             step_count += 1
+        if not (_all_finite(theta_flat) and _all_finite(phi_flat) and _all_finite(buf_theta_a)
+                and _all_finite(buf_theta_b) and _all_finite(buf_phi_a)
+                and _all_finite(buf_phi_b)):
+            theta_flat[:] = save_theta
+            phi_flat[:] = save_phi
+            _save_buffers(save_bufs, buf_theta_a, buf_theta_b, buf_phi_a, buf_phi_b, True)
+            return b, STEP_NOT_FINITE, steps_before
         if l1_bound > 0.0 and n_phi > 0:
             l1_project_rows(phi, l1_bound)
         n_real = pi[0, IS_TAG0]
@@ -169,14 +200,19 @@ def train_batches(
             tag_counts[b, k] = pi[0, IS_TAG0 + k]
             n_all += pi[0, IS_TAG0 + k]
         if adaptive:
-            lam_counts[LAM_STEPS] += 1
-            lam_counts[LAM_REAL] += n_real
-            lam_counts[LAM_TOTAL] += n_all
+            steps_new = lam_counts[LAM_STEPS] + 1
+            real_new = lam_counts[LAM_REAL] + n_real
+            total_new = lam_counts[LAM_TOTAL] + n_all
             batch_cov = n_real / n_all if n_all > 0 else 1.0
-            cum_cov = (lam_counts[LAM_REAL] / lam_counts[LAM_TOTAL]
-                       if lam_counts[LAM_TOTAL] > 0 else 1.0)
+            cum_cov = real_new / total_new if total_new > 0 else 1.0
             new, velocity, code, change = lambda_rule(
-                lam_counts[LAM_STEPS], batch_cov, cum_cov, lam_state[0], lam_state[1], *rule)
+                steps_new, batch_cov, cum_cov, lam_state[0], lam_state[1], *rule)
+            if code == RULE_OVERFLOW:
+                # as AdaptiveLambda.update_counts: the policy is left as before this batch
+                return b, LAMBDA_OVERFLOW, step_count
+            lam_counts[LAM_STEPS] = steps_new
+            lam_counts[LAM_REAL] = real_new
+            lam_counts[LAM_TOTAL] = total_new
             lam_state[0] = new
             lam_state[1] = velocity
             codes[b] = code

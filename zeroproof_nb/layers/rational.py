@@ -15,12 +15,16 @@ import numpy as np
 import numpy.polynomial as npoly
 
 from .._validation import (
+    MAX_TERMS,
     as_float_array,
     check_bounds,
     check_choice,
     check_finite,
     check_int,
     check_nonnegative,
+    check_terms,
+    finite_float,
+    load_npz,
 )
 from ..kernels import rational as _kr
 from ..rational import (
@@ -45,6 +49,26 @@ _POLICY_FIELDS = ("tau_q_on", "tau_q_off", "tau_p_on", "tau_p_off")
 #: A complex root counts as real when |imag| <= _ROOT_IMAG_TOL * max(1, |real|) (double roots
 #: come back from the companion matrix with imaginary parts ~ sqrt(machine eps)).
 _ROOT_IMAG_TOL = 1e-6
+
+
+def _item(value: Any, name: str) -> Any:
+    """The Python scalar of a stored 0-d entry (``ValueError`` for an array of another size)."""
+    a = np.asarray(value)
+    if a.shape != ():
+        raise ValueError(f"{name} must be a single value, got shape {a.shape}")
+    return a.item()
+
+
+def _str_item(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _bool_item(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def _alternating(n: int, amplitude: float, first: int) -> np.ndarray:
@@ -130,6 +154,10 @@ class TRRational:
         if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise TypeError(f"dtype must be float64 or float32, got {dt}")
         self.dtype = dt
+        for name, deg in (("d_p", self.d_p), ("d_q", self.d_q)):
+            if check_terms(self.input_dim, deg, name) * self.n_outputs > MAX_TERMS:
+                raise ValueError(f"{name}, n_outputs: the layer would hold more than {MAX_TERMS} "
+                                 "coefficients in one parameter array (the limit)")
         if policy is not None and not isinstance(policy, TRPolicy):
             raise TypeError(f"policy must be a TRPolicy or None, got {type(policy).__name__}")
         self.policy = policy
@@ -175,17 +203,31 @@ class TRRational:
         return [self.theta, self.phi]
 
     def set_parameters(self, params: Sequence[Any]) -> None:
-        """Copy ``[theta, phi]`` into the layer's arrays (in place; shapes must match)."""
-        params = list(params)
+        """Copy ``[theta, phi]`` into the layer's arrays (in place; shapes must match).
+
+        Both are validated first (shape, and finite after rounding to the layer's dtype: a
+        float64 value beyond float32's range is rejected for a float32 layer); on an error
+        neither array changes."""
+        try:
+            params = list(params)
+        except TypeError as exc:
+            raise TypeError(f"params must be a sequence [theta, phi], got {type(params).__name__}") from exc
         if len(params) != 2:
             raise ValueError(f"params must be [theta, phi], got {len(params)} arrays")
+        cast = []
         for name, new, cur in zip(("theta", "phi"), params, (self.theta, self.phi)):
             a = as_float_array(new, name, dtype=np.float64)
             if a.shape != cur.shape:
                 raise ValueError(f"{name} must have shape {cur.shape}, got {a.shape}")
             check_finite(a, name)
-        np.copyto(self.theta, np.asarray(params[0], dtype=np.float64), casting="same_kind")
-        np.copyto(self.phi, np.asarray(params[1], dtype=np.float64), casting="same_kind")
+            with np.errstate(over="ignore"):
+                c = a.astype(self.dtype)
+            if not np.isfinite(c).all():
+                raise ValueError(f"{name} must be finite in the layer's dtype {self.dtype}; "
+                                 f"some values exceed its range")
+            cast.append(c)
+        np.copyto(self.theta, cast[0])
+        np.copyto(self.phi, cast[1])
 
     # ------------------------------------------------------------------ evaluation
     def _x(self, x: Any) -> np.ndarray:
@@ -219,12 +261,14 @@ class TRRational:
     def q_values(self, x: Any) -> np.ndarray:
         """|Q(x)| per point: shape (N,) when Q is shared, (N, n_outputs) with one Q per head.
 
-        A non-finite Q (NaN or infinite input) is reported as 0.0, as upstream did for non-REAL Q.
+        A NaN Q (NaN input, or inf·0 for an infinite input) is reported as NaN, so that an
+        importance sampler's ``nan_policy`` sees it (upstream reported 0.0, the largest
+        importance weight); an infinite Q as inf.
         """
         _, q = rational_eval(self._x(x), self.theta, self.phi, return_q=True, **self._kw())
         if q.ndim == 2 and self.phi.ndim == 1:
             q = np.ascontiguousarray(q[:, 0])
-        _kr.abs_or_zero(q.reshape(-1), q.reshape(-1))  # in place (q is this call's array)
+        np.abs(q, out=q)  # in place (q is this call's array)
         return q
 
     def q_min(self, x: Any) -> float:
@@ -415,42 +459,71 @@ class TRRational:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load θ and φ (in place) from a :meth:`state_dict`; the structural configuration
-        stored with it (degrees, basis, outputs, input_dim) must match this layer."""
+        stored with it (degrees, basis, outputs, input_dim) must match this layer. Everything
+        is checked before θ and φ change."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
         for key in ("d_p", "d_q", "n_outputs", "input_dim"):
-            if key in state and int(np.asarray(state[key]).item()) != getattr(self, key):
-                raise ValueError(
-                    f"state has {key}={np.asarray(state[key]).item()}, this layer {getattr(self, key)}"
-                )
-        if "basis" in state and str(np.asarray(state["basis"]).item()) != self.basis:
-            raise ValueError(f"state has basis={np.asarray(state['basis']).item()!r}, this layer {self.basis!r}")
+            if key in state:
+                v = check_int(_item(state[key], key), f"state[{key!r}]")
+                if v != getattr(self, key):
+                    raise ValueError(f"state has {key}={v}, this layer {getattr(self, key)}")
+        if "basis" in state and str(_item(state["basis"], "basis")) != self.basis:
+            raise ValueError(f"state has basis={_item(state['basis'], 'basis')!r}, this layer {self.basis!r}")
         if "theta" not in state or "phi" not in state:
             raise ValueError("state must contain 'theta' and 'phi'")
         self.set_parameters([state["theta"], state["phi"]])
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`state_dict` to a ``.npz`` file (no pickle)."""
+        """Write :meth:`state_dict` to a ``.npz`` file (no pickle, no object arrays)."""
         np.savez(path, **self.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> "TRRational":
         """Build a layer from a file written by :meth:`save`. ``kwargs`` (e.g.
-        ``adaptive_loss_policy``) are passed to the constructor."""
-        with np.load(path, allow_pickle=False) as f:
-            state = {k: f[k] for k in f.files}
+        ``adaptive_loss_policy``) are passed to the constructor.
+
+        Every stored field is checked (present, of the right type, θ and φ of the shapes the
+        stored degrees give, finite) before the layer is built: a damaged or foreign file
+        raises ``ValueError``/``TypeError`` naming the field."""
+        state = load_npz(path, "path")
 
         def item(key: str) -> Any:
-            return np.asarray(state[key]).item()
+            if key not in state:
+                raise ValueError(f"path: the file has no {key!r} entry (not a TRRational.save file?)")
+            return _item(state[key], key)
 
+        ints = {k: check_int(item(k), k, minimum=1 if k in ("n_outputs", "input_dim") else 0)
+                for k in ("d_p", "d_q", "n_outputs", "input_dim")}
+        domain = np.asarray(state["domain"]) if "domain" in state else item("domain")
+        if domain.shape != (2,) or domain.dtype.kind not in "iuf":
+            raise ValueError(f"domain must be 2 numbers, got {domain!r}")
         cfg: dict[str, Any] = dict(
-            d_p=int(item("d_p")), d_q=int(item("d_q")), basis=str(item("basis")),
-            domain=tuple(float(v) for v in state["domain"]), n_outputs=int(item("n_outputs")),
-            shared_q=bool(item("shared_q")), input_dim=int(item("input_dim")),
-            alpha_phi=float(item("alpha_phi")), init=str(item("init")), dtype=str(item("dtype")),
+            ints, basis=_str_item(item("basis"), "basis"),
+            domain=tuple(float(v) for v in domain),
+            shared_q=_bool_item(item("shared_q"), "shared_q"),
+            alpha_phi=finite_float(item("alpha_phi"), "alpha_phi"),
+            init=_str_item(item("init"), "init"), dtype=_str_item(item("dtype"), "dtype"),
         )
+        if cfg["dtype"] not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {cfg['dtype']!r}")
+        # shapes of θ and φ from the stored degrees, checked before anything is allocated
+        n_p = check_terms(ints["input_dim"], ints["d_p"], "d_p")
+        n_q = check_terms(ints["input_dim"], ints["d_q"], "d_q") - 1
+        multi = ints["n_outputs"] > 1
+        want = {"theta": (ints["n_outputs"], n_p) if multi else (n_p,),
+                "phi": (ints["n_outputs"], n_q) if (multi and not cfg["shared_q"]) else (n_q,)}
+        for key, shape in want.items():
+            if key not in state:
+                raise ValueError(f"path: the file has no {key!r} entry")
+            if np.asarray(state[key]).shape != shape:
+                raise ValueError(f"{key} must have shape {shape} for the stored degrees, got "
+                                 f"{np.asarray(state[key]).shape}")
         if "l1_projection" in state:
-            cfg["l1_projection"] = float(item("l1_projection"))
+            cfg["l1_projection"] = finite_float(item("l1_projection"), "l1_projection")
         if all(f"policy.{f}" in state for f in _POLICY_FIELDS):
-            cfg["policy"] = TRPolicy(**{f: float(item(f"policy.{f}")) for f in _POLICY_FIELDS})
+            cfg["policy"] = TRPolicy(**{f: finite_float(item(f"policy.{f}"), f"policy.{f}")
+                                        for f in _POLICY_FIELDS})
         cfg.update(kwargs)
         layer = cls(**cfg)
         layer.load_state_dict(state)

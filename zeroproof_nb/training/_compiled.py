@@ -18,7 +18,7 @@ from ..kernels import policy as _kp
 from ..kernels import train as _kt
 from ..kernels.tags import CHUNK
 from ..layers import TRRational
-from ..optim import SGD, Adam
+from ..optim import SGD, Adam, step_overflow_message
 from ..rational import (
     _DTYPE_MAX,
     _fused_addresses,
@@ -26,7 +26,7 @@ from ..rational import (
     _policy_thresholds,
     _target_array,
 )
-from .adaptive_loss import AdaptiveLambda
+from .adaptive_loss import LAMBDA_OVERFLOW_MESSAGE, AdaptiveLambda
 
 _LAYER_METHODS = ("loss_and_grad", "project_phi", "regularization", "parameters", "_problem",
                   "_grad_options", "_x")
@@ -37,6 +37,7 @@ _ERRORS = {
     _kt.PHI_NOT_FINITE: "phi must contain only finite values",
     _kt.GRAD_THETA_NOT_FINITE: "grads[0] must contain only finite values",
     _kt.GRAD_PHI_NOT_FINITE: "grads[1] must contain only finite values",
+    _kt.LAMBDA_OVERFLOW: LAMBDA_OVERFLOW_MESSAGE,
 }
 
 
@@ -123,6 +124,10 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
     if not (np.shares_memory(pb.theta2, model.theta)
             and (model.phi.size == 0 or np.shares_memory(pb.phi2, model.phi))):
         raise RuntimeError("compiled epochs need the kernel's θ and φ to be the layer's arrays")
+    for name, a in (("x", xa), ("y", y), ("indices", idx)):
+        if np.may_share_memory(a, model.theta) or np.may_share_memory(a, model.phi):
+            raise ValueError(f"{name} must not share memory with the parameters the epoch "
+                             "updates in place")
     options = model._grad_options(trainer._pass_options())
     shape = (xa.shape[0], pb.n_out) if pb.multi else (xa.shape[0],)
     target = _kernel_target(_target_array(y, shape, pb.dtype), pb.n_out, True)
@@ -166,4 +171,5 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
         alp.lambda_history.extend(lam_after[:done][ran].tolist())
         alp.coverage_tracker.update_counts_many(counts[:done])
         lam_after = np.maximum(lam_after, alp.config.lambda_rej_min)
-    return EpochSteps(losses[:done], counts[:done], lam_after[:done], _ERRORS.get(status))
+    error = step_overflow_message(opt.lr) if status == _kt.STEP_NOT_FINITE else _ERRORS.get(status)
+    return EpochSteps(losses[:done], counts[:done], lam_after[:done], error)

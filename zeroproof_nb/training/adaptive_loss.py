@@ -20,6 +20,8 @@ import numpy as np
 from .._validation import (
     check_choice,
     check_config,
+    check_counts,
+    finite_float,
     check_in_range,
     check_int,
     check_nonnegative,
@@ -40,6 +42,26 @@ __all__ = [
 ]
 
 BASE_LOSSES = ("mse", "mae", "huber")
+
+#: message of the ValueError raised, by the Python loop and the compiled epochs alike, when the
+#: λ_rej rule would leave λ_rej or its velocity non-finite
+LAMBDA_OVERFLOW_MESSAGE = (
+    "learning_rate: the lambda_rej update overflowed (lambda_rej, its change or the momentum "
+    "velocity is not finite); lower AdaptiveLossConfig.learning_rate (lambda_rej was left "
+    "unchanged)"
+)
+
+
+def _item(v: Any) -> Any:
+    return v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+
+
+def _finite_list(values: Any, name: str) -> list[float]:
+    """A saved list of finite floats."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise TypeError(f"{name} must be a list of numbers, got {type(values).__name__}")
+    out = [finite_float(v, f"{name}[{i}]") for i, v in enumerate(values)]
+    return out
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -186,16 +208,22 @@ class AdaptiveLambda:
     def update_counts(self, counts: Any) -> None:
         """:meth:`update` from tag counts ``(REAL, PINF, NINF, PHI)``, e.g. the
         ``stats["tag_counts"]`` that the fused loss-and-gradient pass already computed."""
+        counts = check_counts(counts)
         tracker = self.coverage_tracker
+        saved = (tracker.current_batch.copy(), tracker.cumulative.copy(), list(tracker.history),
+                 tracker.window_coverage)
         tracker.update_counts(counts)
         cumulative = tracker.coverage
         batch = tracker.batch_coverage
-        self.coverage_history.append(batch)
-
-        self.step_count += 1
         lam, velocity, code, applied = _kp.lambda_rule(
-            self.step_count, batch, cumulative, float(self.lambda_rej), float(self.velocity),
+            self.step_count + 1, batch, cumulative, float(self.lambda_rej), float(self.velocity),
             *self.rule_parameters())
+        if code == _kp.RULE_OVERFLOW:  # leave everything as before this batch
+            (tracker.current_batch, tracker.cumulative, tracker.history,
+             tracker.window_coverage) = saved
+            raise ValueError(LAMBDA_OVERFLOW_MESSAGE)
+        self.coverage_history.append(batch)
+        self.step_count += 1
         self.lambda_rej, self.velocity = lam, velocity
         if code != _kp.RULE_SKIPPED:
             self.update_history.append(applied)
@@ -273,17 +301,43 @@ class AdaptiveLambda:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state written by :meth:`state_dict` (the config included)."""
+        """Restore a state written by :meth:`state_dict` (the config included).
+
+        Everything is validated before anything is assigned: λ_rej finite and within the
+        config's bounds, the velocity and histories finite, coverages in [0, 1], the tracker's
+        counts; on an error (``ValueError``/``TypeError`` naming the entry) nothing changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        for key in ("config", "lambda_rej", "step_count", "velocity", "update_history",
+                    "lambda_history", "coverage_history", "coverage_tracker"):
+            if key not in state:
+                raise ValueError(f"state is missing {key!r}")
+        if not isinstance(state["config"], dict):
+            raise TypeError("config must be a dict")
         names = {f.name for f in fields(AdaptiveLossConfig)}
-        self.config = AdaptiveLossConfig(**{k: v for k, v in state["config"].items() if k in names})
+        config = AdaptiveLossConfig(**{k: v for k, v in state["config"].items() if k in names})
+        lam = finite_float(state["lambda_rej"], "lambda_rej")
+        cap = math.inf if config.lambda_max is None else config.lambda_max
+        floor = max(config.lambda_min, config.lambda_rej_min)
+        if not floor <= lam <= cap:
+            raise ValueError(f"lambda_rej must lie in [{floor}, {cap}], got {lam}")
+        velocity = finite_float(state["velocity"], "velocity")
+        step_count = check_int(_item(state["step_count"]), "step_count", minimum=0)
+        hist = {k: _finite_list(state[k], k)
+                for k in ("update_history", "lambda_history", "coverage_history")}
+        if any(not 0.0 <= c <= 1.0 for c in hist["coverage_history"]):
+            raise ValueError("coverage_history must hold coverages in [0, 1]")
+        tracker = CoverageTracker(target_coverage=config.target_coverage)
+        tracker.load_state_dict(state["coverage_tracker"])
+        self.config = config
         self.reset()
-        self.lambda_rej = float(state["lambda_rej"])
-        self.step_count = int(state["step_count"])
-        self.velocity = float(state["velocity"])
-        self.update_history = [float(v) for v in state["update_history"]]
-        self.lambda_history = [float(v) for v in state["lambda_history"]]
-        self.coverage_history = [float(v) for v in state["coverage_history"]]
-        self.coverage_tracker.load_state_dict(state["coverage_tracker"])
+        self.lambda_rej = lam
+        self.step_count = step_count
+        self.velocity = velocity
+        self.update_history = hist["update_history"]
+        self.lambda_history = hist["lambda_history"]
+        self.coverage_history = hist["coverage_history"]
+        self.coverage_tracker = tracker
 
 
 class PolicyLoss(NamedTuple):
@@ -358,22 +412,32 @@ class AdaptiveLossPolicy:
         if y_tr.shape != t_tr.shape:
             raise ValueError(f"targets must have the shape of y {y_tr.shape}, got {t_tr.shape}")
         tags = y_tr["tag"]
-        self.adaptive_lambda.update(tags)
         n = y_tr.size
+        real = (tags == TRTag.REAL) & (t_tr["tag"] == TRTag.REAL)
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = y_tr["value"][real].astype(np.float64) - t_tr["value"][real].astype(np.float64)
+            values, dvalues = self.base_loss_and_grad(d)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:  # checked before λ moves
+            raise ValueError(
+                f"y, targets: the base loss of {bad} REAL pair(s) overflows float64 (|y - target| "
+                "up to ~1e308 is representable, its square is not); rescale y and targets"
+            )
+        ce_and_grad = None
+        if tag_logits is not None and self.config.use_tag_loss:  # validated before λ moves
+            ce_and_grad = tag_cross_entropy(tag_logits, tags.reshape(-1))
+        self.adaptive_lambda.update(tags)
         grad = np.zeros(y_tr.shape, dtype=np.float64)
         grad_logits = None
         if n == 0:
             return PolicyLoss(0.0, grad, None)
-        real = (tags == TRTag.REAL) & (t_tr["tag"] == TRTag.REAL)
-        d = y_tr["value"][real].astype(np.float64) - t_tr["value"][real].astype(np.float64)
-        values, dvalues = self.base_loss_and_grad(d)
         n_reject = n - int(np.count_nonzero(real))
         total = float(np.sum(values)) + n_reject * self.adaptive_lambda.get_effective_penalty()
         loss = total / n
         grad[real] = dvalues / n
-        if tag_logits is not None and self.config.use_tag_loss:
+        if ce_and_grad is not None:
             weight = self.adaptive_lambda.get_tag_loss_weight()
-            ce, g = tag_cross_entropy(tag_logits, tags.reshape(-1))
+            ce, g = ce_and_grad
             loss += weight * ce
             grad_logits = weight * g
         return PolicyLoss(loss, grad, grad_logits)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._validation import check_choice, check_in_range, check_int
+from .._validation import check_choice, check_counts, check_in_range, check_int
 from ..core import as_tags, count_tags
 
 __all__ = ["CoverageMetrics", "CoverageTracker", "MultiOutputCoverageTracker"]
@@ -59,8 +59,9 @@ class CoverageMetrics:
         return (self.real_samples, self.pinf_samples, self.ninf_samples, self.phi_samples)
 
     def add_counts(self, counts: Sequence[int]) -> None:
-        """Add counts ``(REAL, PINF, NINF, PHI)`` as returned by ``count_tags``."""
-        r, p, n, f = (int(c) for c in counts)
+        """Add counts ``(REAL, PINF, NINF, PHI)`` as returned by ``count_tags`` (4 integers
+        >= 0; ``TypeError`` for floats, ``ValueError`` for negatives)."""
+        r, p, n, f = (int(c) for c in check_counts(counts))
         self.real_samples += r
         self.pinf_samples += p
         self.ninf_samples += n
@@ -91,6 +92,17 @@ class CoverageMetrics:
             "ninf_samples": self.ninf_samples,
             "phi_samples": self.phi_samples,
         }
+
+
+def _metrics_from(d: Any, name: str) -> CoverageMetrics:
+    """A :class:`CoverageMetrics` from its ``to_dict`` form, validated."""
+    keys = ("total_samples", "real_samples", "pinf_samples", "ninf_samples", "phi_samples")
+    if not isinstance(d, dict) or set(d) != set(keys):
+        raise ValueError(f"{name} must be a dict with the keys {keys}")
+    vals = {k: check_int(d[k], f"{name}[{k!r}]", minimum=0) for k in keys}
+    if vals["total_samples"] != sum(vals[k] for k in keys[1:]):
+        raise ValueError(f"{name}: total_samples must be the sum of the four counts")
+    return CoverageMetrics(**vals)
 
 
 class CoverageTracker:
@@ -126,7 +138,8 @@ class CoverageTracker:
         self.update_counts(count_tags(tags))
 
     def update_counts(self, counts: Sequence[int]) -> None:
-        """Record one batch given its counts ``(REAL, PINF, NINF, PHI)``."""
+        """Record one batch given its counts ``(REAL, PINF, NINF, PHI)`` (integers >= 0)."""
+        counts = check_counts(counts)
         self.current_batch.reset()
         self.current_batch.add_counts(counts)
         self.cumulative.add_counts(counts)
@@ -139,9 +152,16 @@ class CoverageTracker:
 
     def update_counts_many(self, counts: np.ndarray) -> None:
         """:meth:`update_counts` for each row of ``counts`` (n_batches, 4), in order."""
-        counts = np.asarray(counts, dtype=np.int64).reshape(-1, 4)
-        if counts.shape[0] == 0:
+        c = np.asarray(counts)
+        if c.size == 0:
             return
+        if c.dtype.kind not in "iu":
+            raise TypeError(f"counts must hold integer counts, got dtype {c.dtype}")
+        if c.ndim != 2 or c.shape[1] != 4:
+            raise ValueError(f"counts must have shape (n_batches, 4), got {c.shape}")
+        counts = c.astype(np.int64)
+        if np.any(counts < 0):
+            raise ValueError("counts must be >= 0")
         if self.window_size is not None:
             for row in counts:
                 self.update_counts(row)
@@ -205,14 +225,31 @@ class CoverageTracker:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state written by :meth:`state_dict`."""
+        """Restore a state written by :meth:`state_dict`; validated first (counts are
+        integers >= 0 whose total is their sum), so on an error the tracker is unchanged."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        for key in ("target_coverage", "window_size", "current_batch", "cumulative", "history",
+                    "window_coverage"):
+            if key not in state:
+                raise ValueError(f"state is missing {key!r}")
         ws = state["window_size"]
-        self.target_coverage = check_in_range(state["target_coverage"], "target_coverage", 0.0, 1.0)
-        self.window_size = None if ws is None else check_int(ws, "window_size", minimum=1)
-        self.current_batch = CoverageMetrics(**state["current_batch"])
-        self.cumulative = CoverageMetrics(**state["cumulative"])
-        self.history = [CoverageMetrics(**m) for m in state["history"]]
-        self.window_coverage = state["window_coverage"]
+        target = check_in_range(state["target_coverage"], "target_coverage", 0.0, 1.0)
+        window = None if ws is None else check_int(ws, "window_size", minimum=1)
+        current = _metrics_from(state["current_batch"], "current_batch")
+        cumulative = _metrics_from(state["cumulative"], "cumulative")
+        if not isinstance(state["history"], list):
+            raise TypeError("history must be a list")
+        history = [_metrics_from(m, f"history[{i}]") for i, m in enumerate(state["history"])]
+        wc = state["window_coverage"]
+        if wc is not None:
+            wc = check_in_range(wc, "window_coverage", 0.0, 1.0)
+        self.target_coverage = target
+        self.window_size = window
+        self.current_batch = current
+        self.cumulative = cumulative
+        self.history = history
+        self.window_coverage = wc
 
 
 class MultiOutputCoverageTracker:

@@ -15,7 +15,8 @@ Formulas follow upstream's ``advanced_control.CurriculumScheduler`` (reference Â
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -82,11 +83,15 @@ class CurriculumConfig:
         check_in_range(self.initial_easy_ratio, "initial_easy_ratio", 0.0, 1.0)
         check_in_range(self.final_easy_ratio, "final_easy_ratio", 0.0, 1.0)
         check_in_range(self.min_coverage_for_advance, "min_coverage_for_advance", 0.0, 1.0)
-        if not (isinstance(self.max_loss_for_advance, (int, float))
+        if isinstance(self.max_loss_for_advance, bool) or not (
+                isinstance(self.max_loss_for_advance, numbers.Real)
                 and self.max_loss_for_advance >= 0):
             raise ValueError(
                 f"max_loss_for_advance must be a number >= 0, got {self.max_loss_for_advance!r}"
             )
+        for name in ("linear_progression", "adaptive", "use_importance_weights"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
         check_positive(self.importance_temperature, "importance_temperature")
 
 
@@ -98,6 +103,10 @@ def combine_sample_weights(*weights: Any) -> np.ndarray:
     The draw distribution of ``ImportanceSampler.sample_batch(..., sample_weights=c)`` is the
     same product, computed inside the kernel without this intermediate array.
 
+    Each array is divided by its largest entry before the product, so the result does not
+    depend on the arrays' scales (``combine_sample_weights(1e200 * a, b)`` equals
+    ``combine_sample_weights(a, b)`` up to rounding, instead of overflowing to NaN).
+
     Raises ``ValueError`` for mismatched lengths, negative or NaN entries, or a zero product.
     """
     if not weights:
@@ -107,8 +116,10 @@ def combine_sample_weights(*weights: Any) -> np.ndarray:
         arr = as_float_array(w, f"weights[{k}]", ndim=1, dtype=np.float64)
         if np.any(~(arr >= 0)) or np.any(np.isinf(arr)):
             raise ValueError(f"weights[{k}] must be finite and >= 0")
+        top = float(arr.max()) if arr.size else 0.0
+        arr = arr / top if top > 0 else arr.copy()
         if prod is None:
-            prod = arr.copy()
+            prod = arr
         elif arr.shape != prod.shape:
             raise ValueError(
                 f"weights[{k}] must have length {prod.shape[0]}, got {arr.shape[0]}"
@@ -119,6 +130,10 @@ def combine_sample_weights(*weights: Any) -> np.ndarray:
     if not total > 0:
         raise ValueError("weights: the product of the weights is zero everywhere")
     return prod / total
+
+
+def _item(v: Any) -> Any:
+    return v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
 
 
 class CurriculumScheduler:
@@ -280,8 +295,12 @@ class CurriculumScheduler:
         Returns {stage, progress, difficulty_threshold, advanced, epochs_in_stage}.
         """
         epoch = check_int(epoch, "epoch", minimum=0)
-        coverage = float(coverage)
+        coverage = check_in_range(coverage, "coverage", 0.0, 1.0)
+        if isinstance(loss, bool) or not isinstance(loss, numbers.Real):
+            raise TypeError(f"loss must be a real number, got {type(loss).__name__}")
         loss = float(loss)
+        if loss != loss:
+            raise ValueError("loss must not be NaN (a NaN loss must not advance the curriculum)")
         self.current_epoch = epoch
         self.coverage_history.append(coverage)
         self.loss_history.append(loss)
@@ -336,13 +355,55 @@ class CurriculumScheduler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self.config = CurriculumConfig(**state["config"])
-        poles = np.array(state["pole_locations"], dtype=np.float64)
-        self.pole_locations = poles.reshape(-1, 1) if poles.ndim == 1 else poles
-        self.current_epoch = int(state["current_epoch"])
-        self.current_stage = int(state["current_stage"])
-        self.stage_start_epoch = int(state["stage_start_epoch"])
-        self.stage_performance = [dict(s) for s in state["stage_performance"]]
-        self.coverage_history = list(state["coverage_history"])
-        self.loss_history = list(state["loss_history"])
+        """Restore what :meth:`state_dict` returned; everything is validated before anything
+        is assigned (on an error the scheduler is unchanged)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        keys = ("config", "pole_locations", "current_epoch", "current_stage",
+                "stage_start_epoch", "stage_performance", "coverage_history", "loss_history")
+        for key in keys:
+            if key not in state:
+                raise ValueError(f"state is missing {key!r}")
+        cfg = state["config"]
+        if not isinstance(cfg, dict):
+            raise TypeError(f"config must be a dict, got {type(cfg).__name__}")
+        unknown = sorted(set(cfg) - {f.name for f in fields(CurriculumConfig)})
+        if unknown:
+            raise ValueError(f"config has unknown fields {unknown}")
+        config = CurriculumConfig(**cfg)
+        poles = as_float_array(state["pole_locations"], "pole_locations", ndim=(1, 2),
+                               dtype=np.float64)
+        if not np.all(np.isfinite(poles)):
+            raise ValueError("pole_locations must be finite")
+        poles = poles.reshape(-1, 1) if poles.ndim == 1 else np.array(poles)
+        if poles.shape[0] == 0:
+            poles = np.empty((0, 1))
+        ints = {k: check_int(_item(state[k]), k, minimum=0)
+                for k in ("current_epoch", "current_stage", "stage_start_epoch")}
+        if ints["current_stage"] >= config.n_stages:
+            raise ValueError(f"current_stage must be < n_stages ({config.n_stages})")
+        if ints["stage_start_epoch"] > ints["current_epoch"]:
+            raise ValueError("stage_start_epoch must be <= current_epoch")
+        hist = {}
+        for key in ("coverage_history", "loss_history"):
+            vals = state[key]
+            if not isinstance(vals, (list, tuple, np.ndarray)):
+                raise TypeError(f"{key} must be a list of numbers")
+            hist[key] = [float(v) for v in as_float_array(vals, key, ndim=1, dtype=np.float64)] \
+                if len(vals) else []
+        if any(not 0.0 <= c <= 1.0 for c in hist["coverage_history"]):
+            raise ValueError("coverage_history must hold coverages in [0, 1]")
+        if any(v != v for v in hist["loss_history"]):
+            raise ValueError("loss_history must not hold NaN")
+        perf = state["stage_performance"]
+        if not isinstance(perf, list) or not all(isinstance(p, dict) for p in perf):
+            raise ValueError("stage_performance must be a list of dicts")
+        # commit
+        self.config = config
+        self.pole_locations = poles
+        self.current_epoch = ints["current_epoch"]
+        self.current_stage = ints["current_stage"]
+        self.stage_start_epoch = ints["stage_start_epoch"]
+        self.stage_performance = [dict(p) for p in perf]
+        self.coverage_history = hist["coverage_history"]
+        self.loss_history = hist["loss_history"]

@@ -17,17 +17,19 @@ export directory; the constructor touches no file.
 """
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+import numbers
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._jsonutil import dump_strict
 from .._validation import (
     as_float_array,
     check_config,
+    check_counts,
     check_int,
     check_nonnegative,
     check_positive,
@@ -96,6 +98,27 @@ class DiagnosticConfig:
         self.gradient_percentiles = list(self.gradient_percentiles)
 
 
+def _checked_group(group: Any, names: tuple[str, ...], name: str) -> dict[str, list]:
+    """A saved history group: a dict with exactly ``names``, lists of equal length holding
+    numbers (bools excluded), strings or None."""
+    if not isinstance(group, dict) or set(group) != set(names):
+        raise ValueError(f"{name} must be a dict with the keys {names}")
+    lists = {}
+    length = None
+    for k in names:
+        v = group[k]
+        if not isinstance(v, list):
+            raise TypeError(f"{name}[{k!r}] must be a list")
+        if length is not None and len(v) != length:
+            raise ValueError(f"{name}: every list must have the same length")
+        length = len(v)
+        for e in v:
+            if e is not None and (isinstance(e, bool) or not isinstance(e, (numbers.Real, str))):
+                raise TypeError(f"{name}[{k!r}] must hold numbers or None, got {type(e).__name__}")
+        lists[k] = list(v)
+    return lists
+
+
 def _float_or_none(v: Any) -> float | None:
     return None if v is None else float(v)
 
@@ -112,10 +135,7 @@ def _tag_counts(tags: Any, tag_counts: Any) -> np.ndarray | None:
     if tags is not None and tag_counts is not None:
         raise ValueError("give tags or tag_counts, not both")
     if tag_counts is not None:
-        c = np.asarray(tag_counts, dtype=np.int64).reshape(-1)
-        if c.shape != (4,) or np.any(c < 0):
-            raise ValueError("tag_counts must be 4 non-negative counts (REAL, PINF, NINF, PHI)")
-        return c
+        return check_counts(np.asarray(tag_counts).reshape(-1), "tag_counts")
     return None if tags is None else count_tags(tags)
 
 
@@ -348,13 +368,14 @@ class DiagnosticMonitor:
         d = self.to_dict()
         written: dict[str, Path] = {}
         p = out_dir / f"history_epoch_{epoch}.json"
-        with open(p, "w", encoding="utf-8") as f:
-            json.dump({"main": d["main"], "tags": d["tags"], "gradients": d["gradients"]}, f, indent=2)
+        with open(p, "w", encoding="utf-8") as f:  # strict JSON: a non-finite value is null
+            dump_strict({"main": d["main"], "tags": d["tags"], "gradients": d["gradients"]}, f,
+                        indent=2)
         written["history"] = p
         if self.batch_metrics["batch_idx"]:
             p = out_dir / f"batch_metrics_epoch_{epoch}.json"
             with open(p, "w", encoding="utf-8") as f:
-                json.dump(d["batch_metrics"], f, indent=2)
+                dump_strict(d["batch_metrics"], f, indent=2)
             written["batch_metrics"] = p
         if self.pq_snapshots:
             snaps = self.pq_snapshots[-N_SNAPSHOTS_EXPORTED:]
@@ -367,6 +388,56 @@ class DiagnosticMonitor:
             written["pq_snapshots"] = p
         logger.info("diagnostics for epoch %d exported to %s", epoch, out_dir)
         return written
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Config, every history and the P/Q snapshots (copies): what a checkpoint needs so
+        that a resumed run's diagnostics equal an uninterrupted run's."""
+        d = self.to_dict()
+        d["config"] = asdict(self.config)
+        d["pq_snapshots"] = [{"epoch": int(sn["epoch"]), "p_values": np.array(sn["p_values"]),
+                              "q_values": np.array(sn["q_values"])} for sn in self.pq_snapshots]
+        return d
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output. Everything is validated first (the config,
+        the exact keys of every group, lists of equal length holding numbers or None, the
+        snapshots' arrays); on an error the monitor is unchanged."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        for key in ("config", "main", "tags", "gradients", "batch_metrics", "pq_snapshots"):
+            if key not in state:
+                raise ValueError(f"state is missing {key!r}")
+        cfg = state["config"]
+        if not isinstance(cfg, dict):
+            raise TypeError("config must be a dict")
+        unknown = sorted(set(cfg) - {f.name for f in fields(DiagnosticConfig)})
+        if unknown:
+            raise ValueError(f"config has unknown fields {unknown}")
+        config = DiagnosticConfig(**cfg)
+        groups = {}
+        for key, names in (("main", MAIN_KEYS), ("tags", TAG_KEYS), ("gradients", GRADIENT_KEYS),
+                           ("batch_metrics", BATCH_KEYS)):
+            groups[key] = _checked_group(state[key], names, key)
+        snaps = state["pq_snapshots"]
+        if not isinstance(snaps, list) or len(snaps) > N_SNAPSHOTS_EXPORTED:
+            raise ValueError(f"pq_snapshots must be a list of at most {N_SNAPSHOTS_EXPORTED} snapshots")
+        restored = []
+        for i, sn in enumerate(snaps):
+            if not isinstance(sn, dict) or set(sn) != {"epoch", "p_values", "q_values"}:
+                raise ValueError(f"pq_snapshots[{i}] must be {{epoch, p_values, q_values}}")
+            ep = sn["epoch"]
+            ep = check_int(ep.item() if isinstance(ep, np.ndarray) and ep.ndim == 0 else ep,
+                           f"pq_snapshots[{i}].epoch", minimum=0)
+            p = as_float_array(sn["p_values"], f"pq_snapshots[{i}].p_values", ndim=1,
+                               dtype=np.float64)
+            q = as_float_array(sn["q_values"], f"pq_snapshots[{i}].q_values", ndim=1,
+                               dtype=np.float64)
+            restored.append({"epoch": ep, "p_values": np.array(p), "q_values": np.array(q)})
+        self.config = config
+        self.history, self.tag_history = groups["main"], groups["tags"]
+        self.gradient_history, self.batch_metrics = groups["gradients"], groups["batch_metrics"]
+        self.pq_snapshots = restored
 
     def get_summary(self) -> dict[str, Any]:
         """Upstream's keys, each present only when its data exists: q_min_global, q_min_recent,

@@ -2,13 +2,22 @@
 and an optional pole-score head."""
 from __future__ import annotations
 
+import copy
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
-from .._validation import check_config, check_int, check_nonnegative, check_positive
+from .._validation import (
+    as_float_array,
+    check_config,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 from ..gradients import HybridGradientContext, HybridGradientSchedule, ScheduleType
 from ..optim import Adam
 from .diagnostics import DiagnosticConfig, DiagnosticMonitor
@@ -158,10 +167,23 @@ class PoleScoreHead:
                               for k, v in self.optimizer.state_dict().items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.weights[...] = state["weights"]
-        self.bias[...] = state["bias"]
+        """Restore :meth:`state_dict`'s output (validated first: on an error nothing changes)."""
+        if not isinstance(state, dict) or not {"weights", "bias", "optimizer"} <= set(state):
+            raise ValueError("pole_head state must hold 'weights', 'bias' and 'optimizer'")
+        new = {}
+        for key, cur in (("weights", self.weights), ("bias", self.bias)):
+            a = as_float_array(state[key], f"pole_head.{key}", dtype=np.float64)
+            if a.shape != cur.shape:
+                raise ValueError(f"pole_head.{key} must have shape {cur.shape}, got {a.shape}")
+            check_finite(a, f"pole_head.{key}")
+            new[key] = a
+        if not isinstance(state["optimizer"], dict):
+            raise TypeError("pole_head.optimizer must be a dict")
         opt = {k: (v if not isinstance(v, list) else [np.asarray(a, dtype=np.float64) for a in v])
                for k, v in state["optimizer"].items()}
+        copy.deepcopy(self.optimizer).load_state_dict(opt)
+        self.weights[...] = new["weights"]
+        self.bias[...] = new["bias"]
         self.optimizer.load_state_dict(opt)
 
 
@@ -313,7 +335,45 @@ class HybridTrainer(Trainer):
             "lr": self.optimizer.lr,
             "gradient_mode_history": self.gradient_mode_history,
             "pole_head": None if self.pole_head is None else self.pole_head.state_dict(),
+            "lr_shrinks": self.lr_shrinks,
+            "monitor": None if self.monitor is None else self.monitor.state_dict(),
         }
+
+    def _check_extra_state(self, state: dict[str, Any]) -> None:
+        """Validate :meth:`_extra_state`'s output without changing anything."""
+        if not isinstance(state, dict):
+            raise TypeError("extra state must be a dict")
+        for key in ("context", "lr", "gradient_mode_history", "pole_head"):
+            if key not in state:
+                raise ValueError(f"extra state is missing {key!r}")
+        c = state["context"]
+        if not isinstance(c, dict) or set(c) != {"policy_mode", "q_min_epoch", "current_epoch",
+                                                 "local_threshold"}:
+            raise ValueError("context state must hold policy_mode, q_min_epoch, current_epoch "
+                             "and local_threshold")
+        if c["policy_mode"] not in ("MR", "SAT"):
+            raise ValueError(f"context policy_mode must be 'MR' or 'SAT', got {c['policy_mode']!r}")
+        for key in ("q_min_epoch", "local_threshold"):
+            if c[key] is not None:
+                v = c[key]
+                if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v or v < 0:
+                    raise ValueError(f"context {key} must be None or a number >= 0, got {v!r}")
+        if c["current_epoch"] is not None:
+            check_int(c["current_epoch"], "context current_epoch")
+        check_nonnegative(state["lr"], "lr")
+        if not isinstance(state["gradient_mode_history"], list):
+            raise ValueError("gradient_mode_history must be a list")
+        if not isinstance(state.get("lr_shrinks", []), list):
+            raise ValueError("lr_shrinks must be a list")
+        if (self.pole_head is None) != (state["pole_head"] is None):
+            raise ValueError("checkpoint and trainer differ in having a pole head")
+        if self.pole_head is not None:
+            copy.deepcopy(self.pole_head).load_state_dict(state["pole_head"])
+        monitor = state.get("monitor")
+        if monitor is not None and self.monitor is None:
+            raise ValueError("checkpoint has a DiagnosticMonitor state but this trainer has no monitor")
+        if monitor is not None:
+            copy.deepcopy(self.monitor).load_state_dict(monitor)
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         ctx = self.context
@@ -324,5 +384,8 @@ class HybridTrainer(Trainer):
         ctx.local_threshold = c["local_threshold"]
         self.optimizer.lr = state["lr"]
         self.gradient_mode_history = state["gradient_mode_history"]
+        self.lr_shrinks = list(state.get("lr_shrinks", []))
         if self.pole_head is not None and state["pole_head"] is not None:
             self.pole_head.load_state_dict(state["pole_head"])
+        if self.monitor is not None and state.get("monitor") is not None:
+            self.monitor.load_state_dict(state["monitor"])

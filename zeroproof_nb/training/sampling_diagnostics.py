@@ -22,10 +22,10 @@ includes the generator's state: a restored sampler continues the same stream.
 from __future__ import annotations
 
 import copy
-import json
+import math
 import numbers
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,15 @@ from typing import Any
 import numba
 import numpy as np
 
-from .._jsonutil import json_default
+from .._jsonutil import dump_strict
 from .._validation import (
+    MAX_GRID_DIM,
     as_float_array,
+    bit_generator_from_state,
+    check_alloc,
     check_bounds,
     check_choice,
+    check_draws,
     check_config,
     check_in_range,
     check_int,
@@ -113,13 +117,15 @@ def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return copy.deepcopy(rng.bit_generator.state)
 
 
-def _restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> np.random.Generator:
-    name = state["bit_generator"]
-    if type(rng.bit_generator).__name__ == name:
-        rng.bit_generator.state = copy.deepcopy(state)
+def _restore_rng(rng: np.random.Generator, state: dict[str, Any],
+                 name: str = "rng_state") -> np.random.Generator:
+    """``rng`` continuing the saved ``state`` (the same object when its bit generator is of
+    the saved kind, else a new Generator). The kind goes through an allow-list and the state
+    is validated on a fresh bit generator first: on an error ``rng`` is unchanged."""
+    bg = bit_generator_from_state(state, name)
+    if type(rng.bit_generator) is type(bg):
+        rng.bit_generator.state = bg.state
         return rng
-    bg = getattr(np.random, name)()
-    bg.state = copy.deepcopy(state)
     return np.random.Generator(bg)
 
 
@@ -142,6 +148,59 @@ def _as_pool_q(q_pool: Any, name: str = "q_pool") -> np.ndarray:
     if q.shape[0] == 0:
         raise ValueError(f"{name} must not be empty")
     return q
+
+
+def _state_mapping(state: Any, required: tuple[str, ...], name: str = "state") -> dict[str, Any]:
+    """``state`` if it is a dict holding every key of ``required`` (``ValueError`` naming the
+    first missing one, ``TypeError`` for a non-dict)."""
+    if not isinstance(state, dict):
+        raise TypeError(f"{name} must be a dict, got {type(state).__name__}")
+    for key in required:
+        if key not in state:
+            raise ValueError(f"{name} is missing {key!r}")
+    return state
+
+
+def _config_fields(cfg: Any, cls: type) -> dict[str, Any]:
+    """The saved config dict, with only ``cls``'s field names (``ValueError`` for others)."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f"config must be a dict, got {type(cfg).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(cfg) - names)
+    if unknown:
+        raise ValueError(f"config has unknown fields {unknown} for {cls.__name__}")
+    return dict(cfg)
+
+
+def _scalar_item(v: Any) -> Any:
+    return v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+
+
+def _int_array(a: Any, name: str) -> np.ndarray:
+    """A 1-D array of integers >= 0 as int64."""
+    arr = np.asarray(a)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D array of integers, got dtype {arr.dtype}, "
+                        f"shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0")
+    return arr
+
+
+def _stat_float(v: Any, name: str) -> float:
+    """A saved statistic: a finite float, or NaN meaning 'none' (never ±inf)."""
+    v = _scalar_item(v)
+    if v is None:
+        return float("nan")
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if f in (math.inf, -math.inf):
+        raise ValueError(f"{name} must be finite (or NaN for none), got {f}")
+    return f
 
 
 # ========================================================================== importance
@@ -194,12 +253,31 @@ class ImportanceSamplerConfig:
                 1.0 / float(self.temperature))
 
 
+def _frozen(a: Any, dtype: Any, name: str) -> np.ndarray:
+    """``a`` as a read-only 1-D C-contiguous array of ``dtype`` that no other array can write:
+    kept when it already is one owning its data, else copied."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != np.dtype(dtype):
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {a.shape}")
+    if a.flags.writeable or not a.flags.owndata or not a.flags.c_contiguous:
+        a = np.array(a, dtype=dtype, order="C", copy=True)
+        a.setflags(write=False)
+    return a
+
+
 @dataclass(frozen=True)
 class PreparedPool:
     """A pool's weights and alias table, built once by :meth:`ImportanceSampler.prepare`.
 
     Pass it instead of ``q_pool`` to the sampling methods: each batch then costs O(B) with
     replacement (alias method). Without replacement a batch costs O(N) (exponential keys).
+
+    Built by :meth:`ImportanceSampler.prepare`; one built by hand is validated at
+    construction (``ValueError``/``TypeError`` naming the field) and its arrays are stored
+    read-only, so a pool that exists is one the draw kernels can index safely.
 
     Attributes
     ----------
@@ -219,6 +297,59 @@ class PreparedPool:
     q_abs_min: float
     valid_index: np.ndarray | None
     params: tuple[float, float, float, float]
+
+    def __post_init__(self) -> None:
+        """Validate every field once (the draw kernels index with ``table`` and
+        ``valid_index`` unchecked) and freeze the arrays: they are stored read-only (copied
+        unless already read-only arrays owning their data), so the checks stay true."""
+        w = _frozen(self.weights, np.float64, "weights")
+        n = w.shape[0]
+        if n == 0 or n >= 2 ** 32:
+            raise ValueError(f"weights must have between 1 and 2**32 - 1 entries, got {n}")
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError("weights must be finite and >= 0")
+        n_pos = int(np.count_nonzero(w))
+        if n_pos == 0:
+            raise ValueError("weights: no point has a positive weight")
+        table = _frozen(self.table, np.uint64, "table")
+        if table.shape != (n,):
+            raise ValueError(f"table must have shape ({n},) like weights, got {table.shape}")
+        if int((table >> np.uint64(32)).max()) >= n:
+            raise ValueError(f"table holds alias indices outside [0, {n})")
+        npos = check_int(self.n_positive, "n_positive", minimum=0)
+        if npos != n_pos:
+            raise ValueError(f"n_positive must be the number of positive weights ({n_pos}), got {npos}")
+        n_nan = check_int(self.n_nan, "n_nan", minimum=0, maximum=n)
+        valid = self.valid_index
+        if n_nan == 0:
+            if valid is not None:
+                raise ValueError("valid_index must be None when n_nan is 0")
+        else:
+            if valid is None:
+                raise ValueError("valid_index must list the non-NaN points when n_nan > 0")
+            valid = _frozen(valid, np.int64, "valid_index")
+            if valid.shape != (n - n_nan,):
+                raise ValueError(f"valid_index must have n - n_nan = {n - n_nan} entries, "
+                                 f"got shape {valid.shape}")
+            if valid.size and (valid[0] < 0 or valid[-1] >= n or np.any(np.diff(valid) <= 0)):
+                raise ValueError(f"valid_index must be increasing indices in [0, {n})")
+        try:
+            params = tuple(float(v) for v in self.params)
+        except (TypeError, ValueError) as exc:
+            raise TypeError("params must be 4 numbers") from exc
+        if len(params) != 4 or not all(np.isfinite(params)):
+            raise ValueError(f"params must be 4 finite numbers, got {self.params!r}")
+        for name, v in (("q_abs_mean", self.q_abs_mean), ("q_abs_min", self.q_abs_min)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a float, got {type(v).__name__}")
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "n_positive", npos)
+        object.__setattr__(self, "n_nan", n_nan)
+        object.__setattr__(self, "valid_index", valid if n_nan else None)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "q_abs_mean", float(self.q_abs_mean))
+        object.__setattr__(self, "q_abs_min", float(self.q_abs_min))
 
     @property
     def size(self) -> int:
@@ -398,7 +529,11 @@ class ImportanceSampler:
             raise ValueError(f"sample_weights has {ex.shape[0]} entries but q_pool has {n}")
         if not np.all((ex >= 0) & np.isfinite(ex)):
             raise ValueError("sample_weights must be finite and >= 0")
-        return ex
+        # scale-free: the draws depend on sample_weights up to a constant factor only, so
+        # divide by the largest entry first (a factor 1e306 or 1e-310 then changes nothing;
+        # multiplied as given it overflows the sums or loses the subnormals' precision)
+        top = float(ex.max()) if n else 0.0
+        return ex / top if top > 0 else ex
 
     def compute_weights(self, x_or_q: Any, q_values: Any = None, *,
                         sample_weights: Any = None) -> np.ndarray:
@@ -436,6 +571,9 @@ class ImportanceSampler:
         _kw.build_alias_table(w, scan.total, fallback, table)
         _normalise(w, scan.total)
         valid = np.flatnonzero(~np.isnan(q)) if scan.n_nan else None
+        for a in (w, table, valid):
+            if a is not None:
+                a.setflags(write=False)  # ours: the pool keeps them without a copy
         return PreparedPool(weights=w, table=table, n_positive=scan.n_positive, n_nan=scan.n_nan,
                             q_abs_mean=self._pool_q_stats()[0],
                             q_abs_min=self._pool_q_stats()[1],
@@ -531,7 +669,7 @@ class ImportanceSampler:
         replacement : bool, optional; defaults to ``config.replacement``. Without replacement
             the indices are distinct and ordered as successive weighted draws.
         """
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        batch_size = check_draws(batch_size, "batch_size")
         self._check_config()
         repl = self.config.replacement if replacement is None else bool(replacement)
         if repl and isinstance(q_pool, PreparedPool):  # the repeated-draws path: one kernel call
@@ -547,7 +685,8 @@ class ImportanceSampler:
         indices, statistics and generator state), shape (n_batches, batch_size), int64; with
         replacement from a :class:`PreparedPool` in one kernel call."""
         n_batches = check_int(n_batches, "n_batches", minimum=0)
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        batch_size = check_draws(batch_size, "batch_size")
+        check_draws(n_batches * batch_size, "n_batches * batch_size", minimum=0)
         self._check_config()
         if not (self.config.replacement and isinstance(q_pool, PreparedPool)):
             out = np.empty((n_batches, batch_size), dtype=np.int64)
@@ -583,7 +722,7 @@ class ImportanceSampler:
         Uniform draws cover the points with a non-NaN q. Without replacement every index of
         the batch is distinct. Returns ``(x_pool[idx], idx)`` and updates the statistics.
         """
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        batch_size = check_draws(batch_size, "batch_size")
         self._check_config()
         n = q_pool.size if isinstance(q_pool, PreparedPool) else len(_as_pool_q(q_pool))
         x = _as_pool_x(x_pool, n)
@@ -635,15 +774,36 @@ class ImportanceSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output; the generator continues the saved stream."""
-        self.config = ImportanceSamplerConfig(**state["config"])
+        """Restore :meth:`state_dict`'s output; the generator continues the saved stream.
+
+        Everything is validated before anything is assigned: on an error (``ValueError`` /
+        ``TypeError`` naming the entry) the sampler is unchanged."""
+        state = _state_mapping(state, ("config", "rng_state", "sample_counts", "total_samples",
+                                       "unique_samples", "q_abs_mean", "q_abs_min"))
+        config = ImportanceSamplerConfig(**_config_fields(state["config"], ImportanceSamplerConfig))
+        bit_generator_from_state(state["rng_state"])
+        counts = _int_array(state["sample_counts"], "sample_counts")
+        total = check_int(_scalar_item(state["total_samples"]), "total_samples", minimum=0)
+        unique = check_int(_scalar_item(state["unique_samples"]), "unique_samples", minimum=0)
+        if counts.size and int(counts.sum()) > total:
+            raise ValueError("sample_counts sum to more than total_samples")
+        if unique != int(np.count_nonzero(counts)):
+            raise ValueError("unique_samples must be the number of positive sample_counts")
+        q_stats = tuple(_stat_float(state[k], k) for k in ("q_abs_mean", "q_abs_min"))
+        track = state.get("track_counts", True)
+        if not isinstance(track, (bool, np.bool_)):
+            raise TypeError(f"track_counts must be a bool, got {type(track).__name__}")
+        # commit (nothing below can fail)
+        self.config = config
         self.rng = _restore_rng(self.rng, state["rng_state"])
-        self._set_counts(np.array(state["sample_counts"], dtype=np.int64))
-        self.total_samples = int(state["total_samples"])
-        self._unique = int(state["unique_samples"])
-        self._q_stats = (float(state["q_abs_mean"]), float(state["q_abs_min"]))
+        self._set_counts(counts)
+        self.total_samples = total
+        self._unique = unique
+        self._q_stats = q_stats
         self._q_ref, self._q_key = None, ("restored", id(state))
-        self.track_counts = bool(state.get("track_counts", True))
+        self.track_counts = bool(track)
+        self._valid_key = None
+        self._check_config()
 
 
 # ============================================================================== active
@@ -733,10 +893,33 @@ class ActiveSampler:
                  rng: Any = None) -> None:
         config = check_config(config, ActiveSamplerConfig)
         config.validate()
+        self._input_dim = check_int(input_dim, "input_dim", minimum=1, maximum=MAX_GRID_DIM)
+        check_alloc(min(int(config.max_grid_points), 1024), _kr.cell_dtype(1).itemsize
+                    + 16 * (self._input_dim - 1), "input_dim")
         self.config = config
-        self.input_dim = check_int(input_dim, "input_dim", minimum=1)
         self.rng = _make_rng(config.seed if rng is None else rng)
         self._build_initial_grid()
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension d of the grid (read-only: it sizes the cells the kernels write; build a
+        new sampler for another dimension)."""
+        return self._input_dim
+
+    @property
+    def config(self) -> ActiveSamplerConfig:
+        """The settings; a new config is validated when assigned, and the config is validated
+        again before each refinement (its fields size the kernels' work)."""
+        return self._config
+
+    @config.setter
+    def config(self, value: ActiveSamplerConfig) -> None:
+        if not isinstance(value, ActiveSamplerConfig):
+            raise TypeError(f"config must be an ActiveSamplerConfig, got {type(value).__name__}")
+        value.validate()
+        if hasattr(self, "_input_dim"):
+            value.bounds_array(self._input_dim)
+        self._config = value
 
     # --------------------------------------------------------------------------- the grid
     @property
@@ -762,9 +945,14 @@ class ActiveSampler:
         for lo, hi in bounds:
             edges = np.linspace(lo, hi, m + 1)
             axes.append(0.5 * (edges[:-1] + edges[1:]))
-        mesh = np.meshgrid(*axes, indexing="ij")
-        centers = np.stack([a.reshape(-1) for a in mesh], axis=1)
-        n = centers.shape[0]
+        # the m**d centres in "ij" order (last axis fastest), digit by digit: no meshgrid,
+        # whose broadcasting stops at 32/64 dimensions
+        n = m ** d
+        centers = np.empty((n, d), dtype=np.float64)
+        code = np.arange(n, dtype=np.int64)
+        for k in range(d - 1, -1, -1):
+            centers[:, k] = axes[k][code % m]
+            code //= m
         cap = min(int(self.config.max_grid_points), max(2 * n, 1024))
         self._cells = np.zeros(cap, dtype=_kr.cell_dtype(d))
         self._cells["center"][:n] = centers
@@ -830,6 +1018,7 @@ class ActiveSampler:
         dict ``{"n_refined", "n_added", "total_points"}``, also appended to
         ``refinement_history``.
         """
+        self.config = self._config  # re-validated: its fields size the split
         qa = self._q_abs_from(q)
         n = self._n
         cells = self._cells
@@ -862,7 +1051,8 @@ class ActiveSampler:
         Small cells (near the poles) are therefore sampled densely. Returns an (n, d) float64
         array, and the (n,) cell indices when ``return_cells``.
         """
-        n = check_int(n, "n", minimum=1)
+        n = check_draws(n, "n")
+        check_alloc(n * (self.input_dim + 1), 8, "n")
         r = self.rng if rng is None else _make_rng(rng)
         leaves = self.leaf_indices()
         cells = leaves[r.integers(0, leaves.shape[0], size=n)]
@@ -939,18 +1129,56 @@ class ActiveSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output."""
-        cfg = dict(state["config"])
-        gb = cfg["grid_bounds"]
-        cfg["grid_bounds"] = tuple(tuple(p) for p in gb) if np.ndim(gb) == 2 else tuple(gb)
-        self.config = ActiveSamplerConfig(**cfg)
-        self.input_dim = check_int(state["input_dim"], "input_dim", minimum=1)
-        cells = np.asarray(state["cells"])
-        if cells.dtype != _kr.cell_dtype(self.input_dim):
-            raise ValueError("cells: dtype does not match input_dim")
+        """Restore :meth:`state_dict`'s output.
+
+        Everything (config, dimension, every cell, history, generator state) is validated
+        before anything is assigned: on an error the sampler is unchanged."""
+        state = _state_mapping(state, ("config", "input_dim", "cells", "refinement_history",
+                                       "rng_state"))
+        cfg = _config_fields(state["config"], ActiveSamplerConfig)
+        gb = cfg.get("grid_bounds", (-3.0, 3.0))
+        try:
+            cfg["grid_bounds"] = tuple(tuple(p) for p in gb) if np.ndim(gb) == 2 else tuple(gb)
+        except TypeError as exc:
+            raise TypeError(f"config['grid_bounds'] must be (lo, hi) pairs, got {gb!r}") from exc
+        config = ActiveSamplerConfig(**cfg)
+        dim = check_int(_scalar_item(state["input_dim"]), "input_dim", minimum=1,
+                        maximum=MAX_GRID_DIM)
+        bounds = config.bounds_array(dim)
+        cells = state["cells"]
+        if not isinstance(cells, np.ndarray) or cells.dtype != _kr.cell_dtype(dim) \
+                or cells.ndim != 1:
+            raise ValueError("cells must be a 1-D array of the cell dtype for input_dim")
+        n = cells.shape[0]
+        if not 1 <= n <= int(config.max_grid_points):
+            raise ValueError(f"cells must hold 1 to max_grid_points cells, got {n}")
+        c, hw, qa = cells["center"], cells["half_width"], cells["q_abs"]
+        if not (np.all(np.isfinite(c)) and np.all(np.isfinite(hw)) and np.all(hw > 0)):
+            raise ValueError("cells: centres and half-widths must be finite, half-widths > 0")
+        if np.any(c - hw < bounds[:, 0] - 1e-9 * np.abs(bounds[:, 0]) - 1e-300) \
+                or np.any(c + hw > bounds[:, 1] + 1e-9 * np.abs(bounds[:, 1]) + 1e-300):
+            raise ValueError("cells must lie inside grid_bounds")
+        lv = cells["level"]
+        if np.any(lv < 0) or np.any(lv > config.max_refinement_level):
+            raise ValueError("cells: levels must lie in [0, max_refinement_level]")
+        if np.any(qa < 0) or np.any(np.isinf(qa)):
+            raise ValueError("cells: q_abs must be >= 0 and finite, or NaN (unknown)")
+        if np.all(cells["refined"]):
+            raise ValueError("cells: at least one cell must be a leaf (unrefined)")
+        hist = state["refinement_history"]
+        if not isinstance(hist, list) or not all(
+                isinstance(e, dict) and set(e) == {"n_refined", "n_added", "total_points"}
+                and all(isinstance(v, numbers.Integral) and v >= 0 for v in e.values())
+                for e in hist):
+            raise ValueError("refinement_history must be a list of {n_refined, n_added, "
+                             "total_points} dicts of integers >= 0")
+        bit_generator_from_state(state["rng_state"])
+        # commit (nothing below can fail)
+        self._input_dim = dim
+        self._config = config
         self._cells = cells.copy()
-        self._n = cells.shape[0]
-        self.refinement_history = [dict(e) for e in state["refinement_history"]]
+        self._n = n
+        self.refinement_history = [{k: int(v) for k, v in e.items()} for e in hist]
         self.rng = _restore_rng(self.rng, state["rng_state"])
 
 
@@ -1045,7 +1273,7 @@ class IntegratedSampler:
         ``prepared`` (from :meth:`prepare` of this ``q_pool``, weights included) replaces the
         per-batch weight computation. Both act on importance draws, so they require the
         importance or hybrid strategy; ``q_pool`` is still read by the active grid."""
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        batch_size = check_draws(batch_size, "batch_size")
         epoch = check_int(epoch, "epoch", minimum=0)
         if (sample_weights is not None or prepared is not None) and not self.draws_by_importance:
             raise ValueError(f"sample_weights and prepared act on importance draws; the "
@@ -1116,7 +1344,7 @@ class IntegratedSampler:
             out_dir.mkdir(parents=True, exist_ok=True)
             p = out_dir / f"sampling_history_epoch_{epoch}.json"
             with open(p, "w", encoding="utf-8") as f:
-                json.dump(list(self.sampling_history)[-100:], f, indent=2, default=json_default)
+                dump_strict(list(self.sampling_history)[-100:], f, indent=2)
             written["sampling_history"] = p
         return written
 
@@ -1133,14 +1361,34 @@ class IntegratedSampler:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output."""
-        self.strategy = SamplingStrategy(state["strategy"])
+        """Restore :meth:`state_dict`'s output.
+
+        Validated as a whole first (the component states are loaded into copies): on an
+        error the sampler is unchanged."""
+        state = _state_mapping(state, ("strategy", "importance", "active", "rng_state",
+                                       "last_refined_epoch"))
+        try:
+            strategy = SamplingStrategy(state["strategy"])
+        except ValueError:
+            raise ValueError(f"strategy must be one of {[s.value for s in SamplingStrategy]}, "
+                             f"got {state['strategy']!r}") from None
+        copy.deepcopy(self.importance_sampler).load_state_dict(state["importance"])
+        copy.deepcopy(self.active_sampler).load_state_dict(state["active"])
+        bit_generator_from_state(state["rng_state"])
+        last = _scalar_item(state["last_refined_epoch"])
+        if last is not None:
+            last = check_int(last, "last_refined_epoch", minimum=0)
+        history = state.get("sampling_history", [])
+        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+            raise ValueError("sampling_history must be a list of dicts")
+        # commit: the same loads succeed on the real components
         self.importance_sampler.load_state_dict(state["importance"])
         self.active_sampler.load_state_dict(state["active"])
+        self.strategy = strategy
         self.rng = _restore_rng(self.rng, state["rng_state"])
-        self._last_refined_epoch = state["last_refined_epoch"]
+        self._last_refined_epoch = last
         self.sampling_history.clear()
-        self.sampling_history.extend(state.get("sampling_history", []))
+        self.sampling_history.extend(history)
 
 
 _FACTORY_KEYS = {

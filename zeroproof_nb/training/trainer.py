@@ -7,6 +7,7 @@ from the batch's tags.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -18,15 +19,18 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .._jsonutil import json_default
+from .._jsonutil import dumps_strict, restore_nonfinite
 from .._validation import (
     as_float_array,
+    bit_generator_from_state,
     check_choice,
     check_config,
     check_in_range,
     check_int,
     check_nonnegative,
     check_positive,
+    finite_float,
+    load_npz,
 )
 from ..core import TRTag
 from ..layers import TRRational
@@ -317,12 +321,26 @@ class BatchSource:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.sampler is not None and "sampler" in state:
-            self.sampler.load_state_dict(state["sampler"])
-        if self.curriculum is not None and "curriculum" in state:
-            self.curriculum.load_state_dict(state["curriculum"])
-        if self._plain is not None and "plain" in state:
-            self._plain.load_state_dict(state["plain"])
+        """Restore :meth:`state_dict`'s output: the saved components must be the ones this
+        source has (sampler, curriculum); each is loaded into a copy first, so on an error
+        nothing changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"source state must be a dict, got {type(state).__name__}")
+        parts = {"sampler": self.sampler, "curriculum": self.curriculum, "plain": self._plain}
+        unknown = sorted(set(state) - set(parts))
+        if unknown:
+            raise ValueError(f"source state has unknown entries {unknown}")
+        for key, part in parts.items():
+            if (part is None) != (key not in state):
+                raise ValueError(f"source state {'lacks' if part is not None else 'has'} a "
+                                 f"{key} state but this trainer {'has' if part is not None else 'has no'} "
+                                 f"{key}")
+        for key, part in parts.items():
+            if part is not None:
+                copy.deepcopy(part).load_state_dict(state[key])
+        for key, part in parts.items():
+            if part is not None:
+                part.load_state_dict(state[key])
 
 
 def _split_arrays(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -339,10 +357,13 @@ def _split_arrays(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 
 def _join_arrays(obj: Any, data: Any) -> Any:
-    """Inverse of :func:`_split_arrays`."""
+    """Inverse of :func:`_split_arrays` (``ValueError`` for a reference to a missing array)."""
     if isinstance(obj, dict):
         if set(obj) == {"__ndarray__"}:
-            return np.array(data[obj["__ndarray__"]])
+            key = obj["__ndarray__"]
+            if not isinstance(key, str) or key not in data or key == "meta_json":
+                raise ValueError(f"checkpoint: meta_json refers to a missing array {key!r}")
+            return np.array(data[key])
         return {k: _join_arrays(v, data) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_join_arrays(v, data) for v in obj]
@@ -1027,29 +1048,45 @@ class Trainer:
             "training": self._held_out_state(),
         }
         doc = _split_arrays(meta, arrays)
-        arrays["meta_json"] = np.array(json.dumps(doc, default=json_default))
+        # strict JSON: a non-finite float is written as {"__float__": "nan" | "inf" | "-inf"}
+        # and restored on load (see zeroproof_nb._jsonutil)
+        arrays["meta_json"] = np.array(dumps_strict(doc, tagged=True))
+        for key, a in arrays.items():
+            if a.dtype.hasobject:
+                raise TypeError(f"checkpoint: state array {key} has an object dtype")
         np.savez(path, **arrays)
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a state written by :meth:`save_checkpoint` into this trainer (same model
-        architecture, optimizer kind, sampler kind)."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            meta = _join_arrays(json.loads(str(data["meta_json"])), data)
-        params = self.model.parameters()
-        if len(meta["params"]) != len(params):
-            raise ValueError("checkpoint does not match the model's parameters")
-        for i, (p, saved) in enumerate(zip(params, meta["params"])):
-            if saved.shape != p.shape:
-                raise ValueError(f"checkpoint parameter {i} has shape {saved.shape}, model has {p.shape}")
+        architecture, optimizer kind, sampler kind).
+
+        Atomic: the whole file is read and validated first (parameters of the model's shapes
+        and finite in its dtype, counters, histories, the optimizer, λ policy, sampler,
+        curriculum, RNG and subclass states, each loaded into a copy); only then is anything
+        assigned. A damaged or foreign file raises ``ValueError``/``TypeError`` and leaves the
+        trainer as it was.
+        """
+        data = load_npz(Path(path), "path")
+        if "meta_json" not in data:
+            raise ValueError(f"path: {path!s} has no 'meta_json' entry (not a checkpoint)")
+        try:
+            doc = json.loads(str(data["meta_json"]))
+        except ValueError as exc:
+            raise ValueError(f"path: the checkpoint's meta_json is not valid JSON ({exc})") from exc
+        meta = restore_nonfinite(_join_arrays(doc, data))
+        if not isinstance(meta, dict):
+            raise ValueError("checkpoint: meta_json must hold an object")
+        plan = self._check_checkpoint(meta)
+        # commit: everything below was validated (or dry-run) above
+        for p, saved in zip(self.model.parameters(), plan["params"]):
             p[...] = saved
-        opt_state = meta["optimizer"]
-        self.optimizer.load_state_dict(opt_state)
-        self.epoch = int(meta["epoch"])
-        self.global_step = int(meta["global_step"])
-        self.best_loss = math.inf if meta["best_loss"] is None else float(meta["best_loss"])
-        self.patience_counter = int(meta["patience_counter"])
-        self.stopped_early = bool(meta["stopped_early"])
+        self.optimizer.load_state_dict(meta["optimizer"])
+        self.epoch = plan["epoch"]
+        self.global_step = plan["global_step"]
+        self.best_loss = plan["best_loss"]
+        self.patience_counter = plan["patience_counter"]
+        self.stopped_early = plan["stopped_early"]
         self.history = meta["history"]
         self.bench_history = meta["bench_history"]
         self.epoch_records = meta["epoch_records"]
@@ -1057,10 +1094,10 @@ class Trainer:
             if self.adaptive_lambda is None:
                 self.adaptive_lambda = AdaptiveLambda()
             self.adaptive_lambda.load_state_dict(meta["adaptive_lambda"])
-        self.rng.bit_generator.state = meta["rng"]
+        self.rng.bit_generator.state = plan["rng"].state
         self.source.load_state_dict(meta["source"])
         self._load_extra_state(meta["extra"])
-        self._load_held_out_state(meta.get("training"))
+        self._load_held_out_state(plan["training"])
 
     def _held_out_state(self) -> dict[str, Any]:
         """Split seed, robust scale, held-out record, best parameters, LR schedule."""
@@ -1071,15 +1108,120 @@ class Trainer:
                 "start_poles": self._start_poles,
                 "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict()}
 
+    def _check_held_out_state(self, state: Any) -> dict[str, Any] | None:
+        """Validate the checkpoint's held-out state (None for a checkpoint without one)
+        without changing anything; returns the values to assign."""
+        if state is None:
+            return None
+        if not isinstance(state, dict):
+            raise ValueError("checkpoint 'training' must be a dict")
+        for key in ("split_seed", "loss_sigma", "held_out", "best_params", "start_poles",
+                    "lr_schedule"):
+            if key not in state:
+                raise ValueError(f"checkpoint 'training' is missing {key!r}")
+        try:
+            split_seed = int(state["split_seed"])
+        except (TypeError, ValueError):
+            raise ValueError("checkpoint split_seed must be an integer") from None
+        sigma = state["loss_sigma"]
+        if sigma is not None:
+            sigma = finite_float(sigma, "loss_sigma")
+        held = state["held_out"]
+        if not isinstance(held, dict):
+            raise ValueError("checkpoint held_out must be a dict")
+        parsed = {}
+        for k, v in held.items():
+            if isinstance(v, str):
+                try:
+                    v = float(v)
+                except ValueError:
+                    raise ValueError(f"checkpoint held_out[{k!r}] must be a number") from None
+            if not isinstance(v, (bool, int, float)):
+                raise ValueError(f"checkpoint held_out[{k!r}] must be a number")
+            parsed[k] = v
+        best = state["best_params"]
+        if best is not None:
+            params = self.model.parameters()
+            if not isinstance(best, list) or len(best) != len(params) or any(
+                    not isinstance(b, np.ndarray) or b.shape != p.shape or b.dtype.kind not in "biuf"
+                    or not np.isfinite(b).all() for b, p in zip(best, params)):
+                raise ValueError("checkpoint best_params do not match the model's parameters")
+            best = [np.array(b, dtype=p.dtype) for b, p in zip(best, params)]
+        poles = state["start_poles"]
+        if poles is not None and (not isinstance(poles, list)
+                                  or not all(isinstance(v, (int, float)) for v in poles)):
+            raise ValueError("checkpoint start_poles must be a list of numbers")
+        schedule = state["lr_schedule"]
+        if schedule is not None and self.lr_schedule is not None:
+            copy.deepcopy(self.lr_schedule).load_state_dict(schedule)
+        return {"split_seed": split_seed, "loss_sigma": sigma, "held_out": parsed,
+                "best_params": best, "start_poles": poles, "lr_schedule": schedule}
+
     def _load_held_out_state(self, state: dict[str, Any] | None) -> None:
+        """Assign what :meth:`_check_held_out_state` returned."""
         if state is None:
             return
-        self.split_seed = int(state["split_seed"])
-        self.loss_sigma = None if state["loss_sigma"] is None else float(state["loss_sigma"])
-        self.held_out = {k: (float(v) if isinstance(v, str) else v)
-                         for k, v in state["held_out"].items()}
-        best = state["best_params"]
-        self._best_params = None if best is None else [np.array(b) for b in best]
+        self.split_seed = state["split_seed"]
+        self.loss_sigma = state["loss_sigma"]
+        self.held_out = state["held_out"]
+        self._best_params = state["best_params"]
         self._start_poles = state["start_poles"]
         if self.lr_schedule is not None and state["lr_schedule"] is not None:
             self.lr_schedule.load_state_dict(state["lr_schedule"])
+
+    def _check_checkpoint(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Validate a checkpoint's document without changing anything; returns the values
+        :meth:`load_checkpoint` assigns."""
+        keys = ("params", "epoch", "global_step", "best_loss", "patience_counter",
+                "stopped_early", "history", "bench_history", "epoch_records", "optimizer",
+                "adaptive_lambda", "rng", "source", "extra")
+        for key in keys:
+            if key not in meta:
+                raise ValueError(f"checkpoint is missing {key!r}")
+        params = self.model.parameters()
+        saved_params = meta["params"]
+        if not isinstance(saved_params, list) or len(saved_params) != len(params):
+            raise ValueError("checkpoint does not match the model's parameters")
+        cast = []
+        for i, (p, saved) in enumerate(zip(params, saved_params)):
+            if not isinstance(saved, np.ndarray) or saved.dtype.kind not in "biuf":
+                raise TypeError(f"checkpoint parameter {i} must be a numeric array")
+            if saved.shape != p.shape:
+                raise ValueError(f"checkpoint parameter {i} has shape {saved.shape}, model has {p.shape}")
+            with np.errstate(over="ignore"):
+                c = saved.astype(p.dtype)
+            if not np.isfinite(c).all():
+                raise ValueError(f"checkpoint parameter {i} must contain only finite values")
+            cast.append(c)
+        plan: dict[str, Any] = {"params": cast}
+        for key in ("epoch", "global_step", "patience_counter"):
+            plan[key] = check_int(meta[key], key, minimum=0)
+        if not isinstance(meta["stopped_early"], bool):
+            raise TypeError("stopped_early must be a bool")
+        plan["stopped_early"] = meta["stopped_early"]
+        best = meta["best_loss"]
+        plan["best_loss"] = math.inf if best is None else finite_float(best, "best_loss")
+        hist = meta["history"]
+        if not isinstance(hist, dict) or not all(isinstance(v, list) for v in hist.values()):
+            raise ValueError("history must be a dict of lists")
+        for key in ("bench_history", "epoch_records"):
+            if not isinstance(meta[key], list) or not all(isinstance(r, dict) for r in meta[key]):
+                raise ValueError(f"{key} must be a list of dicts")
+        copy.deepcopy(self.optimizer).load_state_dict(meta["optimizer"])
+        if meta["adaptive_lambda"] is not None:
+            trial = copy.deepcopy(self.adaptive_lambda) if self.adaptive_lambda is not None \
+                else AdaptiveLambda()
+            trial.load_state_dict(meta["adaptive_lambda"])
+        plan["rng"] = bit_generator_from_state(meta["rng"], "rng")
+        if type(plan["rng"]) is not type(self.rng.bit_generator):
+            raise ValueError(f"rng: the checkpoint's {type(plan['rng']).__name__} state does not "
+                             f"fit this trainer's {type(self.rng.bit_generator).__name__}")
+        copy.deepcopy(self.source).load_state_dict(meta["source"])
+        self._check_extra_state(meta["extra"])
+        plan["training"] = self._check_held_out_state(meta.get("training"))
+        return plan
+
+    def _check_extra_state(self, state: dict[str, Any]) -> None:
+        """Validate a subclass state (raise on a bad one) without changing anything."""
+        if state not in ({}, None):
+            raise ValueError("checkpoint: extra state given for a plain Trainer")
