@@ -183,7 +183,7 @@ def test_tr_ops_refuse_reserved_codes_and_foreign_dtypes(vd, td, codes, op):
 
 # ------------------------------------------------------------------ scale invariance
 @settings(max_examples=30, deadline=None)
-@given(k=st.integers(-1070, 1020), seed=st.integers(0, 2**16))
+@given(k=st.integers(-1021, 1020), seed=st.integers(0, 2**16))  # w·2**k stays normal
 def test_importance_weights_do_not_depend_on_the_scale_of_sample_weights(k, seed):
     rng = np.random.default_rng(seed)
     q = rng.normal(size=300)
