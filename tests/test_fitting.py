@@ -32,3 +32,12 @@ def test_linearized_fit_bad_input():
         linearized_fit(np.zeros(5), np.zeros(4), 1, 1)
     with pytest.raises(ValueError, match="finite samples"):
         linearized_fit(np.zeros(2), np.zeros(2), 3, 2)
+
+
+def test_linearized_fit_overflowing_features_raise_a_named_error():
+    x = np.linspace(-1, 1, 50)
+    y = 1.0 / (x - 2.0)
+    with pytest.raises(ValueError, match="x: the basis features"):
+        linearized_fit(x * 1e200, y, 3, 2)
+    with pytest.raises(ValueError, match="loss"):
+        linearized_fit(x, y, 1, 1, loss="cauchy")

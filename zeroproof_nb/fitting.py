@@ -80,6 +80,14 @@ def linearized_fit(
     psi_p = basis_features(xa, d_p, basis=basis, domain=domain)
     psi_q = basis_features(xa, d_q, basis=basis, domain=domain)[:, 1:]
     n_unknown = psi_p.shape[1] + psi_q.shape[1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_rows = np.all(np.isfinite(psi_p), axis=1) & np.all(np.isfinite(psi_q), axis=1) \
+            & np.all(np.isfinite(ya[:, None] * psi_q), axis=1)
+    if not finite_rows.all():
+        raise ValueError(
+            f"x: the basis features of {int((~finite_rows).sum())} points overflow (|x|^degree "
+            "or |y|·|x|^d_q beyond the float64 range); rescale x and y, or use the Chebyshev "
+            "basis with a domain that covers x")
     if ya.shape[0] < n_unknown:
         raise ValueError(f"need at least {n_unknown} finite samples, got {ya.shape[0]}")
     # P(x) − y·(Σ φ_k ψ_k) = y
@@ -111,7 +119,11 @@ def _sk_solve(a: np.ndarray, y: np.ndarray, w: np.ndarray, psi_q: np.ndarray, n_
     row_w = np.sqrt(w)
     theta = phi = None
     for _ in range(iterations):
-        sol, *_ = np.linalg.lstsq(a * row_w[:, None], y * row_w, rcond=None)
+        try:
+            sol, *_ = np.linalg.lstsq(a * row_w[:, None], y * row_w, rcond=None)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(f"x, y: the linearised least-squares system has no solution "
+                             f"({exc}); rescale x and y") from exc
         theta, phi = sol[:n_p], sol[n_p:]
         q = 1.0 + psi_q @ phi
         # SK re-weighting: divide each residual by |Q_prev|, floored to keep rows bounded
