@@ -1,6 +1,5 @@
 """Pole metrics for 1-D rational fits: localisation, matching found to true poles, near-pole
-bucketed MSE, sign consistency
-across poles, and residual consistency ``R = Q*y - P``.
+bucketed MSE, sign consistency across poles, and residual consistency ``R = Q*y - P``.
 
 Every function accepts array-likes; predictions may also be transreal arrays (their IEEE view is
 used: REAL -> value, +-inf -> +-inf, PHI -> NaN). Results are plain floats / dicts of floats and
