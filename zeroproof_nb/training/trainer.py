@@ -199,7 +199,9 @@ class BatchSource:
     draws, if any, from a pool prepared once per epoch). A :class:`CurriculumScheduler`
     multiplies its per-sample weights into the importance weights (or, without a sampler,
     draws from the curriculum weights alone); it needs importance draws, so an
-    IntegratedSampler with the uniform or active strategy cannot take one.
+    IntegratedSampler with the uniform or active strategy cannot take one. With the pool's x at
+    :meth:`start_epoch`, :attr:`inverse_probability` holds 1/p_i of the epoch's draws, by which
+    the Trainer re-weights its batches.
     """
 
     def __init__(self, sampler: Any, curriculum: CurriculumScheduler | None,
@@ -235,8 +237,10 @@ class BatchSource:
         """Whether batches depend on the model's Q over the pool."""
         return self.sampler is not None or self.curriculum is not None
 
-    def start_epoch(self, epoch: int, n: int, q_pool: np.ndarray | None) -> None:
-        """Prepare the epoch's draws (this is data-preparation time)."""
+    def start_epoch(self, epoch: int, n: int, q_pool: np.ndarray | None,
+                    x: np.ndarray | None = None) -> None:
+        """Prepare the epoch's draws (this is data-preparation time); with the pool's ``x``
+        also the draw probabilities (:attr:`inverse_probability`)."""
         self.epoch = epoch
         self._q = q_pool
         self._pos = 0
@@ -254,28 +258,20 @@ class BatchSource:
             self._prepared = self.sampler.prepare(q_pool, sample_weights=weights)
         elif self._plain is not None:
             self._prepared = self._plain.prepare(q_pool, sample_weights=weights)
-        self.inverse_probability = self._inverse_probability(n)
+        self.inverse_probability = None if x is None else self._inverse_probability(x, q_pool)
 
-    def _inverse_probability(self, n: int) -> np.ndarray | None:
+    def _inverse_probability(self, x: np.ndarray, q_pool: np.ndarray) -> np.ndarray | None:
         """1/p_i of a draw from the epoch's distribution (0 where p_i = 0: never drawn), or
-        None when draws are uniform over the pool. Importance draws: p = the prepared weights;
-        the hybrid mixture: r·p + (1 − r)/M over the M points with a number as |Q| (r the
-        importance share of a batch). Active draws (grid points mapped to their nearest pool
-        points) have no closed-form p and are not re-weighted. Without replacement, p is the
-        per-draw probability of the first draw (the usual approximation)."""
-        if self._prepared is None:
+        None when batches are a permutation of the pool. ``p`` comes from the sampler:
+        :meth:`IntegratedSampler.draw_probabilities`, or the prepared importance weights."""
+        if isinstance(self.sampler, IntegratedSampler):
+            self.sampler.prepare_epoch(x, q_pool, self.epoch)
+            p = self.sampler.draw_probabilities(x, q_pool, self._prepared)
+        elif self._prepared is not None:
+            p = np.asarray(self._prepared.weights, dtype=np.float64)
+        else:
             return None
-        p = np.array(self._prepared.weights, dtype=np.float64)
-        sampler = self.sampler
-        if isinstance(sampler, IntegratedSampler) and sampler.strategy.value == "hybrid":
-            ratio = float(sampler.importance_sampler.config.importance_batch_ratio)
-            valid = self._prepared.valid_index
-            m = n if valid is None else valid.shape[0]
-            uniform = np.full(n, 1.0 / m) if valid is None else np.zeros(n)
-            if valid is not None:
-                uniform[valid] = 1.0 / m
-            p = ratio * p + (1.0 - ratio) * uniform
-        inv = np.zeros(n)
+        inv = np.zeros(p.shape[0])
         np.divide(1.0, p, out=inv, where=p > 0)
         return inv
 
@@ -611,7 +607,8 @@ class Trainer:
 
         t0 = time.perf_counter()
         q_pool = self._pool_q(x) if self.source.needs_q else None
-        self.source.start_epoch(self.epoch, n, q_pool)
+        self.source.start_epoch(self.epoch, n, q_pool,
+                                x if self.config.importance_weighting else None)
         weight = self._batch_weight()
         prep_s = time.perf_counter() - t0
 
