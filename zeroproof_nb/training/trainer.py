@@ -376,8 +376,10 @@ class Trainer:
         **kernel_kwargs)`` returning a ``LossAndGrad`` whose gradients include the regulariser,
         ``q_values(x)`` (|Q| per point), ``project_phi()``, ``state_dict()`` /
         ``load_state_dict()``.
-    optimizer : SGD or Adam, optional
-        Default: ``config.optimizer`` over ``model.parameters()`` with ``config.learning_rate``.
+    optimizer : LevenbergMarquardt, SGD or Adam, optional
+        Default: ``config.optimizer`` over ``model.parameters()``; when that is None,
+        Levenberg–Marquardt for a :class:`TRRational` (Adam with ``loss="mae"`` or another
+        model), SGD/Adam with ``config.learning_rate``.
     config : TrainingConfig, optional
     sampler : ImportanceSampler or IntegratedSampler, optional
         How batches are drawn from the pool (default: uniform, each point once per epoch).
@@ -392,10 +394,18 @@ class Trainer:
 
     Notes
     -----
+    The objective is the loss on the training pool (with the user's ``sample_weight``): with
+    Levenberg–Marquardt each epoch takes ``lm_steps_per_epoch`` accepted steps on the whole pool
+    (the sampler and curriculum then do not act); with SGD/Adam, batches drawn by a sampler or
+    curriculum are re-weighted by 1/(N·p_i) (``importance_weighting``). :meth:`fit` holds out
+    ``validation_fraction`` of the pool (or takes ``x_val, y_val``), tracks the held-out loss and
+    restores the best epoch at the end (``restore_best``), the start included.
+
     With a :class:`~zeroproof_nb.layers.TRRational`, :class:`SGD` or :class:`Adam` over its
     parameters, no λ policy or an :class:`AdaptiveLambda`, no safe learning rate and batches of
-    at most 16384 rows, an epoch's batches run in one kernel call (``config.compiled_epochs``;
-    :mod:`._compiled` says why not otherwise); the result is the same bits as the Python loop.
+    at most 16384 rows and unweighted batches (uniform, or ``importance_weighting=False``), an
+    epoch's batches run in one kernel call (``config.compiled_epochs``; :mod:`._compiled` says
+    why not otherwise); the result is the same bits as the Python loop.
 
     Per-epoch bench records ``{epoch, avg_step_ms, data_time_ms, optim_time_ms, batches}``:
     ``data_time_ms`` is the mean time per batch spent preparing data (the epoch's |Q| over the
