@@ -20,6 +20,7 @@ infinite where a pole sits on one): start from :func:`zeroproof_nb.fitting.linea
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "levenberg_marquardt",
     "robust_scale",
     "robust_threshold",
+    "held_out_loss",
     "LOSSES",
 ]
 
@@ -282,3 +284,32 @@ def levenberg_marquardt(
         success=status in (_klc.LM_FTOL, _klc.LM_XTOL, _klc.LM_GTOL, _klc.LM_STALLED),
         steps=int(info[1]), passes=int(info[2]), n_used=int(info[5]),
     )
+
+
+def held_out_loss(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
+    delta: float | None = None, saturation_bound: float = 1.0, loss: str = "l2",
+    loss_scale: float = 1.0, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
+) -> float:
+    """Mean data loss rho(y − t) over the outputs with finite x and target (NaN if none).
+
+    An output that is not REAL where the target is finite counts as an infinite error (Tukey:
+    its ceiling c²/6): a model that puts a pole on a held-out point never scores better for it.
+    Arguments as in :func:`rational_normal_equations` (no rejection term, no regulariser).
+    """
+    ne = rational_normal_equations(
+        x, target, theta, phi, basis=basis, domain=domain, mode=mode, delta=delta,
+        saturation_bound=saturation_bound, loss=loss, loss_scale=loss_scale, policy=policy,
+        q_epsilon=q_epsilon, hessian=False)
+    if ne.n_finite_target == 0:
+        return math.nan
+    n_out = np.size(target)
+    total = ne.data_loss * n_out  # the pass normalises by all outputs
+    missing = ne.n_finite_target - ne.n_used
+    if missing:
+        if loss != "tukey":
+            return math.inf
+        c = robust_threshold("tukey", loss_scale)
+        total += missing * c * c / 6.0
+    return float(total / ne.n_finite_target)

@@ -590,3 +590,13 @@ def irls_weights(kind, r, c, out):
             out[i] = robust_loss(kind, r[i], c)[2]
         else:
             out[i] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def robust_losses(kind, r, c, out):
+    """out[i] = rho(r[i]) of :func:`~.least_squares.robust_loss` (inf for non-finite r)."""
+    for i in range(r.shape[0]):
+        if math.isfinite(r[i]):
+            out[i] = robust_loss(kind, r[i], c)[0]
+        else:
+            out[i] = math.inf

@@ -34,8 +34,12 @@ from .._validation import (
 )
 from ..core import TRTag
 from ..layers import TRRational
-from ..least_squares import levenberg_marquardt, rational_normal_equations, robust_scale
-from ..least_squares import robust_threshold
+from ..least_squares import (
+    held_out_loss,
+    levenberg_marquardt,
+    robust_scale,
+    robust_threshold,
+)
 from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
 from . import _compiled
 from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
@@ -800,23 +804,12 @@ class Trainer:
         model, cfg = self.model, self.config
         kw = self._pass_options()
         loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
-        c = self._loss_threshold()
-        ne = rational_normal_equations(
+        return held_out_loss(
             xa, ya, model.theta, model.phi, basis=model.basis, domain=model.domain,
             policy=model.policy, mode=kw["mode"], delta=kw["delta"],
             saturation_bound=kw["saturation_bound"], loss=loss,
-            loss_scale=c / _ROBUST_K.get(loss, 1.0), q_epsilon=kw.get("q_epsilon", 0.0),
-            hessian=False)
-        n_out = ya.size
-        missing = ne.n_finite_target - ne.n_used
-        if ne.n_finite_target == 0:
-            return math.nan
-        total = ne.data_loss * n_out  # the pass normalises by all outputs
-        if missing:
-            if loss != "tukey":
-                return math.inf
-            total += missing * c * c / 6.0
-        return float(total / ne.n_finite_target)
+            loss_scale=self._loss_threshold() / _ROBUST_K.get(loss, 1.0),
+            q_epsilon=kw.get("q_epsilon", 0.0))
 
     def _split(self, xa: np.ndarray, ya: np.ndarray, wa: np.ndarray | None):
         """(train x, y, w, held-out x, y) from the seeded split (``validation_fraction``)."""
