@@ -36,6 +36,7 @@ from .rational import (
     _policy_thresholds,
     _prepare,
     _target_array,
+    rational_eval,
 )
 
 __all__ = [
@@ -288,28 +289,35 @@ def levenberg_marquardt(
 
 def held_out_loss(
     x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
-    domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
-    delta: float | None = None, saturation_bound: float = 1.0, loss: str = "l2",
-    loss_scale: float = 1.0, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
-) -> float:
-    """Mean data loss rho(y − t) over the outputs with finite x and target (NaN if none).
+    domain: tuple[float, float] = (-1.0, 1.0), loss: str = "l2", loss_scale: float = 1.0,
+    policy: TRPolicy | None = None, q_epsilon: float = 0.0, return_se: bool = False,
+) -> float | tuple[float, float]:
+    """Mean data loss rho(y − t) over the outputs with a finite target and x (NaN if none),
+    and with ``return_se`` its standard error (std of the per-point losses / sqrt(n)).
 
-    An output that is not REAL where the target is finite counts as an infinite error (Tukey:
-    its ceiling c²/6): a model that puts a pole on a held-out point never scores better for it.
-    Arguments as in :func:`rational_normal_equations` (no rejection term, no regulariser).
+    An output that is not REAL where the target is finite counts as an infinite residual
+    (Tukey: its ceiling c²/6): a model that puts a pole on a held-out point never scores
+    better for it. ``loss`` in ``LOSSES`` with residual scale ``loss_scale``; the other
+    arguments as in :func:`zeroproof_nb.rational_eval`.
     """
-    ne = rational_normal_equations(
-        x, target, theta, phi, basis=basis, domain=domain, mode=mode, delta=delta,
-        saturation_bound=saturation_bound, loss=loss, loss_scale=loss_scale, policy=policy,
-        q_epsilon=q_epsilon, hessian=False)
-    if ne.n_finite_target == 0:
-        return math.nan
-    n_out = np.size(target)
-    total = ne.data_loss * n_out  # the pass normalises by all outputs
-    missing = ne.n_finite_target - ne.n_used
-    if missing:
-        if loss != "tukey":
-            return math.inf
-        c = robust_threshold("tukey", loss_scale)
-        total += missing * c * c / 6.0
-    return float(total / ne.n_finite_target)
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    c = robust_threshold(loss, check_positive(loss_scale, "loss_scale"))
+    xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+    out = rational_eval(xa, theta, phi, basis=basis, domain=domain, policy=policy,
+                        q_epsilon=q_epsilon)
+    t = _target_array(target, out.shape, np.dtype(np.float64))
+    finite_x = np.isfinite(xa) if xa.ndim == 1 else np.all(np.isfinite(xa), axis=1)
+    if out.ndim == 2:
+        finite_x = np.repeat(finite_x[:, None], out.shape[1], axis=1)
+    use = np.isfinite(t) & finite_x
+    r = np.where(out["tag"] == 0, out["value"] - t, np.inf)[use]
+    if r.size == 0:
+        return (math.nan, math.nan) if return_se else math.nan
+    rho = np.empty(r.size)
+    _klc.robust_losses(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r), c, rho)
+    mean = float(rho.mean())
+    if not return_se:
+        return mean
+    se = float(rho.std() / math.sqrt(rho.size)) if math.isfinite(mean) else math.inf
+    return mean, se

@@ -594,9 +594,7 @@ def irls_weights(kind, r, c, out):
 
 @njit(cache=True, error_model="numpy")
 def robust_losses(kind, r, c, out):
-    """out[i] = rho(r[i]) of :func:`~.least_squares.robust_loss` (inf for non-finite r)."""
+    """out[i] = rho(r[i]) of :func:`~.least_squares.robust_loss` (an infinite residual: inf,
+    or Tukey's ceiling c²/6)."""
     for i in range(r.shape[0]):
-        if math.isfinite(r[i]):
-            out[i] = robust_loss(kind, r[i], c)[0]
-        else:
-            out[i] = math.inf
+        out[i] = robust_loss(kind, r[i], c)[0]

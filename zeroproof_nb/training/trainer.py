@@ -806,8 +806,7 @@ class Trainer:
         loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
         return held_out_loss(
             xa, ya, model.theta, model.phi, basis=model.basis, domain=model.domain,
-            policy=model.policy, mode=kw["mode"], delta=kw["delta"],
-            saturation_bound=kw["saturation_bound"], loss=loss,
+            policy=model.policy, loss=loss,
             loss_scale=self._loss_threshold() / _ROBUST_K.get(loss, 1.0),
             q_epsilon=kw.get("q_epsilon", 0.0))
 
