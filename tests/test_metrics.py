@@ -12,6 +12,7 @@ from zeroproof_nb.metrics import (
     DEFAULT_BUCKET_EDGES,
     bucket_mse,
     distance_to_nearest_pole,
+    match_poles,
     pole_localization_error,
     residual_consistency,
     sign_consistency,
@@ -75,6 +76,93 @@ def test_ple_equals_brute_force(found, true, md):
     got = pole_localization_error(found, true, max_distance=md)
     assert got == pytest.approx(_brute_force_ple(found, true, md), abs=1e-12)
     assert 0.0 <= got <= md * (1 + 1e-12)  # a mean of values <= md, up to rounding
+
+
+# ----------------------------------------------------------------------------------------------
+# match_poles
+# ----------------------------------------------------------------------------------------------
+
+
+def test_match_poles_hand_computed():
+    # found 0.31 -> true 0.3 (0.01); found 1.5 is extra; true -0.55 is missed
+    m = match_poles([1.5, 0.31], [0.3, -0.55], tol=0.05)
+    assert m.pairs.tolist() == [[1, 0]]
+    assert m.distances == pytest.approx([0.01])
+    assert m.missed.tolist() == [1] and m.extra.tolist() == [0]
+    assert m.n_matched == 1
+    # the distance bound is inclusive, and every index array is int64
+    m = match_poles([0.5], [0.25], tol=0.25)
+    assert m.pairs.tolist() == [[0, 0]] and m.distances.tolist() == [0.25]
+    assert m.pairs.dtype == m.missed.dtype == m.extra.dtype == np.int64
+    assert match_poles([0.5], [0.25], tol=0.2499).n_matched == 0
+    # exact matches with tol = 0
+    m = match_poles([2.0, -1.0], [-1.0, 2.0, 3.0], tol=0.0)
+    assert m.pairs.tolist() == [[1, 0], [0, 1]] and m.missed.tolist() == [2]
+    assert m.distances.tolist() == [0.0, 0.0] and m.extra.size == 0
+
+
+def test_match_poles_most_pairs_then_least_distance():
+    # found 0.0 is nearest to true 0.05 (0.05) but then true -0.1 is left out; pairing
+    # 0.0 -> -0.1 (0.1) and 0.14 -> 0.05 (0.09) matches both: 2 pairs beat 1 closer pair
+    m = match_poles([0.0, 0.14], [-0.1, 0.05], tol=0.1)
+    assert m.pairs.tolist() == [[0, 0], [1, 1]]
+    assert m.distances == pytest.approx([0.1, 0.09])
+    assert m.missed.size == 0 and m.extra.size == 0
+    # with the same number of pairs, the smaller total distance wins: 0.01-0.0 and 1.02-1.0
+    # (0.03 in all) rather than the crossed pairing 0.01-1.0, 1.02-0.0 (2.01)
+    m = match_poles([1.02, 0.01], [0.0, 1.0], tol=1.5)
+    assert m.pairs.tolist() == [[1, 0], [0, 1]]
+    assert m.distances == pytest.approx([0.01, 0.02])
+
+
+def test_match_poles_empty_and_json():
+    m = match_poles([], [0.1, 0.2], tol=1.0)
+    assert m.pairs.shape == (0, 2) and m.missed.tolist() == [0, 1] and m.extra.size == 0
+    m = match_poles([0.3], [], tol=1.0)
+    assert m.pairs.shape == (0, 2) and m.extra.tolist() == [0] and m.missed.size == 0
+    d = match_poles([0.3, 0.9], [0.31], tol=0.1).to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert (d["n_matched"], d["n_missed"], d["n_extra"]) == (1, 0, 1)
+    assert d["pairs"] == [[0, 0]] and d["extra"] == [1]
+
+
+def _brute_force_match(f, t, tol):
+    """(most pairs, least total distance) over all partial one-to-one matchings."""
+    best = (0, 0.0)
+    for k in range(1, min(len(f), len(t)) + 1):
+        for fi in itertools.combinations(range(len(f)), k):
+            for tj in itertools.permutations(range(len(t)), k):
+                d = [abs(f[a] - t[b]) for a, b in zip(fi, tj)]
+                # k only grows, so a larger k always replaces the best so far
+                if all(x <= tol for x in d) and (k > best[0] or sum(d) < best[1] - 1e-12):
+                    best = (k, sum(d))
+    return best
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-2, 2), max_size=4),
+    st.lists(st.floats(-2, 2), max_size=4),
+    st.floats(0.0, 2.0),
+)
+def test_match_poles_equals_brute_force(found, true, tol):
+    m = match_poles(found, true, tol)
+    k, total = _brute_force_match(found, true, tol)
+    assert m.n_matched == k
+    assert float(m.distances.sum()) == pytest.approx(total, abs=1e-9)
+    assert np.all(m.distances <= tol)
+    assert m.missed.size == len(true) - k and m.extra.size == len(found) - k
+    assert sorted(m.pairs[:, 1].tolist() + m.missed.tolist()) == list(range(len(true)))
+    assert sorted(m.pairs[:, 0].tolist() + m.extra.tolist()) == list(range(len(found)))
+
+
+def test_match_poles_bad_arguments():
+    with pytest.raises(ValueError, match="tol"):
+        match_poles([0.1], [0.1], tol=-1.0)
+    with pytest.raises(ValueError, match="found"):
+        match_poles([np.nan], [0.1], tol=1.0)
+    with pytest.raises(ValueError, match="true"):
+        match_poles([0.1], [[0.1, 0.2]], tol=1.0)
 
 
 def test_ple_bad_arguments():

@@ -1,5 +1,5 @@
-"""Pole metrics for 1-D rational fits: localisation, near-pole bucketed MSE, sign consistency
-across poles, and residual consistency ``R = Q*y - P``.
+"""Pole metrics for 1-D rational fits: localisation, matching found to true poles, near-pole
+bucketed MSE, sign consistency across poles, and residual consistency ``R = Q*y - P``.
 
 Every function accepts array-likes; predictions may also be transreal arrays (their IEEE view is
 used: REAL -> value, +-inf -> +-inf, PHI -> NaN). Results are plain floats / dicts of floats and
@@ -13,15 +13,17 @@ Choices (upstream has several variants, see ``docs/deviations.md``):
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ._validation import as_float_array, check_finite, check_positive
+from ._validation import as_float_array, check_finite, check_nonnegative, check_positive
 from .core import is_tr_array, to_ieee
 
 __all__ = [
     "DEFAULT_BUCKET_EDGES",
+    "PoleMatch",
+    "match_poles",
     "pole_localization_error",
     "distance_to_nearest_pole",
     "bucket_mse",
@@ -124,6 +126,86 @@ def pole_localization_error(
     if return_matching:
         return ple, pairs
     return ple
+
+
+class PoleMatch(NamedTuple):
+    """Result of :func:`match_poles`.
+
+    Attributes
+    ----------
+    pairs : int64 array (n_matched, 2)
+        (found index, true index) of each matched pair, in increasing true index.
+    distances : float64 array (n_matched,)
+        ``|found - true|`` of each pair (each ``<= tol``).
+    missed : int64 array
+        Indices of the true poles with no found pole matched to them, increasing.
+    extra : int64 array
+        Indices of the found poles matched to no true pole, increasing.
+    """
+
+    pairs: np.ndarray
+    distances: np.ndarray
+    missed: np.ndarray
+    extra: np.ndarray
+
+    @property
+    def n_matched(self) -> int:
+        """Number of matched pairs."""
+        return int(self.pairs.shape[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready lists and the three counts."""
+        return {"pairs": self.pairs.tolist(), "distances": self.distances.tolist(),
+                "missed": self.missed.tolist(), "extra": self.extra.tolist(),
+                "n_matched": self.n_matched, "n_missed": int(self.missed.size),
+                "n_extra": int(self.extra.size)}
+
+
+def match_poles(found: Any, true: Any, tol: float) -> PoleMatch:
+    """Match found poles to true poles within a tolerance, one to one.
+
+    A found pole ``f`` and a true pole ``t`` may be paired when ``|f - t| <= tol``. Among the
+    one-to-one pairings of admissible pairs, the one with the most pairs is chosen, and among
+    those the one with the smallest total distance (an optimal assignment,
+    ``scipy.optimize.linear_sum_assignment``). True poles left unpaired are *missed*, found
+    poles left unpaired are *extra*.
+
+    Parameters
+    ----------
+    found, true : array-like of shape (n_found,), (n_true,)
+        Pole locations (finite reals).
+    tol : float >= 0
+        Largest distance of a matched pair.
+
+    Returns
+    -------
+    PoleMatch
+        ``pairs``, ``distances``, ``missed``, ``extra`` (index arrays into ``found`` / ``true``).
+    """
+    f = _poles(found, "found")
+    t = _poles(true, "true")
+    tol = check_nonnegative(tol, "tol")
+    nf, nt = f.size, t.size
+    rows = cols = np.zeros(0, dtype=np.int64)
+    dist = np.abs(f[:, None] - t[None, :])
+    ok = dist <= tol
+    if ok.any():
+        from scipy.optimize import linear_sum_assignment
+
+        # each admissible pair earns -big, more than any total distance of a matching, so the
+        # assignment maximises the number of pairs first and minimises their distance second
+        big = 2.0 * (min(nf, nt) + 1) * tol if tol > 0 else 1.0
+        cost = np.where(ok, dist - big, 0.0)
+        r, c = linear_sum_assignment(cost)
+        keep = ok[r, c]
+        rows, cols = r[keep].astype(np.int64), c[keep].astype(np.int64)
+        order = np.argsort(cols, kind="stable")
+        rows, cols = rows[order], cols[order]
+    pairs = np.stack([rows, cols], axis=1) if rows.size else np.zeros((0, 2), dtype=np.int64)
+    missed = np.setdiff1d(np.arange(nt, dtype=np.int64), cols)
+    extra = np.setdiff1d(np.arange(nf, dtype=np.int64), rows)
+    return PoleMatch(pairs.astype(np.int64), dist[rows, cols].astype(np.float64),
+                     missed.astype(np.int64), extra.astype(np.int64))
 
 
 # ------------------------------------------------------------------------------------------------
