@@ -73,8 +73,12 @@ def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees, loop):
     d_p, d_q = degrees
     model = TRRational(d_p, d_q)
     model.set_parameters(list(linearized_fit(x[:4000], y[:4000], d_p, d_q)))
+    # the first-order path with unweighted importance batches (the compiled epoch takes no
+    # per-row weights); the default optimizer of a TRRational, LM, has no batches at all
     cfg = TrainingConfig(batch_size=BATCH, max_epochs=10**6, learning_rate=1e-6, seed=0,
-                         verbose=False, compiled_epochs=loop == "compiled")
+                         verbose=False, compiled_epochs=loop == "compiled", optimizer="adam",
+                         importance_weighting=False, validation_fraction=0.0,
+                         early_stopping=False, restore_best=False)
     trainer = Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=0)))
     trainer.fit(x, y, epochs=1)  # compile everything before instrumenting
     clock = _KernelClock()

@@ -205,6 +205,7 @@ def test_summary_keys_and_values():
     assert set(s) == {
         "q_min_global", "q_min_recent", "q_mean_recent", "coverage_current", "coverage_mean",
         "real_ratio_current", "non_real_total", "gradient_ratio_mean", "gradient_ratio_max",
+        "q_min_below_threshold_epochs",
     }
     assert s["q_min_global"] == 0.02 and s["q_min_recent"] == 0.3
     assert s["q_mean_recent"] == pytest.approx(1.65)
@@ -241,3 +242,17 @@ def test_tag_counts_equal_counting_tags():
         a.update(1, tags=tags, tag_counts=[1, 0, 0, 0])
     with pytest.raises(ValueError, match="tag_counts"):
         a.update_batch(1, tag_counts=[1, 2])
+
+
+def test_q_min_warning_is_logged_once_per_run(caplog):
+    import logging
+
+    from zeroproof_nb.training.diagnostics import DiagnosticConfig, DiagnosticMonitor
+
+    mon = DiagnosticMonitor(DiagnosticConfig(auto_export=False, q_min_warning_threshold=1e-3))
+    with caplog.at_level(logging.WARNING):
+        for epoch, q_min in enumerate([1.0, 1e-5, 1e-6, 0.5, 1e-7]):
+            mon.update(epoch, {"loss_train": 1.0}, q_values=np.array([q_min, 1.0]))
+    warnings = [r for r in caplog.records if "below threshold" in r.getMessage()]
+    assert len(warnings) == 1 and "epoch 1" in warnings[0].getMessage()
+    assert mon.get_summary()["q_min_below_threshold_epochs"] == 3

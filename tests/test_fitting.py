@@ -41,3 +41,79 @@ def test_linearized_fit_overflowing_features_raise_a_named_error():
         linearized_fit(x * 1e200, y, 3, 2)
     with pytest.raises(ValueError, match="loss"):
         linearized_fit(x, y, 1, 1, loss="cauchy")
+
+
+def test_fit_rational_clean_two_poles_finds_poles_and_residues():
+    import zeroproof_nb as zp
+
+    pr = get_problem("two_poles")
+    x, y = pr.sample(1500, seed=0)
+    fit = zp.fit_rational(x, y, max_degree=6)
+    np.testing.assert_allclose(fit.poles, [-0.55, 0.3], atol=1e-8)
+    np.testing.assert_allclose(fit.residues, [-2.0, 1.0], rtol=1e-6)
+    assert fit.degrees == (fit.model.d_p, fit.model.d_q) and fit.model.basis == "chebyshev"
+    rep = fit.report
+    assert rep["chosen"] == list(fit.degrees) and len(rep["held_out"]) >= 10
+    assert rep["held_out_loss"] <= rep["margin"]
+    assert fit.model.domain == (float(x.min()), float(x.max()))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_rational_noisy_tan_has_no_spurious_poles(seed):
+    """1% multiplicative noise on tan over [−3, 3]: both poles ±π/2 within 1e-3, nothing else
+    (AAA at its default tolerance reports dozens of real poles on such data)."""
+    import zeroproof_nb as zp
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-3, 3, 2000)
+    y = np.tan(x) * (1 + 0.01 * rng.standard_normal(x.size))
+    fit = zp.fit_rational(x, y, max_degree=8, seed=seed)
+    assert fit.poles.size == 2
+    np.testing.assert_allclose(fit.poles, [-np.pi / 2, np.pi / 2], atol=1e-3)
+    np.testing.assert_allclose(fit.residues, [-1.0, -1.0], rtol=0.05)
+
+
+def test_fit_rational_lorentzian_has_no_real_pole():
+    from zeroproof_nb.fitting import fit_rational
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, 1500)
+    for noise in (0.0, 0.01):
+        y = 1.0 / ((x - 0.2) ** 2 + 0.01) * (1 + noise * rng.standard_normal(x.size))
+        fit = fit_rational(x, y, max_degree=6)
+        assert fit.poles.size == 0
+        near = fit.model.poles(near_axis=0.2)  # the complex pair 0.2 ± 0.1i
+        np.testing.assert_allclose(np.abs(near.imag), [0.1, 0.1], rtol=0.05)
+
+
+def test_deflate_removes_a_doublet_and_keeps_the_function():
+    from zeroproof_nb.fitting import _deflate, _chebyshev_layer
+
+    # f = (x − 0.5)(x + 0.2001)/((x − 0.5)(x + 0.2)): a doublet at −0.2 / −0.2001 over (x−0.5)/(x−0.5)
+    from numpy.polynomial import Polynomial, Chebyshev
+
+    dom = [-1.0, 1.0]
+    p = (Polynomial([-0.5, 1.0]) * Polynomial([0.2001, 1.0]) * Polynomial([2.0, 1.0])).convert(
+        kind=Chebyshev, domain=dom)
+    q = (Polynomial([-0.5, 1.0]) * Polynomial([0.2, 1.0]) * Polynomial([3.0, 1.0])).convert(
+        kind=Chebyshev, domain=dom)
+    layer = _chebyshev_layer(3, 3, (-1.0, 1.0), p.coef / q.coef[0], q.coef[1:] / q.coef[0])
+    theta, phi = _deflate(layer, -0.2)
+    small = _chebyshev_layer(2, 2, (-1.0, 1.0), theta, phi)
+    x = np.linspace(-0.9, 0.9, 7)
+    np.testing.assert_allclose(small.forward(x)["value"], layer.forward(x)["value"], rtol=2e-3)
+    np.testing.assert_allclose(np.sort(small.poles()), [0.5], atol=1e-9)
+
+
+def test_fit_rational_bad_input():
+    from zeroproof_nb.fitting import fit_rational
+
+    x = np.linspace(-1, 1, 50)
+    with pytest.raises(ValueError, match="y must have the shape"):
+        fit_rational(x, x[:-1])
+    with pytest.raises(ValueError, match="validation_fraction"):
+        fit_rational(x, x, validation_fraction=0.0)
+    with pytest.raises(ValueError, match="loss"):
+        fit_rational(x, x, loss="mae")
+    with pytest.raises(ValueError, match="max_degree"):
+        fit_rational(x, x, max_degree=-1)

@@ -44,8 +44,9 @@ def test_every_strategy_returns_labelled_pool_points(pool, strategy, tmp_path, m
 
 def test_active_refines_once_per_adapt_epoch_and_focuses(pool):
     x, q = pool
+    # relative threshold: 0.1 × the median |Q| of the cells (≈ 0.5) splits cells with |Q| < 0.05
     s = create_integrated_sampler("active", seed=1, grid_bounds=(-1.0, 1.0),
-                                  adapt_frequency=2, refinement_threshold=0.05)
+                                  adapt_frequency=2, refinement_threshold=0.1)
     grid = s.active_sampler
     s.sample_batch(x, q, 32, epoch=0)
     s.sample_batch(x, q, 32, epoch=0)

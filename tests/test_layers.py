@@ -391,3 +391,32 @@ def test_training_recovers_pole(n_grid, init, seed):
     assert poles.size == 1
     assert abs(poles[0] - 0.3) < 1e-3
     assert np.all(layer(x)["tag"] == TRTag.REAL)
+
+
+@pytest.mark.parametrize("basis", ["monomial", "chebyshev"])
+def test_poles_with_residues_match_the_partial_fractions(basis):
+    """y = 0.1 + 2/(x − 0.3) − 0.5/(x + 0.55): poles 0.3, −0.55 with residues 2, −0.5."""
+    from zeroproof_nb.fitting import linearized_fit
+
+    x = np.linspace(-1, 1, 801)
+    x = x[(np.abs(x - 0.3) > 1e-3) & (np.abs(x + 0.55) > 1e-3)]
+    y = 0.1 + 2.0 / (x - 0.3) - 0.5 / (x + 0.55)
+    layer = TRRational(2, 2, basis=basis, domain=(-1, 1))
+    layer.set_parameters(list(linearized_fit(x, y, 2, 2, basis=basis, domain=(-1, 1))))
+    poles, res = layer.poles(return_residues=True)
+    np.testing.assert_allclose(poles, [-0.55, 0.3], atol=1e-9)
+    np.testing.assert_allclose(res, [-0.5, 2.0], rtol=1e-7)
+
+
+def test_poles_near_the_axis_on_request():
+    """Q = (x − 0.2)² + 0.01: no real pole; complex pair 0.2 ± 0.1i when asked."""
+    layer = TRRational(0, 2, domain=(-1, 1))
+    # Q = 1 + φ1 x + φ2 x² ∝ x² − 0.4x + 0.05: divide by 0.05
+    layer.set_parameters([np.array([1.0]), np.array([-8.0, 20.0])])
+    assert layer.poles().size == 0
+    near = layer.poles(near_axis=0.2)
+    np.testing.assert_allclose(np.sort(near.imag), [-0.1, 0.1], atol=1e-12)
+    np.testing.assert_allclose(near.real, [0.2, 0.2], atol=1e-12)
+    assert layer.poles(near_axis=0.05).size == 0
+    with pytest.raises(ValueError, match="input_dim=1"):
+        TRRational(1, 1, input_dim=2).poles()

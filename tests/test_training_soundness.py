@@ -109,7 +109,7 @@ def test_importance_batches_are_reweighted_to_the_pool_gradient():
     g_full = np.r_[full.grad_theta, full.grad_phi - model.alpha_phi * model.phi]
     sampler = ImportanceSampler(ImportanceSamplerConfig(seed=0, weight_power=1.0))
     source = BatchSource(sampler, None, np.random.default_rng(0))
-    source.start_epoch(0, x.size, model.q_values(x))
+    source.start_epoch(0, x.size, model.q_values(x), x)
     inv = source.inverse_probability
     corrected, plain = [], []
     for _ in range(300):
@@ -123,16 +123,23 @@ def test_importance_batches_are_reweighted_to_the_pool_gradient():
     assert bias.max() > 4 * err.max()
 
 
-def test_hybrid_strategy_probabilities_mix_importance_and_uniform():
+def test_hybrid_strategy_probabilities_mix_importance_and_active():
     pr, x, y = _noisy(1000)
     model = _model(*linearized_fit(x, y, 3, 2))
     sampler = create_integrated_sampler("hybrid", seed=0)
     source = BatchSource(sampler, None, np.random.default_rng(0))
-    source.start_epoch(0, x.size, model.q_values(x))
+    q = model.q_values(x)
+    source.start_epoch(0, x.size, q, x)
     p = 1.0 / source.inverse_probability
     assert p.sum() == pytest.approx(1.0)
     ratio = sampler.importance_sampler.config.importance_batch_ratio
-    assert p.min() >= (1 - ratio) / x.size * (1 - 1e-12)
+    p_imp = sampler.importance_sampler.prepare(q).weights
+    p_act = sampler.active_sampler.pool_draw_probabilities(x, q)
+    np.testing.assert_allclose(p, ratio * p_imp + (1 - ratio) * p_act, rtol=1e-12)
+    # the grid covers the pool's range (grid_bounds=None) and was refined for epoch 0
+    cells = sampler.active_sampler.cells
+    assert cells["center"].min() - cells["half_width"].max() <= x.min()
+    assert len(sampler.active_sampler.refinement_history) == 1
 
 
 def test_hybrid_trainer_with_lm_keeps_its_diagnostics():

@@ -37,6 +37,9 @@ _LAZY = {
         )
     },
     "TRRational": "zeroproof_nb.layers",
+    "fit_rational": "zeroproof_nb.fitting",
+    "RationalFit": "zeroproof_nb.fitting",
+    "linearized_fit": "zeroproof_nb.fitting",
     "SGD": "zeroproof_nb.optim",
     "Adam": "zeroproof_nb.optim",
 }

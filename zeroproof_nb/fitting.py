@@ -13,17 +13,27 @@ that gross outliers lose their pull on the poles (Tukey: outliers beyond 4.685σ
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_choice, check_int, check_positive
+from ._validation import (
+    as_float_array,
+    check_bounds,
+    check_choice,
+    check_in_range,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 from .kernels import least_squares as _kls
 from .kernels import least_squares_cpu as _klc
-from .least_squares import robust_scale, robust_threshold
+from .least_squares import held_out_loss, levenberg_marquardt, robust_scale, robust_threshold
 from .rational import basis_features
 
-__all__ = ["linearized_fit"]
+__all__ = ["linearized_fit", "fit_rational", "RationalFit"]
 
 
 def linearized_fit(
@@ -129,3 +139,212 @@ def _sk_solve(a: np.ndarray, y: np.ndarray, w: np.ndarray, psi_q: np.ndarray, n_
         # SK re-weighting: divide each residual by |Q_prev|, floored to keep rows bounded
         row_w = np.sqrt(w) / np.maximum(np.abs(q), 1e-8 * max(1.0, float(np.max(np.abs(q)))))
     return theta, phi
+
+
+# ----------------------------------------------------------------------------------------------
+# from data to a model, its poles and residues
+
+
+@dataclass
+class RationalFit:
+    """Result of :func:`fit_rational`.
+
+    Attributes
+    ----------
+    model : TRRational (Chebyshev basis on the data's domain)
+    degrees : (d_p, d_q) chosen
+    poles : (k,) real poles in the domain, sorted
+    residues : (k,) residue of each pole (P/Q′)
+    removed : list of dicts ``{"pole", "residue", "reason"}`` of spurious poles taken out
+    report : dict: ``"held_out"`` (list of ``{"degrees", "held_out_loss", "standard_error",
+        "n_real_poles"}`` per degree pair tried), ``"chosen"``, ``"best"`` (the least held-out
+        loss) and ``"best_degrees"``, ``"margin"`` (best + se_rule standard errors), ``"loss"``,
+        ``"loss_scale"``, ``"n_train"``, ``"n_held_out"``, ``"seconds"``
+    """
+
+    model: Any
+    degrees: tuple[int, int]
+    poles: np.ndarray
+    residues: np.ndarray
+    removed: list
+    report: dict = field(default_factory=dict)
+
+
+def _chebyshev_layer(d_p: int, d_q: int, domain: tuple[float, float], theta: np.ndarray,
+                     phi: np.ndarray) -> Any:
+    from .layers import TRRational
+
+    layer = TRRational(d_p, d_q, basis="chebyshev", domain=domain, alpha_phi=0.0)
+    layer.set_parameters([theta, phi])
+    return layer
+
+
+def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """θ, φ of the (d_p − 1, d_q − 1) layer without ``pole`` and the zero of P nearest it
+    (a Froissart doublet taken out), or None when Q loses its constant term."""
+    from numpy.polynomial import Chebyshev
+
+    dom = list(layer.domain)
+    q = Chebyshev(np.r_[1.0, layer.phi], domain=dom)
+    p = Chebyshev(layer.theta, domain=dom)
+    lin = Chebyshev.fit([pole - 1.0, pole + 1.0], [-1.0, 1.0], 1, domain=dom)  # x − pole
+    q_new = q // lin
+    zeros = p.roots()
+    if layer.d_p == 0 or zeros.size == 0:
+        return None
+    z = zeros[np.argmin(np.abs(zeros - pole))]
+    p_new = p // Chebyshev.fit([z.real - 1.0, z.real + 1.0], [-1.0, 1.0], 1, domain=dom)
+    c0 = q_new.coef[0]
+    if not abs(c0) > 1e-12 * np.max(np.abs(q_new.coef)):
+        return None
+    n_p, n_q = layer.d_p, layer.d_q - 1
+    theta = np.pad(p_new.coef.real, (0, max(0, n_p - p_new.coef.size)))[:n_p] / c0
+    phi = np.pad(q_new.coef.real, (0, max(0, n_q + 1 - q_new.coef.size)))[1:n_q + 1] / c0
+    return theta, phi
+
+
+def fit_rational(
+    x: Any,
+    y: Any,
+    *,
+    max_degree: int = 12,
+    domain: tuple[float, float] | None = None,
+    loss: str = "l2",
+    loss_scale: float | None = None,
+    sample_weight: Any = None,
+    train: bool = True,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+    se_rule: float = 1.0,
+) -> RationalFit:
+    """From samples to a rational model, its poles and their residues, in one call.
+
+    1. A seeded ``validation_fraction`` of the points is held out.
+    2. For every degree pair (d_p, d_q), d_q = 0..max_degree, d_p ∈ {d_q − 1, d_q, d_q + 1}, a
+       (robust) linearised fit in the Chebyshev basis on ``domain`` (default: the data's range),
+       refined by Levenberg–Marquardt on the training points when ``train``; each is scored by
+       its held-out loss (:func:`zeroproof_nb.least_squares.held_out_loss`).
+    3. Parsimony (the one-standard-error rule): the pair with the fewest coefficients whose
+       held-out loss is at most the least one plus ``se_rule`` standard errors of it (the
+       standard deviation of the per-point losses over sqrt(n)) is chosen.
+    4. Spurious poles: each real pole, smallest |residue| first, is taken out with the zero of P
+       nearest it (a Froissart doublet), the model refitted at (d_p − 1, d_q − 1) from there;
+       the removal is kept when the held-out loss stays within the same margin.
+
+    Parameters
+    ----------
+    x, y : (N,) array-like; non-finite targets are skipped
+    max_degree : int >= 0
+    domain : (lo, hi), optional
+    loss : {"l2", "huber", "tukey"}; ``loss_scale``: σ of a robust loss (default: MAD)
+    sample_weight : (N,) array-like >= 0, optional
+    train : bool, refine each candidate with Levenberg–Marquardt
+    seed : int, the held-out split
+    validation_fraction : float in (0, 0.5]
+    se_rule : float >= 0, standard errors of held-out loss that buy a simpler model
+
+    Returns
+    -------
+    RationalFit
+    """
+    t0 = time.perf_counter()
+    max_degree = check_int(max_degree, "max_degree", minimum=0)
+    loss = check_choice(loss, "loss", ("l2", "huber", "tukey"))
+    check_int(seed, "seed", minimum=0)
+    frac = check_in_range(validation_fraction, "validation_fraction", 0.0, 0.5)
+    if not frac > 0:
+        raise ValueError("validation_fraction must be > 0: degrees are chosen on held-out data")
+    n_se = check_nonnegative(se_rule, "se_rule")
+    xa = as_float_array(x, "x", ndim=1, dtype=np.float64)
+    ya = as_float_array(y, "y", ndim=1, dtype=np.float64)
+    if ya.shape != xa.shape:
+        raise ValueError(f"y must have the shape of x {xa.shape}, got {ya.shape}")
+    w = None if sample_weight is None else as_float_array(sample_weight, "sample_weight",
+                                                          ndim=1, dtype=np.float64)
+    if w is not None and (w.shape != xa.shape or not np.all(np.isfinite(w)) or np.any(w < 0)):
+        raise ValueError("sample_weight must be finite, >= 0, with the length of x")
+    keep = np.isfinite(xa) & np.isfinite(ya) & (True if w is None else w > 0)
+    xa, ya = xa[keep], ya[keep]
+    w = None if w is None else w[keep]
+    if domain is None:
+        if xa.size == 0:
+            raise ValueError("x has no finite points")
+        lo, hi = float(xa.min()), float(xa.max())
+        domain = (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
+    domain = check_bounds(domain, "domain")
+    perm = np.random.default_rng(seed).permutation(xa.size)
+    n_val = max(1, int(round(frac * xa.size)))
+    val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    xt, yt, xv, yv = xa[tr], ya[tr], xa[val], ya[val]
+    wt = None if w is None else w[tr]
+    if loss_scale is None and loss != "l2":
+        start = linearized_fit(xt, yt, min(max_degree, 3), min(max_degree, 2),
+                               basis="chebyshev", domain=domain, loss="tukey", sample_weight=wt)
+        layer = _chebyshev_layer(min(max_degree, 3), min(max_degree, 2), domain, *start)
+        sigma = robust_scale(layer.forward(xt)["value"] - yt)
+        loss_scale = max(sigma, 1e-12 * max(1.0, float(np.median(np.abs(yt)))))
+    scale = 1.0 if loss_scale is None else float(loss_scale)
+
+    def refine(d_p: int, d_q: int, theta: np.ndarray, phi: np.ndarray) -> tuple[Any, float, float]:
+        """(layer, held-out loss, its standard error)."""
+        if train:
+            res = levenberg_marquardt(xt, yt, theta, phi, basis="chebyshev", domain=domain,
+                                      sample_weight=wt, loss=loss, loss_scale=scale)
+            theta, phi = res.theta, res.phi
+        layer = _chebyshev_layer(d_p, d_q, domain, theta, phi)
+        mean, se = held_out_loss(xv, yv, layer.theta, layer.phi, basis="chebyshev",
+                                 domain=domain, loss=loss, loss_scale=scale, return_se=True)
+        return layer, mean, se
+
+    tried = []
+    models: dict[tuple[int, int], tuple[Any, float, float]] = {}
+    for d_q in range(max_degree + 1):
+        for d_p in (d_q - 1, d_q, d_q + 1):
+            if not 0 <= d_p <= max_degree or d_p + d_q + 1 > tr.size:
+                continue
+            try:
+                start = linearized_fit(xt, yt, d_p, d_q, basis="chebyshev", domain=domain,
+                                       loss=loss, loss_scale=loss_scale, sample_weight=wt)
+            except ValueError:
+                continue
+            layer, score, se = refine(d_p, d_q, *start)
+            models[(d_p, d_q)] = (layer, score, se)
+            tried.append({"degrees": [d_p, d_q], "held_out_loss": score, "standard_error": se,
+                          "n_real_poles": int(layer.poles().size)})
+    finite = [k for k, v in models.items() if np.isfinite(v[1])]
+    if not finite:
+        raise ValueError("no degree pair gives a finite held-out loss (poles on held-out points "
+                         "at every degree); check the data or pass a domain")
+    best_key = min(finite, key=lambda k: models[k][1])
+    best, best_se = models[best_key][1], models[best_key][2]
+    margin = best + n_se * best_se
+    chosen = min((k for k in finite if models[k][1] <= margin),
+                 key=lambda k: (k[0] + k[1], k[1], k[0]))
+    layer, score, _ = models[chosen]
+    removed = []
+    while layer.d_q > 0:
+        poles, res = layer.poles(return_residues=True)
+        if poles.size == 0:
+            break
+        for i in np.argsort(np.abs(res)):
+            deflated = _deflate(layer, float(poles[i]))
+            if deflated is None:
+                continue
+            cand, cand_score, _ = refine(layer.d_p - 1, layer.d_q - 1, *deflated)
+            if cand_score <= max(score, margin):
+                removed.append({"pole": float(poles[i]), "residue": float(res[i]),
+                                "reason": "removed with the nearest zero of P, the held-out "
+                                          f"loss stays within the margin ({score:.3g} -> "
+                                          f"{cand_score:.3g}, margin {margin:.3g})"})
+                layer, score = cand, cand_score
+                break
+        else:
+            break
+    poles, res = layer.poles(return_residues=True)
+    report = {"held_out": tried, "chosen": [layer.d_p, layer.d_q], "best": best,
+              "best_degrees": list(best_key), "margin": margin,
+              "held_out_loss": score, "loss": loss, "loss_scale": loss_scale,
+              "n_train": int(tr.size), "n_held_out": int(val.size),
+              "seconds": time.perf_counter() - t0}
+    return RationalFit(model=layer, degrees=(layer.d_p, layer.d_q), poles=poles, residues=res,
+                       removed=removed, report=report)

@@ -20,6 +20,7 @@ infinite where a pole sits on one): start from :func:`zeroproof_nb.fitting.linea
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from .rational import (
     _policy_thresholds,
     _prepare,
     _target_array,
+    rational_eval,
 )
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "levenberg_marquardt",
     "robust_scale",
     "robust_threshold",
+    "held_out_loss",
     "LOSSES",
 ]
 
@@ -282,3 +285,39 @@ def levenberg_marquardt(
         success=status in (_klc.LM_FTOL, _klc.LM_XTOL, _klc.LM_GTOL, _klc.LM_STALLED),
         steps=int(info[1]), passes=int(info[2]), n_used=int(info[5]),
     )
+
+
+def held_out_loss(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), loss: str = "l2", loss_scale: float = 1.0,
+    policy: TRPolicy | None = None, q_epsilon: float = 0.0, return_se: bool = False,
+) -> float | tuple[float, float]:
+    """Mean data loss rho(y − t) over the outputs with a finite target and x (NaN if none),
+    and with ``return_se`` its standard error (std of the per-point losses / sqrt(n)).
+
+    An output that is not REAL where the target is finite counts as an infinite residual
+    (Tukey: its ceiling c²/6): a model that puts a pole on a held-out point never scores
+    better for it. ``loss`` in ``LOSSES`` with residual scale ``loss_scale``; the other
+    arguments as in :func:`zeroproof_nb.rational_eval`.
+    """
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    c = robust_threshold(loss, check_positive(loss_scale, "loss_scale"))
+    xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+    out = rational_eval(xa, theta, phi, basis=basis, domain=domain, policy=policy,
+                        q_epsilon=q_epsilon)
+    t = _target_array(target, out.shape, np.dtype(np.float64))
+    finite_x = np.isfinite(xa) if xa.ndim == 1 else np.all(np.isfinite(xa), axis=1)
+    if out.ndim == 2:
+        finite_x = np.repeat(finite_x[:, None], out.shape[1], axis=1)
+    use = np.isfinite(t) & finite_x
+    r = np.where(out["tag"] == 0, out["value"] - t, np.inf)[use]
+    if r.size == 0:
+        return (math.nan, math.nan) if return_se else math.nan
+    rho = np.empty(r.size)
+    _klc.robust_losses(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r), c, rho)
+    mean = float(rho.mean())
+    if not return_se:
+        return mean
+    se = float(rho.std() / math.sqrt(rho.size)) if math.isfinite(mean) else math.inf
+    return mean, se

@@ -590,3 +590,11 @@ def irls_weights(kind, r, c, out):
             out[i] = robust_loss(kind, r[i], c)[2]
         else:
             out[i] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def robust_losses(kind, r, c, out):
+    """out[i] = rho(r[i]) of :func:`~.least_squares.robust_loss` (an infinite residual: inf,
+    or Tukey's ceiling c²/6)."""
+    for i in range(r.shape[0]):
+        out[i] = robust_loss(kind, r[i], c)[0]

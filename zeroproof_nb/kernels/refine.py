@@ -97,3 +97,23 @@ def points_in_cells(center, half_width, cells, u, out):
         c = cells[k]
         for ax in range(d):
             out[k, ax] = point_in_cell(center[c, ax], half_width[c, ax], u[k, ax])
+
+
+@njit(cache=True)
+def locate_in_cells(points, center, half_width, cells, out):
+    """out[i] = position k in ``cells`` of the first cell whose closed box
+    [center − half_width, center + half_width] holds ``points[i]``, or −1 when none does
+    (a point on a shared face goes to the first of its cells in ``cells``' order)."""
+    d = points.shape[1]
+    for i in range(points.shape[0]):
+        out[i] = -1
+        for k in range(cells.shape[0]):
+            c = cells[k]
+            inside = True
+            for ax in range(d):
+                if abs(points[i, ax] - center[c, ax]) > half_width[c, ax]:
+                    inside = False
+                    break
+            if inside:
+                out[i] = k
+                break

@@ -284,29 +284,68 @@ class TRRational:
             return npoly.Chebyshev(coef, domain=list(self.domain))
         return npoly.Polynomial(coef)
 
-    def poles(self) -> np.ndarray | list[np.ndarray]:
-        """Real roots of Q inside ``domain`` (sorted), from ``numpy.polynomial``. 1-D input only.
+    def _p_polynomial(self, theta_row: np.ndarray) -> Any:
+        coef = np.asarray(theta_row, dtype=np.float64)
+        if self.basis == "chebyshev":
+            return npoly.Chebyshev(coef, domain=list(self.domain))
+        return npoly.Polynomial(coef)
 
-        Returns one array when Q is shared, else a list with one array per head.
+    def poles(self, return_residues: bool = False, near_axis: float | None = None) -> Any:
+        """Poles of the layer inside ``domain``, from the roots of Q (``numpy.polynomial``).
+        1-D input only (n-D: use :func:`zeroproof_nb.metrics` on a grid of |Q| instead).
+
+        Parameters
+        ----------
+        return_residues : bool
+            Also return the residue P(p)/Q'(p) of each pole (that of a simple pole; it is
+            large or meaningless at a double root).
+        near_axis : float >= 0, optional
+            Also return complex poles whose imaginary part is at most this (in units of x),
+            real part in ``domain``: the result is then complex, sorted by real part. Default:
+            real poles only (roots within 1e-6 relative of the axis).
+
+        Returns
+        -------
+        poles : (k,) array, or a list of them (one per head) when each head has its own Q
+        residues : with ``return_residues``: (k,) for one output, (n_outputs, k) for a shared
+            Q and several heads, or a list per head
         """
         if self.input_dim != 1:
-            raise ValueError("poles() is only defined for input_dim=1")
+            raise ValueError("poles() is defined for input_dim=1; for n-D inputs locate the "
+                             "pole set from |Q| on a grid (q_values)")
+        if near_axis is not None:
+            near_axis = check_nonnegative(near_axis, "near_axis")
         lo, hi = self.domain
 
-        def real_roots(row: np.ndarray) -> np.ndarray:
+        def roots(row: np.ndarray) -> np.ndarray:
             if row.size == 0:
                 return np.zeros(0)
-            r = self._q_polynomial(row).roots()
-            r = np.asarray(r)
-            if np.iscomplexobj(r):
-                keep = np.abs(r.imag) <= _ROOT_IMAG_TOL * np.maximum(1.0, np.abs(r.real))
-                r = r.real[keep]
-            r = np.sort(r[(r >= lo) & (r <= hi)])
-            return r
+            r = np.asarray(self._q_polynomial(row).roots(), dtype=np.complex128)
+            on_axis = np.abs(r.imag) <= _ROOT_IMAG_TOL * np.maximum(1.0, np.abs(r.real))
+            inside = (r.real >= lo) & (r.real <= hi)
+            if near_axis is None:
+                return np.sort(r.real[on_axis & inside])
+            keep = inside & (on_axis | (np.abs(r.imag) <= near_axis))
+            r = np.where(on_axis, r.real + 0j, r)[keep]
+            return r[np.argsort(r.real, kind="stable")]
 
+        def residues(theta_rows: np.ndarray, phi_row: np.ndarray, at: np.ndarray) -> np.ndarray:
+            dq = self._q_polynomial(phi_row).deriv()
+            out = np.array([self._p_polynomial(t)(at) / dq(at) for t in theta_rows])
+            return out if near_axis is not None else out.real
+
+        theta_rows = np.atleast_2d(self.theta)
         if self.phi.ndim == 1:
-            return real_roots(self.phi)
-        return [real_roots(row) for row in self.phi]
+            found = roots(self.phi)
+            if not return_residues:
+                return found
+            res = residues(theta_rows, self.phi, found)
+            return found, (res[0] if self.theta.ndim == 1 else res)
+        found = [roots(row) for row in self.phi]
+        if not return_residues:
+            return found
+        return found, [residues(theta_rows[j:j + 1], row, f)[0]
+                       for j, (row, f) in enumerate(zip(self.phi, found))]
 
     def set_domain(self, domain: tuple[float, float]) -> None:
         """Set the domain (and mark it given) without changing the function.

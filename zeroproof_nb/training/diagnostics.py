@@ -238,12 +238,15 @@ class DiagnosticMonitor:
             qstats = self._q_statistics(q_abs)
         else:
             qstats = {k: _float_or_none(metrics.get(k)) for k in Q_KEYS}
+        below_before = self.q_min_below_threshold_epochs()
         for k in Q_KEYS:
             h[k].append(qstats[k])
-        if cfg.monitor_q_min and qstats["q_min"] is not None and qstats["q_min"] < cfg.q_min_warning_threshold:
+        if cfg.monitor_q_min and below_before == 0 and self.q_min_below_threshold_epochs():
+            # once per run: later epochs are counted (get_summary), not logged again
             logger.warning(
-                "epoch %d: q_min = %.2e below threshold %.2e", epoch, qstats["q_min"], cfg.q_min_warning_threshold
-            )
+                "epoch %d: q_min = %.2e below threshold %.2e (logged once; "
+                "get_summary()['q_min_below_threshold_epochs'] counts the epochs)",
+                epoch, qstats["q_min"], cfg.q_min_warning_threshold)
 
         counts = _tag_counts(tags, tag_counts)
         self._append_tags(epoch, counts if cfg.track_tag_distribution else None)
@@ -439,9 +442,14 @@ class DiagnosticMonitor:
         self.gradient_history, self.batch_metrics = groups["gradients"], groups["batch_metrics"]
         self.pq_snapshots = restored
 
+    def q_min_below_threshold_epochs(self) -> int:
+        """Number of recorded epochs whose q_min fell below ``q_min_warning_threshold``."""
+        t = self.config.q_min_warning_threshold
+        return sum(1 for v in self.history["q_min"] if v is not None and v < t)
+
     def get_summary(self) -> dict[str, Any]:
         """Upstream's keys, each present only when its data exists: q_min_global, q_min_recent,
-        q_mean_recent, coverage_current, coverage_mean (last 10), real_ratio_current,
+        q_mean_recent (+ ours: q_min_below_threshold_epochs), coverage_current, coverage_mean (last 10), real_ratio_current,
         non_real_total, gradient_ratio_mean (last 10), gradient_ratio_max."""
         summary: dict[str, Any] = {}
         h = self.history
@@ -451,6 +459,7 @@ class DiagnosticMonitor:
             summary["q_min_recent"] = q_min[-1]
             q_mean = [v for v in h["q_mean"] if v is not None]
             summary["q_mean_recent"] = q_mean[-1] if q_mean else 0.0
+            summary["q_min_below_threshold_epochs"] = self.q_min_below_threshold_epochs()
         cov = [v for v in h["coverage_train"] if v is not None]
         if cov:
             summary["coverage_current"] = cov[-1]

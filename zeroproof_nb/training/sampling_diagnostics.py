@@ -25,7 +25,7 @@ import copy
 import math
 import numbers
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -814,8 +814,12 @@ class ActiveSamplerConfig:
     Attributes
     ----------
     initial_grid_size : int >= 1 (initial cells: the largest m**d <= it, m per axis)
-    grid_bounds : (lo, hi) for every axis, or one (lo, hi) pair per axis; lo < hi
-    refinement_threshold : float >= 0 (cells with |Q| < it are split)
+    grid_bounds : (lo, hi) for every axis, or one (lo, hi) pair per axis; lo < hi; or None
+        (default): the range of the first pool an :class:`IntegratedSampler` sees, and
+        upstream's (−3, 3) for an ActiveSampler on its own
+    refinement_threshold : float >= 0 (cells with |Q| < it are split; with
+        ``relative_threshold`` in units of the median |Q| over the initial cells)
+    relative_threshold : bool (default True; False: an absolute |Q| as upstream)
     max_refinement_level : int >= 0
     refinement_ratio : int >= 1 (1-D: a split makes 2·ratio children; n-D: 2 per axis)
     adapt_frequency : int >= 1 (epochs between refinements in :class:`IntegratedSampler`)
@@ -825,7 +829,7 @@ class ActiveSamplerConfig:
     """
 
     initial_grid_size: int = 100
-    grid_bounds: Any = (-3.0, 3.0)
+    grid_bounds: Any = None
     refinement_threshold: float = 0.1
     max_refinement_level: int = 5
     refinement_ratio: int = 3
@@ -833,6 +837,7 @@ class ActiveSamplerConfig:
     min_points_per_region: int = 5
     max_grid_points: int = 10000
     seed: int | None = None
+    relative_threshold: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -854,7 +859,7 @@ class ActiveSamplerConfig:
 
     def bounds_array(self, dim: int | None) -> np.ndarray:
         """Bounds as a (dim, 2) float64 array (validated; dim=None only validates)."""
-        b = self.grid_bounds
+        b = (-3.0, 3.0) if self.grid_bounds is None else self.grid_bounds
         if np.ndim(b) == 1:
             lo, hi = check_bounds(b, "grid_bounds")
             rows = np.array([[lo, hi]])
@@ -1006,7 +1011,9 @@ class ActiveSampler:
         return np.abs(vals.reshape(n))
 
     def refine(self, q: Any) -> dict[str, int]:
-        """Split the cells where |Q| < refinement_threshold.
+        """Split the cells where |Q| < refinement_threshold (times the median |Q| over the
+        initial cells with ``relative_threshold``, so that the threshold follows the scale of
+        Q rather than its units).
 
         Parameters
         ----------
@@ -1023,9 +1030,15 @@ class ActiveSampler:
         n = self._n
         cells = self._cells
         cells["q_abs"][:n] = qa
+        threshold = self.config.refinement_threshold
+        if self.config.relative_threshold:
+            # the scale: median |Q| over the initial cells (they tile the bounds evenly, so
+            # it does not drift as cells near the poles are added)
+            base = qa[(cells["level"][:n] == 0) & np.isfinite(qa)]
+            threshold = threshold * (float(np.median(base)) if base.size else 0.0)
         with np.errstate(invalid="ignore"):
             mask = (~cells["refined"][:n]) & (cells["level"][:n] < self.config.max_refinement_level) \
-                & (qa < self.config.refinement_threshold)
+                & (qa < threshold)
         cand = np.flatnonzero(mask)
         per_cell = self.children_per_cell
         budget = (int(self.config.max_grid_points) - n) // per_cell
@@ -1107,19 +1120,95 @@ class ActiveSampler:
             raise ValueError("q_pool contains only NaN")
         return cKDTree(x2[usable]), usable
 
+    def pool_leaves(self, x_pool: Any, q_pool: Any = None) -> np.ndarray:
+        """Leaf of each pool point: its position in :meth:`leaf_indices` (−1 outside the grid,
+        and for points with a NaN q when ``q_pool`` is given). Leaves tile the bounds; a point
+        on a face shared by two leaves goes to one of them."""
+        x = as_float_array(x_pool, "x_pool", ndim=(1, 2), dtype=np.float64)
+        x2 = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+        if x2.shape[1] != self.input_dim:
+            raise ValueError(f"x_pool has {x2.shape[1]} columns but input_dim is {self.input_dim}")
+        leaves = self.leaf_indices()
+        centre = self._cells["center"]
+        half = self._cells["half_width"]
+        out = np.full(x2.shape[0], -1, dtype=np.int64)
+        if self.input_dim == 1:  # leaves are intervals: binary search over their lower edges
+            lo = centre[leaves, 0] - half[leaves, 0]
+            order = np.argsort(lo, kind="stable")
+            pos = np.searchsorted(lo[order], x2[:, 0], side="right") - 1
+            ok = pos >= 0
+            cand = order[np.where(ok, pos, 0)]
+            ok &= x2[:, 0] <= centre[leaves[cand], 0] + half[leaves[cand], 0]
+            out[ok] = cand[ok]
+        else:
+            _kr.locate_in_cells(x2, np.ascontiguousarray(centre), np.ascontiguousarray(half),
+                                leaves.astype(np.int64), out)
+        if q_pool is not None:
+            q = _as_pool_q(q_pool)
+            if q.shape[0] != x2.shape[0]:
+                raise ValueError(f"q_pool has {q.shape[0]} points but x_pool has {x2.shape[0]}")
+            out[np.isnan(q)] = -1
+        return out
+
+    def _draw_table(self, x_pool: Any, q_pool: Any, tree: Any) -> tuple[np.ndarray, ...]:
+        """(order, start, count, nearest) per leaf: the pool points of leaf k are
+        ``order[start[k]:start[k] + count[k]]``; an empty leaf's stand-in is the usable pool
+        point ``nearest[k]`` closest to its centre (−1 for leaves that hold points)."""
+        q = _as_pool_q(q_pool)
+        leaf = self.pool_leaves(x_pool, q)
+        n_leaves = self.leaf_indices().shape[0]
+        inside = np.flatnonzero(leaf >= 0)
+        order = inside[np.argsort(leaf[inside], kind="stable")]
+        count = np.bincount(leaf[order], minlength=n_leaves)
+        start = np.concatenate(([0], np.cumsum(count)[:-1]))
+        nearest = np.full(n_leaves, -1, dtype=np.int64)
+        empty = np.flatnonzero(count == 0)
+        if empty.size:
+            tree, usable = tree if tree is not None else self.pool_tree(x_pool, q)
+            centres = self._cells["center"][self.leaf_indices()[empty]]
+            _, near = tree.query(centres, k=1)
+            nearest[empty] = usable[np.asarray(near, dtype=np.int64)]
+        return order, start, count, nearest
+
+    def pool_draw_probabilities(self, x_pool: Any, q_pool: Any, *,
+                                tree: Any = None) -> np.ndarray:
+        """Probability of each pool point under one :meth:`sample_pool_indices` draw, shape
+        (N,), summing to 1: with L leaves, 1/(L·n_c) for a point of a leaf c holding n_c pool
+        points, plus 1/L for each empty leaf whose centre it is the nearest usable point to."""
+        q = _as_pool_q(q_pool)
+        order, start, count, nearest = self._draw_table(x_pool, q, tree)
+        n_leaves = count.shape[0]
+        p = np.zeros(q.shape[0])
+        leaf_of = np.repeat(np.arange(n_leaves), count)
+        p[order] = 1.0 / (n_leaves * count[leaf_of])
+        stand_in = nearest[nearest >= 0]
+        p += np.bincount(stand_in, minlength=q.shape[0]) / n_leaves
+        return p
+
     def sample_pool_indices(self, x_pool: Any, q_pool: Any, n: int, *,
                             tree: Any = None) -> np.ndarray:
-        """Draw n grid points (:meth:`sample`) and return the indices of their nearest pool
-        points (with a non-NaN q), so that every proposed point has a label."""
-        tree, usable = tree if tree is not None else self.pool_tree(x_pool, q_pool)
-        _, nearest = tree.query(self.sample(n), k=1)
-        return usable[np.asarray(nearest, dtype=np.int64)]
+        """n draws of pool points: a leaf uniformly at random, then one of its pool points
+        (with a non-NaN q) uniformly, or, for a leaf that holds none (the small cells right at
+        a pole), the usable pool point nearest its centre. Small cells near the poles are
+        drawn densely, every draw has a label, and the probability of each point is
+        :meth:`pool_draw_probabilities`, so a batch can be re-weighted to the pool's loss.
+        ``tree``: :meth:`pool_tree` of the pool, if already built."""
+        n = check_draws(n, "n")
+        order, start, count, nearest = self._draw_table(x_pool, q_pool, tree)
+        leaf = self.rng.integers(0, count.shape[0], size=n)
+        u = self.rng.random(n)
+        c = count[leaf]
+        offset = np.minimum((u * c).astype(np.int64), np.maximum(c - 1, 0))
+        inner = order[np.minimum(start[leaf] + offset, max(order.shape[0] - 1, 0))] \
+            if order.shape[0] else np.zeros(n, dtype=np.int64)
+        return np.where(c > 0, inner, nearest[leaf]).astype(np.int64)
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """Config, dimension, cells (copy), refinement history and generator state."""
         cfg = asdict(self.config)
-        cfg["grid_bounds"] = np.asarray(self.config.grid_bounds, dtype=np.float64).tolist()
+        gb = self.config.grid_bounds
+        cfg["grid_bounds"] = None if gb is None else np.asarray(gb, dtype=np.float64).tolist()
         return {
             "config": cfg,
             "input_dim": self.input_dim,
@@ -1138,7 +1227,9 @@ class ActiveSampler:
         cfg = _config_fields(state["config"], ActiveSamplerConfig)
         gb = cfg.get("grid_bounds", (-3.0, 3.0))
         try:
-            cfg["grid_bounds"] = tuple(tuple(p) for p in gb) if np.ndim(gb) == 2 else tuple(gb)
+            if gb is not None:
+                cfg["grid_bounds"] = tuple(tuple(p) for p in gb) if np.ndim(gb) == 2 \
+                    else tuple(gb)
         except TypeError as exc:
             raise TypeError(f"config['grid_bounds'] must be (lo, hi) pairs, got {gb!r}") from exc
         config = ActiveSamplerConfig(**cfg)
@@ -1192,12 +1283,18 @@ class IntegratedSampler:
 
     * uniform: indices uniform over the pool;
     * importance: :meth:`ImportanceSampler.sample_batch`; ``info["importance_stats"]``;
-    * active: on the first call of an epoch with ``epoch % adapt_frequency == 0`` the grid is
-      refined with |Q| of the pool point nearest to each cell centre; then grid points are drawn
-      (:meth:`ActiveSampler.sample`) and mapped to their nearest pool points, so every batch
-      point has a label; ``info["active_stats"]``;
-    * hybrid: :meth:`ImportanceSampler.hybrid_sample`, and the grid is refined from the pool on
-      adapt epochs (as upstream, the grid is not sampled); both stats.
+    * active: on the first call of an epoch with ``epoch % adapt_frequency == 0`` (or at
+      :meth:`prepare_epoch`) the grid is refined with |Q| of the pool point nearest to each cell
+      centre; then pool points are drawn by :meth:`ActiveSampler.sample_pool_indices` (a leaf
+      uniformly, then one of its pool points, or the pool point nearest an empty leaf's centre),
+      so every batch point has a label and a known probability; ``info["active_stats"]``;
+    * hybrid: floor(B·importance_batch_ratio) importance draws and the rest active draws from
+      the refined grid, shuffled (upstream's hybrid drew the rest uniformly and never sampled
+      its grid); both stats.
+
+    :meth:`draw_probabilities` gives the probability of each pool point under one draw, which
+    the Trainer uses to re-weight batches to the pool's loss. With ``grid_bounds=None`` (the
+    default) the grid covers the first pool's range.
 
     Parameters
     ----------
@@ -1237,12 +1334,24 @@ class IntegratedSampler:
         self._last_refined_epoch: int | None = None
 
     def _active_for(self, x: np.ndarray) -> ActiveSampler:
+        """The grid for pools like ``x``: re-built while unrefined for another dimension, and
+        on the pool's range (per axis) when the config leaves ``grid_bounds`` None."""
         d = 1 if x.ndim == 1 else int(np.prod(x.shape[1:]))
         a = self.active_sampler
-        if d != a.input_dim:
-            if a.refinement_history:
-                raise ValueError(f"x_pool has dimension {d} but the grid has {a.input_dim}")
-            self.active_sampler = ActiveSampler(a.config, d, rng=a.rng)
+        if d != a.input_dim and a.refinement_history:
+            raise ValueError(f"x_pool has dimension {d} but the grid has {a.input_dim}")
+        config = a.config
+        if config.grid_bounds is None and not a.refinement_history:
+            x2 = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
+            finite = np.all(np.isfinite(x2), axis=1)
+            if finite.any():
+                lo = x2[finite].min(axis=0)
+                hi = x2[finite].max(axis=0)
+                pad = np.where(hi > lo, 0.0, 1.0)
+                bounds = tuple((float(u), float(v)) for u, v in zip(lo - pad, hi + pad))
+                config = replace(config, grid_bounds=bounds[0] if d == 1 else bounds)
+        if d != a.input_dim or config is not a.config:
+            self.active_sampler = ActiveSampler(config, d, rng=a.rng)
         return self.active_sampler
 
     def _maybe_refine(self, active: ActiveSampler, x: np.ndarray, q: np.ndarray, epoch: int,
@@ -1257,6 +1366,47 @@ class IntegratedSampler:
     def draws_by_importance(self) -> bool:
         """Whether batches include importance draws (strategies importance and hybrid)."""
         return self.strategy in (SamplingStrategy.IMPORTANCE, SamplingStrategy.HYBRID)
+
+    @property
+    def draws_from_grid(self) -> bool:
+        """Whether batches include active draws (strategies active and hybrid)."""
+        return self.strategy in (SamplingStrategy.ACTIVE, SamplingStrategy.HYBRID)
+
+    def prepare_epoch(self, x_pool: Any, q_pool: Any, epoch: int) -> None:
+        """Refine the grid for ``epoch`` now (on adapt epochs; the first batch of the epoch
+        would otherwise do it), so that :meth:`draw_probabilities` describes the epoch's
+        draws."""
+        if not self.draws_from_grid:
+            return
+        q = _as_pool_q(q_pool)
+        x = _as_pool_x(x_pool, q.shape[0])
+        self._maybe_refine(self._active_for(x), x, q, check_int(epoch, "epoch", minimum=0))
+
+    def draw_probabilities(self, x_pool: Any, q_pool: Any,
+                           prepared: PreparedPool | None = None) -> np.ndarray:
+        """Probability p_i that one draw of :meth:`sample_batch` is pool point i, shape (N,):
+        uniform 1/N; importance: the prepared weights (``prepared``, else those of
+        ``q_pool``); active: :meth:`ActiveSampler.pool_draw_probabilities`; hybrid: the
+        mixture r·p_importance + (1 − r)·p_active with r = ``importance_batch_ratio``. Without
+        replacement these are the probabilities of the first draw."""
+        q = _as_pool_q(q_pool)
+        n = q.shape[0]
+        if self.strategy is SamplingStrategy.UNIFORM:
+            return np.full(n, 1.0 / n)
+        p_imp = None
+        if self.draws_by_importance:
+            pool = prepared if prepared is not None else self.importance_sampler.prepare(q)
+            if pool.size != n:
+                raise ValueError(f"prepared has {pool.size} points but q_pool has {n}")
+            p_imp = np.array(pool.weights, dtype=np.float64)
+            if self.strategy is SamplingStrategy.IMPORTANCE:
+                return p_imp
+        x = _as_pool_x(x_pool, n)
+        p_act = self._active_for(x).pool_draw_probabilities(x, q)
+        if p_imp is None:
+            return p_act
+        ratio = float(self.importance_sampler.config.importance_batch_ratio)
+        return ratio * p_imp + (1.0 - ratio) * p_act
 
     def prepare(self, q_pool: Any, *, sample_weights: Any = None) -> PreparedPool:
         """The importance sampler's :meth:`ImportanceSampler.prepare` of ``q_pool``: pass it
@@ -1311,9 +1461,16 @@ class IntegratedSampler:
                 batch_x = x[idx]
                 info["active_stats"] = active.get_statistics()
             else:
-                batch_x, idx = imp.hybrid_sample(x, draw_q, batch_size,
-                                                 sample_weights=sample_weights)
-                self._maybe_refine(active, x, q, epoch)
+                # hybrid: floor(B·r) importance draws and the rest from the refined grid
+                n_imp = int(batch_size * imp.config.importance_batch_ratio)
+                tree = self._maybe_refine(active, x, q, epoch)
+                parts = []
+                if n_imp:
+                    parts.append(imp.sample_indices(draw_q, n_imp, sample_weights=sample_weights))
+                if batch_size - n_imp:
+                    parts.append(active.sample_pool_indices(x, q, batch_size - n_imp, tree=tree))
+                idx = np.concatenate(parts)[self.rng.permutation(batch_size)]
+                batch_x = x[idx]
                 info["importance_stats"] = imp.get_statistics()
                 info["active_stats"] = active.get_statistics()
         info["indices"] = idx

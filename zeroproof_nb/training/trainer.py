@@ -34,8 +34,12 @@ from .._validation import (
 )
 from ..core import TRTag
 from ..layers import TRRational
-from ..least_squares import levenberg_marquardt, rational_normal_equations, robust_scale
-from ..least_squares import robust_threshold
+from ..least_squares import (
+    held_out_loss,
+    levenberg_marquardt,
+    robust_scale,
+    robust_threshold,
+)
 from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
 from . import _compiled
 from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
@@ -199,7 +203,9 @@ class BatchSource:
     draws, if any, from a pool prepared once per epoch). A :class:`CurriculumScheduler`
     multiplies its per-sample weights into the importance weights (or, without a sampler,
     draws from the curriculum weights alone); it needs importance draws, so an
-    IntegratedSampler with the uniform or active strategy cannot take one.
+    IntegratedSampler with the uniform or active strategy cannot take one. With the pool's x at
+    :meth:`start_epoch`, :attr:`inverse_probability` holds 1/p_i of the epoch's draws, by which
+    the Trainer re-weights its batches.
     """
 
     def __init__(self, sampler: Any, curriculum: CurriculumScheduler | None,
@@ -235,8 +241,10 @@ class BatchSource:
         """Whether batches depend on the model's Q over the pool."""
         return self.sampler is not None or self.curriculum is not None
 
-    def start_epoch(self, epoch: int, n: int, q_pool: np.ndarray | None) -> None:
-        """Prepare the epoch's draws (this is data-preparation time)."""
+    def start_epoch(self, epoch: int, n: int, q_pool: np.ndarray | None,
+                    x: np.ndarray | None = None) -> None:
+        """Prepare the epoch's draws (this is data-preparation time); with the pool's ``x``
+        also the draw probabilities (:attr:`inverse_probability`)."""
         self.epoch = epoch
         self._q = q_pool
         self._pos = 0
@@ -254,28 +262,20 @@ class BatchSource:
             self._prepared = self.sampler.prepare(q_pool, sample_weights=weights)
         elif self._plain is not None:
             self._prepared = self._plain.prepare(q_pool, sample_weights=weights)
-        self.inverse_probability = self._inverse_probability(n)
+        self.inverse_probability = None if x is None else self._inverse_probability(x, q_pool)
 
-    def _inverse_probability(self, n: int) -> np.ndarray | None:
+    def _inverse_probability(self, x: np.ndarray, q_pool: np.ndarray) -> np.ndarray | None:
         """1/p_i of a draw from the epoch's distribution (0 where p_i = 0: never drawn), or
-        None when draws are uniform over the pool. Importance draws: p = the prepared weights;
-        the hybrid mixture: r·p + (1 − r)/M over the M points with a number as |Q| (r the
-        importance share of a batch). Active draws (grid points mapped to their nearest pool
-        points) have no closed-form p and are not re-weighted. Without replacement, p is the
-        per-draw probability of the first draw (the usual approximation)."""
-        if self._prepared is None:
+        None when batches are a permutation of the pool. ``p`` comes from the sampler:
+        :meth:`IntegratedSampler.draw_probabilities`, or the prepared importance weights."""
+        if isinstance(self.sampler, IntegratedSampler):
+            self.sampler.prepare_epoch(x, q_pool, self.epoch)
+            p = self.sampler.draw_probabilities(x, q_pool, self._prepared)
+        elif self._prepared is not None:
+            p = np.asarray(self._prepared.weights, dtype=np.float64)
+        else:
             return None
-        p = np.array(self._prepared.weights, dtype=np.float64)
-        sampler = self.sampler
-        if isinstance(sampler, IntegratedSampler) and sampler.strategy.value == "hybrid":
-            ratio = float(sampler.importance_sampler.config.importance_batch_ratio)
-            valid = self._prepared.valid_index
-            m = n if valid is None else valid.shape[0]
-            uniform = np.full(n, 1.0 / m) if valid is None else np.zeros(n)
-            if valid is not None:
-                uniform[valid] = 1.0 / m
-            p = ratio * p + (1.0 - ratio) * uniform
-        inv = np.zeros(n)
+        inv = np.zeros(p.shape[0])
         np.divide(1.0, p, out=inv, where=p > 0)
         return inv
 
@@ -380,8 +380,10 @@ class Trainer:
         **kernel_kwargs)`` returning a ``LossAndGrad`` whose gradients include the regulariser,
         ``q_values(x)`` (|Q| per point), ``project_phi()``, ``state_dict()`` /
         ``load_state_dict()``.
-    optimizer : SGD or Adam, optional
-        Default: ``config.optimizer`` over ``model.parameters()`` with ``config.learning_rate``.
+    optimizer : LevenbergMarquardt, SGD or Adam, optional
+        Default: ``config.optimizer`` over ``model.parameters()``; when that is None,
+        Levenberg–Marquardt for a :class:`TRRational` (Adam with ``loss="mae"`` or another
+        model), SGD/Adam with ``config.learning_rate``.
     config : TrainingConfig, optional
     sampler : ImportanceSampler or IntegratedSampler, optional
         How batches are drawn from the pool (default: uniform, each point once per epoch).
@@ -396,10 +398,18 @@ class Trainer:
 
     Notes
     -----
+    The objective is the loss on the training pool (with the user's ``sample_weight``): with
+    Levenberg–Marquardt each epoch takes ``lm_steps_per_epoch`` accepted steps on the whole pool
+    (the sampler and curriculum then do not act); with SGD/Adam, batches drawn by a sampler or
+    curriculum are re-weighted by 1/(N·p_i) (``importance_weighting``). :meth:`fit` holds out
+    ``validation_fraction`` of the pool (or takes ``x_val, y_val``), tracks the held-out loss and
+    restores the best epoch at the end (``restore_best``), the start included.
+
     With a :class:`~zeroproof_nb.layers.TRRational`, :class:`SGD` or :class:`Adam` over its
     parameters, no λ policy or an :class:`AdaptiveLambda`, no safe learning rate and batches of
-    at most 16384 rows, an epoch's batches run in one kernel call (``config.compiled_epochs``;
-    :mod:`._compiled` says why not otherwise); the result is the same bits as the Python loop.
+    at most 16384 rows and unweighted batches (uniform, or ``importance_weighting=False``), an
+    epoch's batches run in one kernel call (``config.compiled_epochs``; :mod:`._compiled` says
+    why not otherwise); the result is the same bits as the Python loop.
 
     Per-epoch bench records ``{epoch, avg_step_ms, data_time_ms, optim_time_ms, batches}``:
     ``data_time_ms`` is the mean time per batch spent preparing data (the epoch's |Q| over the
@@ -611,7 +621,8 @@ class Trainer:
 
         t0 = time.perf_counter()
         q_pool = self._pool_q(x) if self.source.needs_q else None
-        self.source.start_epoch(self.epoch, n, q_pool)
+        self.source.start_epoch(self.epoch, n, q_pool,
+                                x if self.config.importance_weighting else None)
         weight = self._batch_weight()
         prep_s = time.perf_counter() - t0
 
@@ -793,23 +804,11 @@ class Trainer:
         model, cfg = self.model, self.config
         kw = self._pass_options()
         loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
-        c = self._loss_threshold()
-        ne = rational_normal_equations(
+        return held_out_loss(
             xa, ya, model.theta, model.phi, basis=model.basis, domain=model.domain,
-            policy=model.policy, mode=kw["mode"], delta=kw["delta"],
-            saturation_bound=kw["saturation_bound"], loss=loss,
-            loss_scale=c / _ROBUST_K.get(loss, 1.0), q_epsilon=kw.get("q_epsilon", 0.0),
-            hessian=False)
-        n_out = ya.size
-        missing = ne.n_finite_target - ne.n_used
-        if ne.n_finite_target == 0:
-            return math.nan
-        total = ne.data_loss * n_out  # the pass normalises by all outputs
-        if missing:
-            if loss != "tukey":
-                return math.inf
-            total += missing * c * c / 6.0
-        return float(total / ne.n_finite_target)
+            policy=model.policy, loss=loss,
+            loss_scale=self._loss_threshold() / _ROBUST_K.get(loss, 1.0),
+            q_epsilon=kw.get("q_epsilon", 0.0))
 
     def _split(self, xa: np.ndarray, ya: np.ndarray, wa: np.ndarray | None):
         """(train x, y, w, held-out x, y) from the seeded split (``validation_fraction``)."""
