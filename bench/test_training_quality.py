@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import training_quality as tq  # noqa: E402
+from bench.training_report import render_markdown, summarize  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_start_at_the_optimum_stays_there(result):
 
 @pytest.mark.skipif("tukey" not in tq._LIN_LOSSES, reason="linearized_fit has no robust loss")
 def test_robust_start_with_outliers(result):
-    summary = tq.summarize(result)["robust"]
+    summary = summarize(result)["robust"]
     assert set(summary) == set(tq.QUICK.problems)
     for prob, entry in summary.items():
         v = entry["start (Tukey)"]
@@ -70,12 +71,12 @@ def test_robust_start_with_outliers(result):
 @pytest.mark.xfail(reason="issue #11 target: the default optimizer reaches the L2 optimum from "
                           "a 10% subsample start in >= 95% of runs (not met yet)", strict=False)
 def test_convergence_from_a_subsample_start(result):
-    v = tq.summarize(result)["convergence"][("subsample 10%", "Trainer (defaults)")]
+    v = summarize(result)["convergence"][("subsample 10%", "Trainer (defaults)")]
     assert v["reached"] >= 0.95 * v["n"]
 
 
 def test_report_renders(result):
-    text = tq.render_markdown(result, "python -m bench.training_quality --quick")
+    text = render_markdown(result, "python -m bench.training_quality --quick")
     for heading in ("# Training quality", "Never worse than the start", "Robust fits",
                     "Convergence from a nearby start", "## Start vs trained vs peers",
                     "## Convergence runs"):
