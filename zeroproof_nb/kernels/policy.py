@@ -67,7 +67,8 @@ def lambda_rule(step_count, batch_coverage, cumulative_coverage, lam, velocity,
     step = decayed_rate(learning_rate, exponential_decay, step_count - warmup_steps) * gap
     velocity0 = velocity
     if momentum > 0.0:
-        if velocity * step < 0.0:
+        # opposite signs (compared as signs: the product of two tiny steps underflows to -0)
+        if (velocity < 0.0 < step) or (step < 0.0 < velocity):
             velocity = 0.0
         velocity = momentum * velocity + step
         change = velocity

@@ -663,7 +663,12 @@ class Trainer:
     def _lm_epoch(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """One epoch of Levenberg–Marquardt: ``steps_per_epoch`` accepted steps over the whole
         pool (the optimisation time), then one fused pass over it for the record, the λ_rej
-        policy and the subclass hooks (one "batch": the pool)."""
+        policy and the subclass hooks (one "batch": the pool).
+
+        The rejection term joins the LM objective only with a threshold (``rejection_threshold``
+        or the model's tag policy): its default threshold |Q| < 1e-2 would push Q away from zero
+        at every REAL sample that close to a pole, biasing the poles; LM keeps coverage itself,
+        since no step that makes an output that took part non-REAL is accepted."""
         model, opt = self.model, self.optimizer
         self._start_epoch(self.epoch)
         acc: dict[str, Any] = {"q_abs": [], "x": []}
@@ -675,7 +680,7 @@ class Trainer:
             saturation_bound=kw["saturation_bound"], sample_weight=self._pool_weight,
             loss="l2" if kw["loss"] == "mse" else kw["loss"],
             loss_scale=self._loss_threshold() / _ROBUST_K.get(kw["loss"], 1.0),
-            lambda_rej=self.lambda_rej,
+            lambda_rej=self.lambda_rej if "rejection_threshold" in kw else 0.0,
             rejection_threshold=kw.get("rejection_threshold", 1e-2),
             q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi),
             max_steps=opt.steps_per_epoch, max_tries=opt.max_tries, ftol=opt.ftol,
@@ -792,15 +797,17 @@ class Trainer:
         return {"loss": float(res.loss), "data_loss": float(res.data_loss),
                 "coverage": float(counts[0] / max(1, int(np.sum(counts))))}
 
-    def held_out_loss(self, x: Any, y: Any) -> float:
+    def held_out_loss(self, x: Any, y: Any, return_se: bool = False) -> Any:
         """Data loss of the model on ``(x, y)`` with the training loss (robust threshold
         included), the mean over outputs with a finite target: an output that is not REAL
         where the target is finite counts as an infinite error (Tukey: its ceiling c²/6), so
-        placing a pole on a held-out point never looks like an improvement. For models other
-        than :class:`TRRational`: the data loss of :meth:`evaluate`."""
+        placing a pole on a held-out point never looks like an improvement. With ``return_se``
+        also its standard error. For models other than :class:`TRRational`: the data loss of
+        :meth:`evaluate` (standard error 0)."""
         xa, ya = self._check_data(x, y, "x_val", "y_val")
         if not isinstance(self.model, TRRational):
-            return self.evaluate(xa, ya)["data_loss"]
+            loss = self.evaluate(xa, ya)["data_loss"]
+            return (loss, 0.0) if return_se else loss
         model, cfg = self.model, self.config
         kw = self._pass_options()
         loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
@@ -808,7 +815,7 @@ class Trainer:
             xa, ya, model.theta, model.phi, basis=model.basis, domain=model.domain,
             policy=model.policy, loss=loss,
             loss_scale=self._loss_threshold() / _ROBUST_K.get(loss, 1.0),
-            q_epsilon=kw.get("q_epsilon", 0.0))
+            q_epsilon=kw.get("q_epsilon", 0.0), return_se=return_se)
 
     def _split(self, xa: np.ndarray, ya: np.ndarray, wa: np.ndarray | None):
         """(train x, y, w, held-out x, y) from the seeded split (``validation_fraction``)."""
@@ -831,8 +838,10 @@ class Trainer:
         ``config.validation_fraction`` of the pool (the same split on every call with the
         same trainer seed). The held-out loss is tracked per epoch (``history["val_loss"]``);
         at the end of the run (max_epochs, early stop or convergence) the parameters of the
-        best held-out epoch are restored, the start included (``config.restore_best``), so the
-        result is never worse on held-out data than the model it was given.
+        kept epoch are restored (``config.restore_best``): the latest epoch, the start
+        included, whose held-out loss is at most the start's and within one standard error of
+        the best one, so the result is never worse on held-out data than the model it was
+        given, and among fits that the held-out points cannot tell apart the most trained.
 
         Parameters
         ----------
@@ -871,8 +880,9 @@ class Trainer:
         if cfg.loss in ("huber", "tukey") and self.loss_sigma is None:
             self.loss_sigma = self._start_sigma(xa, ya)
         if has_val and "start" not in self.held_out:
-            start = self.held_out_loss(xv, yv)
-            self.held_out = {"start": start, "best": start, "best_epoch": -1, "final": start,
+            start, se = self.held_out_loss(xv, yv, return_se=True)
+            self.held_out = {"start": start, "best": start, "best_se": se, "best_epoch": -1,
+                             "chosen_epoch": -1, "final": start,
                              "n": int(xv.shape[0])}
             self._best_params = [np.array(p) for p in self.model.parameters()]
             self._start_poles = self._poles()
@@ -885,12 +895,19 @@ class Trainer:
                 self.history["lambda_rej"].append(record["lambda_rej"])
                 val = record["loss"]
                 if has_val:
-                    val = self.held_out_loss(xv, yv)
+                    val, se = self.held_out_loss(xv, yv, return_se=True)
                     record["val_loss"] = val
                     self.history.setdefault("val_loss", []).append(val)
-                    self.held_out["final"] = val
-                    if val < self.held_out["best"]:
-                        self.held_out.update(best=val, best_epoch=self.epoch)
+                    held = self.held_out
+                    held["final"] = val
+                    if val < held["best"]:
+                        held.update(best=val, best_se=se, best_epoch=self.epoch)
+                    # the epoch kept at the end: the latest one not worse than the start and
+                    # within one standard error of the best (differences below it are noise
+                    # of the held-out points, so the more trained model is kept)
+                    if val <= held["start"] and val <= held["best"] + held["best_se"]:
+                        held["chosen_epoch"] = self.epoch
+                        held["chosen"] = val
                         self._best_params = [np.array(p) for p in self.model.parameters()]
                 self.epoch_records.append(record)
                 self.epoch += 1
@@ -959,15 +976,15 @@ class Trainer:
         return max(sigma, floor)
 
     def _restore_best(self) -> None:
-        """Put back the best held-out parameters when the last epoch is worse."""
+        """Put back the kept epoch's parameters (see :meth:`fit`) when it is not the last."""
         if not self.config.restore_best or self._best_params is None:
             return
         held = self.held_out
-        restored = held["final"] > held["best"] or not math.isfinite(held["final"])
+        restored = held["chosen_epoch"] != self.epoch - 1
         if restored:
             for p, best in zip(self.model.parameters(), self._best_params):
                 p[...] = best
-            held["final"] = held["best"]
+            held["final"] = held.get("chosen", held["start"])
         held["restored"] = bool(restored)
 
     train = fit
