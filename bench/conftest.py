@@ -28,6 +28,8 @@ def reference_median(fn: Callable[[], object], *, rounds: int = 5, warmup: int =
 
 def record_ratio(benchmark, reference_s: float, name: str = "numpy") -> float:
     """Store the reference median and ``reference / kernel median`` in ``extra_info``."""
+    if benchmark.stats is None:  # --benchmark-disable: the kernel ran once, untimed
+        return float("nan")
     kernel_s = benchmark.stats.stats.median
     ratio = reference_s / kernel_s
     benchmark.extra_info[f"{name}_median_s"] = reference_s
