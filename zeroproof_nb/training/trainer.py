@@ -81,7 +81,8 @@ class TrainingConfig:
     included), ``importance_weighting`` (re-weight drawn batches by 1/(N·p_i) so that they
     estimate the pool's loss; False: upstream's unweighted batches), ``lr_schedule``
     (None | "step" | "cosine" | "plateau", with ``lr_step_size``, ``lr_gamma``, ``lr_min``,
-    ``lr_patience``), ``lm_steps_per_epoch``, ``gradient_mode`` (the fixed rule of a plain
+    ``lr_patience``), ``lm_steps_per_epoch``; ``adaptive_warmup_steps=None`` (default) waits a
+    tenth of the run's λ updates (upstream: 100); ``gradient_mode`` (the fixed rule of a plain
     Trainer; HybridTrainer schedules it), ``delta`` (hybrid threshold for a fixed "hybrid" mode),
     ``saturation_bound``, ``batches_per_epoch`` (default ceil(N / batch_size)),
     ``rejection_threshold`` (None: the kernel's default), ``q_epsilon`` (> 0 trains the
