@@ -363,7 +363,7 @@ class LevenbergMarquardt:
 
     _kind = "LevenbergMarquardt"
 
-    def __init__(self, params: Sequence[np.ndarray], steps_per_epoch: int = 1,
+    def __init__(self, params: Sequence[np.ndarray], steps_per_epoch: int = 5,
                  max_tries: int = 30, ftol: float = 1e-10, xtol: float = 1e-10,
                  gtol: float = 1e-10) -> None:
         params = [params] if isinstance(params, np.ndarray) else list(params)

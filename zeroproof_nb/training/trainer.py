@@ -127,7 +127,7 @@ class TrainingConfig:
     lr_gamma: float = 0.5
     lr_min: float = 0.0
     lr_patience: int = 5
-    lm_steps_per_epoch: int = 1
+    lm_steps_per_epoch: int = 5
     gradient_mode: str = "mask_real"
     delta: float | None = None
     saturation_bound: float = 1.0
