@@ -221,16 +221,9 @@ def output_point(p, q, nan_check, has_policy, tau_q, tau_p):
 
 
 @njit(**_JIT_INLINE)
-def data_loss_point(kind, r, huber_delta):
-    """(loss, dloss/dr) of the residual r = y - t: mse 1/2 r^2, mae |r|, Huber, Tukey's
-    bisquare (``huber_delta`` is the threshold c of both robust losses)."""
+def smooth_loss_point(kind, r, huber_delta):
+    """(loss, dloss/dr) of the residual r = y - t: mse 1/2 r^2, mae |r|, Huber."""
     a = abs(r)
-    if kind == LOSS_TUKEY:
-        c = huber_delta
-        if a < c:
-            u = 1.0 - (r / c) * (r / c)
-            return (c * c / 6.0) * (1.0 - u * u * u), r * u * u
-        return c * c / 6.0, 0.0
     s = 0.0
     if r > 0:
         s = 1.0
@@ -241,6 +234,25 @@ def data_loss_point(kind, r, huber_delta):
     if kind == LOSS_HUBER and a > huber_delta:
         return huber_delta * (a - 0.5 * huber_delta), huber_delta * s
     return 0.5 * r * r, r
+
+
+@njit(**_JIT_INLINE)
+def tukey_loss_point(r, c):
+    """(loss, dloss/dr) of Tukey's bisquare with threshold c: c^2/6 (1 - (1 - (r/c)^2)^3)
+    inside c, c^2/6 outside (derivative r (1 - (r/c)^2)^2, then 0)."""
+    if abs(r) < c:
+        u = 1.0 - (r / c) * (r / c)
+        return (c * c / 6.0) * (1.0 - u * u * u), r * u * u
+    return c * c / 6.0, 0.0
+
+
+@njit(**_JIT_INLINE)
+def data_loss_point(kind, r, huber_delta):
+    """(loss, dloss/dr) of the residual r = y - t for any loss code (``huber_delta`` is the
+    threshold c of both robust losses)."""
+    if kind == LOSS_TUKEY:
+        return tukey_loss_point(r, huber_delta)
+    return smooth_loss_point(kind, r, huber_delta)
 
 
 @njit(**_JIT_INLINE)
@@ -289,7 +301,7 @@ def rejection_point(target_real, q, inv_tau):
 @njit(**_JIT_INLINE)
 def backward_point(
     finite, tag, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, has_rej, lam,
-    inv_tau,
+    inv_tau, tukey=False,
 ):
     """Loss terms and gradient coefficients of one output, all float64.
 
@@ -297,7 +309,9 @@ def backward_point(
     normalised weight ``w`` = w_i/sum(w) included), the weighted data loss, the weighted
     rejection penalty (before lambda_rej, computed when ``has_rej``) and the rule used (0 none, 1 Mask-REAL,
     2 Saturating). Non-REAL outputs get no data term in any mode; the rejection term acts on Q
-    only. A point with non-finite x (``finite`` False) contributes nothing.
+    only. A point with non-finite x (``finite`` False) contributes nothing. ``tukey`` (a
+    compile-time constant of the block loops) selects Tukey's loss; otherwise ``loss_kind`` is
+    mse, mae or Huber, so the common loops carry no Tukey branch.
     """
     c_p = 0.0
     c_q = 0.0
@@ -306,7 +320,10 @@ def backward_point(
     decision = 0
     target_real = math.isfinite(target)
     if finite and tag == _U8_REAL and target_real:
-        l, dl = data_loss_point(loss_kind, y - target, huber_delta)
+        if tukey:
+            l, dl = tukey_loss_point(y - target, huber_delta)
+        else:
+            l, dl = smooth_loss_point(loss_kind, y - target, huber_delta)
         sat = use_saturating(mode, abs(q), delta)
         d_p, d_q = dy_coefficients(sat, q, y, bound)
         g = w * dl
@@ -378,7 +395,7 @@ _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of +inf
 @njit(inline="always", fastmath={"reassoc"}, error_model="numpy")
 def _block_backward_mode(
     mode, has_rej, m, j, tags, q, y, target, w, delta, bound, loss_kind, huber_delta, lam,
-    inv_tau, glim, bnd, c_p, c_q,
+    inv_tau, glim, bnd, c_p, c_q, tukey=False,
 ):
     data = 0.0
     rej = 0.0
@@ -396,7 +413,7 @@ def _block_backward_mode(
         qi = q[j, i]
         cp, cq, l, r, dec = backward_point(
             bnd[i] == bnd[i], tg, qi, y[j, i], target[i], w[i], mode, delta, bound,
-            loss_kind, huber_delta, has_rej, lam, inv_tau,
+            loss_kind, huber_delta, has_rej, lam, inv_tau, tukey,
         )
         cp, cq, over = guard_coefficients(cp, cq, bnd[i], glim)
         c_p[j, i] = cp
@@ -446,8 +463,14 @@ def block_backward(
     bit pattern of the least finite |Q| (that of +inf if none, or a NaN pattern above it).
     none). The loop is instantiated once per gradient mode and rejection flag, so Mask-REAL
     blocks do not pay for the Saturating square root, nor blocks without lambda_rej for the
-    rejection term.
+    rejection term; Tukey's loss has one loop of its own (rule and rejection flag at run time),
+    so the other loops carry no Tukey branch (it cost the hybrid pass about 40%).
     """
+    if loss_kind == LOSS_TUKEY:
+        return _block_backward_mode(
+            mode, lam > 0.0, m, j, tags, q, y, target, w, delta, bound, loss_kind, huber_delta,
+            lam, inv_tau, glim, bnd, c_p, c_q, True,
+        )
     if lam > 0.0:
         if mode == MODE_MASK_REAL:
             return _block_backward_mode(
