@@ -17,7 +17,6 @@ import pytest
 from numba.core.registry import CPUDispatcher
 
 import zeroproof_nb.kernels.rational as kr
-from zeroproof_nb.fitting import linearized_fit
 from zeroproof_nb.layers import TRRational
 from zeroproof_nb.problems import get_problem
 from zeroproof_nb.training.sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig
@@ -71,8 +70,7 @@ def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees, loop):
     pr = get_problem("two_poles")
     x, y = pr.sample(N_POOL, seed=0)
     d_p, d_q = degrees
-    model = TRRational(d_p, d_q)
-    model.set_parameters(list(linearized_fit(x[:4000], y[:4000], d_p, d_q)))
+    model = TRRational(d_p, d_q).fit_linearized(x[:4000], y[:4000])
     # the first-order path with unweighted importance batches (the compiled epoch takes no
     # per-row weights); the default optimizer of a TRRational, LM, has no batches at all
     cfg = TrainingConfig(batch_size=BATCH, max_epochs=10**6, learning_rate=1e-6, seed=0,

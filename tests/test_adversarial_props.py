@@ -48,12 +48,12 @@ def _sampler():
 
 # one entry per argument: a call that puts the value v there (the other arguments are valid)
 TARGETS = {
-    "TRRational.d_p": lambda v: TRRational(v, 1),
-    "TRRational.d_q": lambda v: TRRational(2, v),
-    "TRRational.input_dim": lambda v: TRRational(1, 1, input_dim=v),
-    "TRRational.n_outputs": lambda v: TRRational(1, 1, n_outputs=v),
-    "TRRational.domain": lambda v: TRRational(1, 1, domain=(0.0, v)),
-    "TRRational.alpha_phi": lambda v: TRRational(1, 1, alpha_phi=v),
+    "TRRational.d_p": lambda v: TRRational(v, 1, basis="monomial"),
+    "TRRational.d_q": lambda v: TRRational(2, v, basis="monomial"),
+    "TRRational.input_dim": lambda v: TRRational(1, 1, input_dim=v, basis="monomial"),
+    "TRRational.n_outputs": lambda v: TRRational(1, 1, n_outputs=v, basis="monomial"),
+    "TRRational.domain": lambda v: TRRational(1, 1, domain=(0.0, v), basis="monomial"),
+    "TRRational.alpha_phi": lambda v: TRRational(1, 1, alpha_phi=v, basis="monomial"),
     "monomial_exponents.d": lambda v: zp.monomial_exponents(v, 2),
     "monomial_exponents.degree": lambda v: zp.monomial_exponents(16, v),
     "rational_eval.domain": lambda v: zp.rational_eval(Q, [1.0, 0.5], [0.2], basis="chebyshev",

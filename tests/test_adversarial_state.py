@@ -67,7 +67,7 @@ def _same(a, b, where="state"):
 
 # ------------------------------------------------------------------------- trainers
 def _trainer(hybrid=False, seed=0, epochs=4):
-    model = TRRational(3, 2)
+    model = TRRational(3, 2, basis="monomial")
     if hybrid:
         cfg = HybridTrainingConfig(batch_size=128, max_epochs=epochs, learning_rate=1e-3,
                                    seed=seed, use_hybrid_gradient=True, hybrid_warmup_epochs=1,
@@ -323,7 +323,7 @@ def _component_cases():
         return opt
 
     def layer():
-        m = TRRational(2, 1, dtype=np.float32)
+        m = TRRational(2, 1, dtype=np.float32, basis="monomial")
         m.set_parameters([[1.0, 2.0, 3.0], [0.5]])
         return m
 
@@ -393,7 +393,7 @@ def test_component_loads_are_atomic(name, i):
 
 
 def test_trrational_load_validates_before_building(tmp_path):
-    m = TRRational(2, 1)
+    m = TRRational(2, 1, basis="monomial")
     path = tmp_path / "m.npz"
     m.save(path)
     with np.load(path) as f:
@@ -412,7 +412,7 @@ def test_trrational_load_validates_before_building(tmp_path):
 
 
 def test_float32_set_parameters_overflow_is_refused():
-    m = TRRational(2, 1, dtype=np.float32)
+    m = TRRational(2, 1, dtype=np.float32, basis="monomial")
     before = [p.copy() for p in m.parameters()]
     with pytest.raises(ValueError, match="theta"):
         m.set_parameters([[1.0, 1e39, 0.0], [0.5]])
@@ -430,7 +430,7 @@ def test_overflow_stops_both_paths_alike(what):
                              adaptive_update_frequency=1, adaptive_momentum=0.5,
                              target_coverage=0.0,
                              lambda_learning_rate=1e308 if what == "lambda" else 0.01)
-        model = TRRational(3, 2)
+        model = TRRational(3, 2, basis="monomial")
         opt = SGD(model.parameters(), lr=1e308 if what == "optimizer" else 1e-3)
         t = Trainer(model, opt, cfg)
         with pytest.raises(ValueError, match="learning_rate" if what == "lambda" else "lr="):
@@ -448,7 +448,7 @@ def test_nan_x_in_the_pool_trips_nan_policy():
     x, y = _pool(400)
     x = x.copy()
     x[::2] = np.nan
-    model = TRRational(3, 2)
+    model = TRRational(3, 2, basis="monomial")
     q = model.q_values(x)
     assert np.isnan(q[::2]).all()  # not 0.0, the largest importance weight
     t = Trainer(model, config=TrainingConfig(batch_size=64, max_epochs=1, verbose=False,

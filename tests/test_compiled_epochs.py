@@ -215,7 +215,7 @@ def test_resumed_compiled_run_equals_uninterrupted_run(tmp_path):
 
 
 def test_which_trainers_run_compiled():
-    model = TRRational(2, 1)
+    model = TRRational(2, 1, basis="monomial")
     cfg = TrainingConfig(verbose=False, optimizer="adam")
     assert _compiled.unavailable(Trainer(model, config=cfg)) is None
     assert "use_safe_lr" in _compiled.unavailable(Trainer(model, config=TrainingConfig(
@@ -226,7 +226,7 @@ def test_which_trainers_run_compiled():
     assert "optimizer" in _compiled.unavailable(Trainer(model, config=TrainingConfig(verbose=False)))
     other = Adam([model.theta.copy(), model.phi.copy()])
     assert "optimizer" in _compiled.unavailable(Trainer(model, other, cfg))
-    hybrid = HybridTrainer(TRRational(2, 1), config=HybridTrainingConfig(verbose=False))
+    hybrid = HybridTrainer(TRRational(2, 1, basis="monomial"), config=HybridTrainingConfig(verbose=False))
     assert "HybridTrainer" in _compiled.unavailable(hybrid)
 
 

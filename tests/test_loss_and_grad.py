@@ -227,7 +227,7 @@ class _Mode(str, Enum):  # stands in for gradients.GradientMode
 
 
 def _appendix_a(phi, mode, delta=None, target=0.0):
-    # TRRational(2, 2) default theta (-0.1, 0.1, -0.1): P(0.5) = -0.075. A single point with the
+    # TRRational(2, 2, basis="monomial") default theta (-0.1, 0.1, -0.1): P(0.5) = -0.075. A single point with the
     # mae loss and y > target gives dL/dy = 1, i.e. the upstream gradients with g = 1.
     return rational_loss_and_grad([0.5], [target], [-0.1, 0.1, -0.1], phi, mode=mode, delta=delta,
                                   loss="mae")

@@ -25,7 +25,7 @@ def _smooth_data(n=2000, seed=0):
 def test_trainer_actually_trains():
     """Upstream's trainers never moved the parameters; ours reduce the loss and fit the data."""
     x, y = _smooth_data()
-    model = TRRational(1, 1)
+    model = TRRational(1, 1, basis="monomial")
     cfg = TrainingConfig(batch_size=128, max_epochs=40, learning_rate=0.05, seed=0, verbose=False,
                          optimizer="adam", validation_fraction=0.0, early_stopping=False)
     trainer = Trainer(model, config=cfg)
@@ -45,7 +45,7 @@ def test_trainer_actually_trains():
 def test_bench_history_is_measured():
     x, y = _smooth_data(600)
     sampler = ImportanceSampler(ImportanceSamplerConfig(seed=1))
-    trainer = Trainer(TRRational(1, 1), config=TrainingConfig(
+    trainer = Trainer(TRRational(1, 1, basis="monomial"), config=TrainingConfig(
         batch_size=64, max_epochs=3, seed=0, verbose=False, optimizer="adam",
         validation_fraction=0.0), sampler=sampler)
     trainer.fit(x, y)
@@ -76,7 +76,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     theta0, phi0 = linearized_fit(x[:500], y[:500] * 1.01, 3, 2)
 
     def fresh():
-        m = TRRational(3, 2)
+        m = TRRational(3, 2, basis="monomial")
         m.set_parameters([theta0.copy(), phi0.copy()])
         return m
 
@@ -89,7 +89,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     half.fit(x, y, epochs=3)
     path = half.save_checkpoint(tmp_path / "ckpt.npz")
 
-    resumed_model = TRRational(3, 2)
+    resumed_model = TRRational(3, 2, basis="monomial")
     resumed = _resumable_trainer(resumed_model, seed=99)  # state comes from the checkpoint
     resumed.load_checkpoint(path)
     resumed.fit(x, y)
@@ -106,7 +106,7 @@ def test_hybrid_trainer_epoch_records():
     pr = get_problem("simple_pole")
     x, y = pr.sample(2000, seed=0)
     d_p, d_q = pr.degrees()
-    model = TRRational(d_p, d_q)
+    model = TRRational(d_p, d_q, basis="monomial")
     model.set_parameters(list(linearized_fit(x, y, d_p, d_q)))
     cfg = HybridTrainingConfig(batch_size=500, max_epochs=5, learning_rate=1e-4, seed=0,
                                use_hybrid_gradient=True, hybrid_warmup_epochs=2,
@@ -141,7 +141,7 @@ def test_coverage_follows_target_with_tag_policy():
     d_p, d_q = (d + 1 for d in pr.degrees())
     reached, lambdas = [], []
     for target in (0.93, 0.96):
-        model = TRRational(d_p, d_q, policy=TRPolicy(tau_q_on=0.2, tau_q_off=0.4))
+        model = TRRational(d_p, d_q, policy=TRPolicy(tau_q_on=0.2, tau_q_off=0.4), basis="monomial")
         model.set_parameters(list(linearized_fit(x, y, d_p, d_q)))
         cfg = TrainingConfig(batch_size=500, max_epochs=50, learning_rate=1e-2, seed=0,
                              target_coverage=target, lambda_learning_rate=1.0,
@@ -162,14 +162,14 @@ def test_early_stopping_and_callbacks():
     x, y = _smooth_data(300)
     cfg = TrainingConfig(batch_size=100, max_epochs=50, learning_rate=1e-12, seed=0, verbose=False,
                          early_stopping=True, patience=3, min_delta=1.0, optimizer="adam")
-    trainer = Trainer(TRRational(1, 1), config=cfg)
+    trainer = Trainer(TRRational(1, 1, basis="monomial"), config=cfg)
     trainer.fit(x, y)
     # the first epoch sets best; three more without an improvement of min_delta stop it
     assert trainer.epoch == 4 and trainer.stopped_early
 
     seen = []
     cfg2 = TrainingConfig(batch_size=100, max_epochs=50, seed=0, verbose=False, optimizer="adam")
-    t2 = Trainer(TRRational(1, 1), config=cfg2,
+    t2 = Trainer(TRRational(1, 1, basis="monomial"), config=cfg2,
                  callbacks=[lambda tr, rec: seen.append(rec["epoch"]) or rec["epoch"] >= 2])
     t2.fit(x, y)
     assert seen == [0, 1, 2] and t2.epoch == 3
@@ -177,19 +177,19 @@ def test_early_stopping_and_callbacks():
 
 def test_trainer_bad_input():
     x, y = _smooth_data(50)
-    trainer = Trainer(TRRational(1, 1), config=TrainingConfig(verbose=False))
+    trainer = Trainer(TRRational(1, 1, basis="monomial"), config=TrainingConfig(verbose=False))
     with pytest.raises(ValueError, match="same length"):
         trainer.fit(x, y[:-1])
     with pytest.raises(ValueError, match="must not be empty"):
         trainer.fit(x[:0], y[:0])
     with pytest.raises(TypeError, match="config"):
-        Trainer(TRRational(1, 1), config={"batch_size": 3})
+        Trainer(TRRational(1, 1, basis="monomial"), config={"batch_size": 3})
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=0)
     with pytest.raises(ValueError, match="optimizer"):
         TrainingConfig(optimizer="lbfgs")
     with pytest.raises(TypeError, match="sampler"):
-        Trainer(TRRational(1, 1), sampler=object())
+        Trainer(TRRational(1, 1, basis="monomial"), sampler=object())
     with pytest.raises(ValueError, match="model must provide"):
         Trainer(object())
 
@@ -207,7 +207,7 @@ def test_training_is_identical_for_one_and_two_threads(optimizer):
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
-            model = TRRational(3, 2)
+            model = TRRational(3, 2, basis="monomial")
             model.set_parameters([theta0.copy(), phi0.copy()])
             cfg = TrainingConfig(batch_size=40000, max_epochs=3, learning_rate=1e-3, seed=0,
                                  loss="huber", verbose=False, optimizer=optimizer)
@@ -244,13 +244,13 @@ def test_protocol_model_gets_copied_batches_with_the_same_result():
     x, y = _smooth_data(600)
     runs = []
     for wrap in (False, True):
-        layer = TRRational(2, 1)
+        layer = TRRational(2, 1, basis="monomial")
         cfg = TrainingConfig(batch_size=64, max_epochs=3, learning_rate=0.01, seed=5,
                              verbose=False, optimizer="adam")
         model = _DelegatingModel(layer) if wrap else layer
         Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=2))).fit(x, y)
         runs.append((layer.theta.copy(), layer.phi.copy()))
-    assert not np.allclose(runs[0][0], TRRational(2, 1).theta)  # it did train
+    assert not np.allclose(runs[0][0], TRRational(2, 1, basis="monomial").theta)  # it did train
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
@@ -259,7 +259,7 @@ def test_curriculum_weights_reach_an_integrated_sampler():
     """The curriculum's weights multiply the importance weights of an IntegratedSampler's
     draws: points the curriculum weights 0 are never drawn."""
     x, y = _smooth_data(800)
-    model = TRRational(1, 1)
+    model = TRRational(1, 1, basis="monomial")
     # during warm-up "hard" means |Q| <= easy_distance; with easy_ratio 0 the other points get
     # curriculum weight 0
     curriculum = CurriculumScheduler(CurriculumConfig(
@@ -279,6 +279,6 @@ def test_curriculum_weights_reach_an_integrated_sampler():
 
 def test_curriculum_needs_importance_draws():
     with pytest.raises(ValueError, match="curriculum"):
-        Trainer(TRRational(1, 1), config=TrainingConfig(verbose=False),
+        Trainer(TRRational(1, 1, basis="monomial"), config=TrainingConfig(verbose=False),
                 sampler=create_integrated_sampler("active", seed=0),
                 curriculum=CurriculumScheduler(CurriculumConfig()))

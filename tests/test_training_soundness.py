@@ -23,7 +23,7 @@ def _noisy(n=2000, seed=0, rel=1e-3):
 
 
 def _model(theta, phi):
-    m = TRRational(3, 2)
+    m = TRRational(3, 2, basis="monomial")
     m.set_parameters([theta.copy(), phi.copy()])
     return m
 
@@ -78,8 +78,8 @@ def _split_val(trainer, x, y):
 
 def test_held_out_split_is_seeded_and_disjoint():
     pr, x, y = _noisy(500)
-    a = Trainer(TRRational(3, 2), config=TrainingConfig(seed=7, verbose=False))
-    b = Trainer(TRRational(3, 2), config=TrainingConfig(seed=7, verbose=False))
+    a = Trainer(TRRational(3, 2, basis="monomial"), config=TrainingConfig(seed=7, verbose=False))
+    b = Trainer(TRRational(3, 2, basis="monomial"), config=TrainingConfig(seed=7, verbose=False))
     xa, _, _, xva, _ = a._split(x, y, None)
     xb, _, _, xvb, _ = b._split(x, y, None)
     np.testing.assert_array_equal(xva, xvb)
@@ -90,7 +90,7 @@ def test_held_out_split_is_seeded_and_disjoint():
 def test_nonreal_prediction_on_a_held_out_point_counts_as_infinite():
     x = np.array([0.0, 0.5, 1.0])
     y = np.array([1.0, 2.0, 3.0])
-    model = TRRational(1, 1)
+    model = TRRational(1, 1, basis="monomial")
     model.set_parameters([np.array([1.0, 0.0]), np.array([-2.0])])  # pole at x = 0.5
     trainer = Trainer(model, config=TrainingConfig(verbose=False))
     assert trainer.held_out_loss(x, y) == np.inf
@@ -166,7 +166,7 @@ def test_lm_resumed_run_equals_uninterrupted_run(tmp_path):
     half = Trainer(_model(theta0, phi0), config=TrainingConfig(**cfg))
     half.fit(x, y, epochs=3)
     path = half.save_checkpoint(tmp_path / "lm.npz")
-    resumed = Trainer(TRRational(3, 2), config=TrainingConfig(**cfg))
+    resumed = Trainer(TRRational(3, 2, basis="monomial"), config=TrainingConfig(**cfg))
     resumed.load_checkpoint(path)
     resumed.fit(x, y)
     np.testing.assert_array_equal(resumed.model.theta, full.model.theta)
@@ -179,7 +179,7 @@ def test_lm_rejects_mae_and_models_it_cannot_train():
     with pytest.raises(ValueError, match="mae"):
         TrainingConfig(optimizer="lm", loss="mae")
     # mae without a named optimizer falls back to Adam
-    t = Trainer(TRRational(1, 1), config=TrainingConfig(loss="mae", verbose=False))
+    t = Trainer(TRRational(1, 1, basis="monomial"), config=TrainingConfig(loss="mae", verbose=False))
     assert type(t.optimizer).__name__ == "Adam"
 
 
@@ -198,7 +198,7 @@ def test_domain_comes_from_the_data_and_keeps_the_function(basis):
     model.set_domain((float(x.min()), float(x.max())))
     np.testing.assert_allclose(model.forward(x)["value"], before, rtol=1e-10, atol=1e-12)
     fresh = TRRational(2, 1, basis=basis)
-    start = linearized_fit(x, y, 2, 1, basis=basis, domain=(-1, 1))
+    start = linearized_fit(x, y, 2, 1, basis=fresh.kernel_basis, domain=(-1, 1))
     fresh.set_parameters(list(start))
     Trainer(fresh, config=TrainingConfig(seed=0, verbose=False)).fit(x, y)
     assert fresh.domain == (float(x.min()), float(x.max())) and fresh.domain_given

@@ -106,7 +106,9 @@ def run_demo(
     say(f"problem: poles {list(problem.poles)}, residues {list(problem.residues)}, domain "
         f"{problem.domain}, noise {noise}; pool {n_pool}, degrees ({d_p}, {d_q}), {epochs} epochs")
 
-    theta0, phi0 = linearized_fit(x_pool, y_pool, d_p, d_q, domain=domain)
+    # the layers' default parametrisation: Chebyshev on the domain, Q anchored outside it
+    basis = TRRational(d_p, d_q, domain=domain).kernel_basis
+    theta0, phi0 = linearized_fit(x_pool, y_pool, d_p, d_q, basis=basis, domain=domain)
 
     def progress(label: str):
         def cb(trainer: Any, rec: dict[str, Any]) -> None:
@@ -153,7 +155,8 @@ def run_demo(
     # --- polynomial baseline (Q ≡ 1) of the same number of parameters
     deg_poly = d_p + d_q
     poly_model = TRRational(deg_poly, 0, domain=domain)
-    poly_model.set_parameters(list(linearized_fit(x_pool, y_pool, deg_poly, 0, domain=domain)))
+    poly_model.set_parameters(list(linearized_fit(x_pool, y_pool, deg_poly, 0, basis=basis,
+                                                         domain=domain)))
     poly_trainer = Trainer(poly_model, config=TrainingConfig(**common, use_adaptive_loss=False),
                            callbacks=[progress("polynomial")])
     poly_trainer.fit(x_pool, y_pool)
@@ -162,8 +165,8 @@ def run_demo(
     aaa = fit_aaa(x_pool, y_pool, domain=domain, rtol=noise if noise > 0 else None)
 
     y_tr = to_ieee(tr_model.forward(x_test))
-    y_eps = to_ieee(rational_eval(x_test, eps_model.theta, eps_model.phi, domain=domain,
-                                  q_epsilon=DEMO_EPSILON))
+    y_eps = to_ieee(rational_eval(x_test, eps_model.theta, eps_model.phi, basis=basis,
+                                  domain=domain, q_epsilon=DEMO_EPSILON))
     y_poly = to_ieee(poly_model.forward(x_test))
     y_aaa = np.asarray(aaa.predict(x_test), dtype=np.float64)
     start_model = TRRational(d_p, d_q, domain=domain)

@@ -31,7 +31,7 @@ from ._validation import (
 from .kernels import least_squares as _kls
 from .kernels import least_squares_cpu as _klc
 from .least_squares import held_out_loss, levenberg_marquardt, robust_scale, robust_threshold
-from .rational import basis_features
+from .rational import basis_features, denominator_features
 
 __all__ = ["linearized_fit", "fit_rational", "RationalFit"]
 
@@ -50,7 +50,8 @@ def linearized_fit(
     loss_scale: float | None = None,
     robust_iterations: int = 10,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit θ, φ of y ≈ P/Q with Q = 1 + Σ_{k≥1} φ_k ψ_k by re-weighted linear least squares.
+    """Fit θ, φ of y ≈ P/Q with Q = 1 + Σ_{k≥1} φ_k η_k by re-weighted linear least squares
+    (η_k the denominator features of ``basis``: :func:`zeroproof_nb.rational.denominator_features`).
 
     Parameters
     ----------
@@ -88,7 +89,7 @@ def linearized_fit(
     keep = np.isfinite(ya) & np.all(np.isfinite(xa.reshape(xa.shape[0], -1)), axis=1) & (w > 0)
     xa, ya, w = xa[keep], ya[keep], w[keep]
     psi_p = basis_features(xa, d_p, basis=basis, domain=domain)
-    psi_q = basis_features(xa, d_q, basis=basis, domain=domain)[:, 1:]
+    psi_q = denominator_features(xa, d_q, basis=basis, domain=domain)
     n_unknown = psi_p.shape[1] + psi_q.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):
         finite_rows = np.all(np.isfinite(psi_p), axis=1) & np.all(np.isfinite(psi_q), axis=1) \
@@ -170,23 +171,35 @@ class RationalFit:
     report: dict = field(default_factory=dict)
 
 
+#: Held-out loss, relative to the mean y², below which :func:`fit_rational` counts two models
+#: as equal: (1e-12)²/2, the loss r²/2 of a relative error of 1e-12 (rounding on clean data).
+ROUNDING_LOSS = 0.5e-24
+
+#: The basis of :func:`fit_rational`'s models: Chebyshev on the data's domain with the
+#: anchored denominator (a pole can sit anywhere in the domain at every d_q >= 1).
+BASIS = "chebyshev_anchored"
+
+
 def _chebyshev_layer(d_p: int, d_q: int, domain: tuple[float, float], theta: np.ndarray,
                      phi: np.ndarray) -> Any:
     from .layers import TRRational
 
-    layer = TRRational(d_p, d_q, basis="chebyshev", domain=domain, alpha_phi=0.0)
+    layer = TRRational(d_p, d_q, basis="chebyshev", domain=domain, alpha_phi=0.0,
+                       denominator="anchored" if BASIS == "chebyshev_anchored" else "unit_constant")
     layer.set_parameters([theta, phi])
     return layer
 
 
 def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray] | None:
     """θ, φ of the (d_p − 1, d_q − 1) layer without ``pole`` and the zero of P nearest it
-    (a Froissart doublet taken out), or None when Q loses its constant term."""
+    (a Froissart doublet taken out), or None when that is not possible (no zero of P, or the
+    deflated Q vanishes at its normalisation point)."""
     from numpy.polynomial import Chebyshev
 
+    from .layers.rational import series_coefficients
+
     dom = list(layer.domain)
-    q = Chebyshev(np.r_[1.0, layer.phi], domain=dom)
-    p = Chebyshev(layer.theta, domain=dom)
+    p, q = layer.series()
     lin = Chebyshev.fit([pole - 1.0, pole + 1.0], [-1.0, 1.0], 1, domain=dom)  # x − pole
     q_new = q // lin
     zeros = p.roots()
@@ -194,13 +207,12 @@ def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     z = zeros[np.argmin(np.abs(zeros - pole))]
     p_new = p // Chebyshev.fit([z.real - 1.0, z.real + 1.0], [-1.0, 1.0], 1, domain=dom)
-    c0 = q_new.coef[0]
-    if not abs(c0) > 1e-12 * np.max(np.abs(q_new.coef)):
+    try:
+        return series_coefficients(p_new, q_new, layer.d_p - 1, layer.d_q - 1,
+                                   basis=layer.basis, denominator=layer.denominator,
+                                   domain=layer.domain)
+    except ValueError:
         return None
-    n_p, n_q = layer.d_p, layer.d_q - 1
-    theta = np.pad(p_new.coef.real, (0, max(0, n_p - p_new.coef.size)))[:n_p] / c0
-    phi = np.pad(q_new.coef.real, (0, max(0, n_q + 1 - q_new.coef.size)))[1:n_q + 1] / c0
-    return theta, phi
 
 
 def fit_rational(
@@ -226,7 +238,8 @@ def fit_rational(
        its held-out loss (:func:`zeroproof_nb.least_squares.held_out_loss`).
     3. Parsimony (the one-standard-error rule): the pair with the fewest coefficients whose
        held-out loss is at most the least one plus ``se_rule`` standard errors of it (the
-       standard deviation of the per-point losses over sqrt(n)) is chosen.
+       standard deviation of the per-point losses over sqrt(n)) is chosen; held-out losses
+       below ``ROUNDING_LOSS`` times the mean y² (a relative error of 1e-12) count as equal.
     4. Spurious poles: each real pole, smallest |residue| first, is taken out with the zero of P
        nearest it (a Froissart doublet), the model refitted at (d_p − 1, d_q − 1) from there;
        the removal is kept when the held-out loss stays within the same margin.
@@ -279,7 +292,7 @@ def fit_rational(
     wt = None if w is None else w[tr]
     if loss_scale is None and loss != "l2":
         start = linearized_fit(xt, yt, min(max_degree, 3), min(max_degree, 2),
-                               basis="chebyshev", domain=domain, loss="tukey", sample_weight=wt)
+                               basis=BASIS, domain=domain, loss="tukey", sample_weight=wt)
         layer = _chebyshev_layer(min(max_degree, 3), min(max_degree, 2), domain, *start)
         sigma = robust_scale(layer.forward(xt)["value"] - yt)
         loss_scale = max(sigma, 1e-12 * max(1.0, float(np.median(np.abs(yt)))))
@@ -288,11 +301,11 @@ def fit_rational(
     def refine(d_p: int, d_q: int, theta: np.ndarray, phi: np.ndarray) -> tuple[Any, float, float]:
         """(layer, held-out loss, its standard error)."""
         if train:
-            res = levenberg_marquardt(xt, yt, theta, phi, basis="chebyshev", domain=domain,
+            res = levenberg_marquardt(xt, yt, theta, phi, basis=BASIS, domain=domain,
                                       sample_weight=wt, loss=loss, loss_scale=scale)
             theta, phi = res.theta, res.phi
         layer = _chebyshev_layer(d_p, d_q, domain, theta, phi)
-        mean, se = held_out_loss(xv, yv, layer.theta, layer.phi, basis="chebyshev",
+        mean, se = held_out_loss(xv, yv, layer.theta, layer.phi, basis=BASIS,
                                  domain=domain, loss=loss, loss_scale=scale, return_se=True)
         return layer, mean, se
 
@@ -303,7 +316,7 @@ def fit_rational(
             if not 0 <= d_p <= max_degree or d_p + d_q + 1 > tr.size:
                 continue
             try:
-                start = linearized_fit(xt, yt, d_p, d_q, basis="chebyshev", domain=domain,
+                start = linearized_fit(xt, yt, d_p, d_q, basis=BASIS, domain=domain,
                                        loss=loss, loss_scale=loss_scale, sample_weight=wt)
             except ValueError:
                 continue
@@ -317,7 +330,9 @@ def fit_rational(
                          "at every degree); check the data or pass a domain")
     best_key = min(finite, key=lambda k: models[k][1])
     best, best_se = models[best_key][1], models[best_key][2]
-    margin = best + n_se * best_se
+    # losses at the level of rounding (clean data) are all equal: without the floor, the
+    # rule would pick among degrees by their rounding noise
+    margin = max(best + n_se * best_se, ROUNDING_LOSS * float(np.mean(yt * yt)))
     chosen = min((k for k in finite if models[k][1] <= margin),
                  key=lambda k: (k[0] + k[1], k[1], k[0]))
     layer, score, _ = models[chosen]

@@ -2,7 +2,10 @@
 
 Model (upstream §2.1): P(x) = sum_{k=0..d_p} theta_k psi_k(x), Q(x) = 1 + sum_{k=1..d_q} phi_k psi_k(x)
 with ``phi[k-1]`` holding phi_k. Bases: ``"monomial"`` (Horner, x used as is) and ``"chebyshev"``
-(Clenshaw, x mapped affinely from ``domain`` onto [-1, 1]). n-D input x of shape (N, d) uses the
+(Clenshaw, x mapped affinely from ``domain`` onto [-1, 1]); ``"chebyshev_anchored"`` (1-D only)
+has P as ``"chebyshev"`` and the denominator Q(t) = 1 + m(t) sum_{k=0..d_q-1} phi_k T_k(t),
+m(t) = 1 - t/t_a, normalised by Q = 1 at t_a = -cosh(acosh(10)/d_q) below the domain rather than by a fixed T_0
+coefficient, so that Q can vanish anywhere in the domain (see :mod:`.kernels.basis`). n-D input x of shape (N, d) uses the
 total-degree products of the same 1-D bases, terms ordered as :func:`monomial_exponents` returns
 them; then theta has n_terms(d, d_p) entries and phi n_terms(d, d_q) - 1.
 
@@ -49,6 +52,7 @@ __all__ = [
     "rational_eval",
     "rational_loss_and_grad",
     "basis_features",
+    "denominator_features",
     "monomial_exponents",
     "n_terms",
 ]
@@ -215,6 +219,11 @@ def _prepare(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> _Problem:
             raise ValueError(f"x must have at least one column, got shape {xa.shape}")
     else:
         d = 0
+    if d > 1 and basis == "chebyshev_anchored":
+        raise ValueError(
+            "basis 'chebyshev_anchored' is for 1-D input; x of shape (N, d > 1) needs "
+            f"'chebyshev' or 'monomial', got x of shape {xa.shape}"
+        )
     if d <= 1:
         # 1-D path (x of shape (N,) or (N, 1)): the total-degree terms for d = 1 are 1, x, x^2...
         xk = xa.reshape(-1)
@@ -288,9 +297,10 @@ def rational_eval(
     phi : array-like, (n_terms_q - 1,) or (n_outputs, n_terms_q - 1)
         Denominator coefficients phi_1..phi_dq (the constant 1 is implicit); 1-D phi is shared
         by every output.
-    basis : {"monomial", "chebyshev"}
+    basis : {"monomial", "chebyshev", "chebyshev_anchored"}
+        See the module notes (the anchored basis: 1-D only).
     domain : (lo, hi)
-        Interval mapped onto [-1, 1] for the Chebyshev basis (ignored by the monomial basis).
+        Interval mapped onto [-1, 1] for the Chebyshev bases (ignored by the monomial basis).
     return_q : bool
         Also return the signed denominator per output (the Q actually divided by).
     out : transreal array, optional
@@ -364,6 +374,39 @@ def basis_features(
     out = np.empty((xa.shape[0], exps.shape[0]), dtype=dt)
     if xa.shape[0]:
         _kb.features_nd(xa, code, exps, degree, scale, shift, dt.type(1.0), out)
+    return out
+
+
+def denominator_features(
+    x: Any, degree: int, *, basis: str = "monomial", domain: tuple[float, float] = (-1.0, 1.0)
+) -> np.ndarray:
+    """Denominator features eta_k(x), k = 1..degree, so that Q = 1 + features @ phi.
+
+    eta_k = psi_k (the columns 1.. of :func:`basis_features`), except for the
+    ``"chebyshev_anchored"`` basis (1-D x only): eta_k = m(t) T_{k-1}(t). Shape (N, n_q) with
+    n_q = degree in 1-D, n_terms(d, degree) - 1 in n-D; dtype follows x.
+    """
+    from ._validation import check_int
+
+    degree = check_int(degree, "degree", minimum=0)
+    basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
+    if basis != "chebyshev_anchored":
+        return basis_features(x, degree, basis=basis, domain=domain)[:, 1:]
+    lo, hi = check_bounds(domain, "domain")
+    xa = as_float_array(x, "x", ndim=(1, 2))
+    if xa.ndim == 2:
+        if xa.shape[1] != 1:
+            raise ValueError(
+                f"basis 'chebyshev_anchored' is for 1-D input, got x of shape {xa.shape}"
+            )
+        xa = xa[:, 0]
+    xa = np.ascontiguousarray(xa)
+    check_alloc(xa.shape[0] * max(degree, 1), xa.dtype.itemsize, "len(x) * degree")
+    dt = xa.dtype
+    out = np.empty((xa.shape[0], degree), dtype=dt)
+    if xa.shape[0] and degree:
+        _kb.denominator_features_1d(xa, _kb.CHEBYSHEV_ANCHORED, degree, dt.type(2.0 / (hi - lo)),
+                                    dt.type(-(hi + lo) / (hi - lo)), dt.type(1.0), out)
     return out
 
 

@@ -10,12 +10,26 @@ Bases (codes are compile-time constants of the specialised kernels):
 * ``MONOMIAL``: psi_k(x) = x**k, no domain mapping (the ``domain`` only matters for Chebyshev).
 * ``CHEBYSHEV``: psi_k(x) = T_k(t) with t = x*scale + shift, the affine map of ``domain`` onto
   [-1, 1] (scale = 2/(hi-lo), shift = -(hi+lo)/(hi-lo), exactly 1 and 0 for (-1, 1)).
+* ``CHEBYSHEV_ANCHORED``: P as for ``CHEBYSHEV``; the denominator is anchored at a point
+  t_a < -1 below the domain instead of having its T_0 coefficient fixed:
+  Q(t) = 1 + m(t) * sum_{k=0..d_q-1} phi_k T_k(t) with m(t) = 1 - t/t_a, so Q(t_a) = 1 and Q
+  can vanish anywhere in [-1, 1] at every d_q >= 1 (with the T_0 coefficient fixed to 1, Q can
+  never vanish at t = 0 when d_q = 1, nor at pairs of points with t_1 t_2 = -1/2 when d_q = 2).
+  The anchor depends on d_q: t_a = -cosh(acosh(G)/d_q) with G = ``ANCHOR_GROWTH``, the point
+  where T_{d_q} reaches G. A Q normalised at t_a can be small on the domain relative to 1 by up
+  to the factor |Q(t_a)| / max_domain |Q| <= T_{d_q}(|t_a|) = G, so at most log10(G) digits are
+  lost to the normalisation, at every degree (a fixed anchor at -2.5 loses 3.8 digits at
+  d_q = 6). t_a = -10 (d_q = 1), -2.35 (2), -1.54 (3), -1.29 (4), -1.13 (6), -1.03 (12).
+  The denominator features are eta_k = m(t) T_{k-1}(t), k = 1..d_q. 1-D only.
+
+The denominator of the other bases is Q = 1 + sum_{k=1..d_q} phi_k psi_k (eta_k = psi_k).
 
 n-D inputs use total-degree products psi_e(x) = prod_j b_{e_j}(x_j) of the same 1-D bases, with
 the exponent rows ``e`` ordered as :func:`monomial_exponents` returns them (constant first).
 """
 from __future__ import annotations
 
+import math
 from math import comb
 
 import numpy as np
@@ -23,7 +37,11 @@ from numba import njit
 
 MONOMIAL = 0
 CHEBYSHEV = 1
-BASIS_CODES = {"monomial": MONOMIAL, "chebyshev": CHEBYSHEV}
+CHEBYSHEV_ANCHORED = 2
+BASIS_CODES = {"monomial": MONOMIAL, "chebyshev": CHEBYSHEV,
+               "chebyshev_anchored": CHEBYSHEV_ANCHORED}
+#: T_{d_q} at the anchor of the anchored denominator (see the module notes).
+ANCHOR_GROWTH = 10.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,10 +104,32 @@ def poly_sum(basis, c, j, deg, t):
 
 
 @njit(error_model="numpy")
+def anchor_point(deg):
+    """The anchor t_a = -cosh(acosh(G)/deg) of the anchored denominator of degree deg >= 1."""
+    return -math.cosh(math.acosh(ANCHOR_GROWTH) / max(deg, 1))
+
+
+@njit(error_model="numpy")
+def anchor_slope(deg):
+    """-1/t_a: the anchor factor is m(t) = 1 + anchor_slope(deg) * t."""
+    return -1.0 / anchor_point(deg)
+
+
+@njit(error_model="numpy")
+def anchor_factor(t, deg, one):
+    """m(t) = 1 - t/t_a of the anchored denominator of degree ``deg`` (float64 arithmetic:
+    with a float32 ``t`` the denominator is summed in float64)."""
+    return one + t * anchor_slope(deg)
+
+
+@njit(error_model="numpy")
 def denom_sum(basis, c, j, deg, t, one):
-    """1 + sum_{k=1..deg} c[j, k-1] * psi_k(t): the denominator Q with its leading 1 fixed."""
+    """The denominator Q at t: 1 + sum_{k=1..deg} c[j, k-1] * eta_k(t) (see the module notes;
+    eta_k = psi_k, or m(t) T_{k-1}(t) for the anchored basis)."""
     if deg == 0:
         return one
+    if basis == CHEBYSHEV_ANCHORED:
+        return one + anchor_factor(t, deg, one) * poly_sum(CHEBYSHEV, c, j, deg - 1, t)
     if basis == MONOMIAL:
         acc = c[j, deg - 1]
         for k in range(deg - 2, -1, -1):
@@ -134,7 +174,7 @@ def basis_row_nd(basis, xrow, scale, shift, exps, n_t, deg, one, table, row):
     d = exps.shape[1]
     for jd in range(d):
         tj = xrow[jd]
-        if basis == CHEBYSHEV:
+        if basis != MONOMIAL:
             tj = tj * scale + shift
         basis_row_1d(basis, tj, deg, one, table[jd], 0)
     for k in range(n_t):
@@ -175,9 +215,27 @@ def features_1d(x, basis, deg, scale, shift, one, out):
     """out[i, k] = psi_k(x_i), out of shape (N, deg+1)."""
     for i in range(x.shape[0]):
         t = x[i]
-        if basis == CHEBYSHEV:
+        if basis != MONOMIAL:
             t = t * scale + shift
         basis_row_1d(basis, t, deg, one, out[i], 0)
+
+
+@njit(cache=True)
+def denominator_features_1d(x, basis, deg, scale, shift, one, out):
+    """out[i, k-1] = eta_k(x_i), k = 1..deg (Q = 1 + out @ phi), out of shape (N, deg)."""
+    row = np.empty(deg + 1, dtype=out.dtype)
+    for i in range(x.shape[0]):
+        t = x[i]
+        if basis != MONOMIAL:
+            t = t * scale + shift
+        basis_row_1d(basis, t, deg, one, row, 0)
+        if basis == CHEBYSHEV_ANCHORED:
+            m = anchor_factor(t, deg, one)
+            for k in range(1, deg + 1):
+                out[i, k - 1] = m * row[k - 1]
+        else:
+            for k in range(1, deg + 1):
+                out[i, k - 1] = row[k]
 
 
 @njit(cache=True)

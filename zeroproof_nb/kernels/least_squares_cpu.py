@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .basis import CHEBYSHEV, basis_row_nd
+from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd
 from .least_squares import jacobian_coefficients, rejection_terms, robust_loss
 from .rational import (
     LOSS_HUBER,
@@ -173,13 +173,13 @@ def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, 
         for i in range(m):
             t = x[b0 + i, 0]
             fin[i] = (t - t) == 0.0
-            if basis == CHEBYSHEV:
+            if basis != MONOMIAL:
                 t = t * scale + shift
             feat[0, i] = 1.0
             if n_f > 1:
                 feat[1, i] = t
         for k in range(2, n_f):
-            if basis == CHEBYSHEV:
+            if basis != MONOMIAL:
                 for i in range(m):
                     feat[k, i] = 2.0 * feat[1, i] * feat[k - 1, i] - feat[k - 2, i]
             else:
@@ -195,6 +195,25 @@ def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, 
         basis_row_nd(basis, x[b0 + i], scale, shift, exps, n_f, deg, 1.0, table, row)
         for k in range(n_f):
             feat[k, i] = row[k]
+
+
+@njit(cache=True, error_model="numpy")
+def denominator_block(basis, m, n_q, feat, qfeat):
+    """qfeat[k, i] = eta_{k+1} of point i (k < n_q): feat[k + 1, i], or for the anchored basis
+    m(t) feat[k, i] with m(t) = 1 + anchor_slope(n_q) t (see :mod:`.basis`)."""
+    if basis == CHEBYSHEV_ANCHORED:
+        slope = anchor_slope(n_q)
+        for k in range(n_q):
+            if k == 0:
+                for i in range(m):
+                    qfeat[0, i] = 1.0 + slope * feat[1, i]
+            else:
+                for i in range(m):
+                    qfeat[k, i] = (1.0 + slope * feat[1, i]) * feat[k, i]
+        return
+    for k in range(n_q):
+        for i in range(m):
+            qfeat[k, i] = feat[k + 1, i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -217,6 +236,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
     n_loc = n_tp + n_tq1
     n_f = max(n_tp, n_tq1 + 1)
     feat = np.empty((n_f, LS_BLOCK))
+    qfeat = np.empty((n_tq1, LS_BLOCK))
     jac = np.empty((n_loc, LS_BLOCK))
     jw = np.empty((n_loc, LS_BLOCK))
     pb = np.empty(LS_BLOCK)
@@ -236,6 +256,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
     for b0 in range(start, stop, LS_BLOCK):
         m = min(LS_BLOCK, stop - b0)
         block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
+        denominator_block(basis, m, n_tq1, feat, qfeat)
         for j in range(n_out):
             jq = 0 if n_qh == 1 else j
             poff = n_theta + jq * n_tq1
@@ -254,7 +275,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
             for k in range(n_tq1):
                 ck = phi2[jq, k]
                 for i in range(m):
-                    qb[i] += ck * feat[k + 1, i]
+                    qb[i] += ck * qfeat[k, i]
             # the per-point rule (one loop per gradient rule and loss: see rule_block)
             nt, nr, nu, dl = rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight,
                                         has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
@@ -270,7 +291,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
                     jw[k, i] = hwb[i] * jac[k, i]
             for k in range(n_tq1):
                 for i in range(m):
-                    jac[n_tp + k, i] = bb[i] * feat[k + 1, i]
+                    jac[n_tp + k, i] = bb[i] * qfeat[k, i]
                     jw[n_tp + k, i] = hwb[i] * jac[n_tp + k, i]
             block_gram(jac, jw, m, n_loc, col, want_h, gw, h, g)
             if lam > 0.0:
@@ -285,13 +306,13 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
                     fs[F_REJ] += wt * pen
                     gq = lam * wt * dpen
                     for k in range(n_tq1):
-                        g[poff + k] += gq * feat[k + 1, i]
+                        g[poff + k] += gq * qfeat[k, i]
                     if want_h and sq > 0.0:
                         hq = lam * wt * sq * sq
                         for u in range(n_tq1):
-                            hu = hq * feat[u + 1, i]
+                            hu = hq * qfeat[u, i]
                             for v2 in range(u, n_tq1):
-                                h[poff + u, poff + v2] += hu * feat[v2 + 1, i]
+                                h[poff + u, poff + v2] += hu * qfeat[v2, i]
     fs[F_DATA] += data
     cnt[C_USED] += n_used
     cnt[C_TARGET] += n_target

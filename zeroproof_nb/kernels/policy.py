@@ -67,8 +67,9 @@ def lambda_rule(step_count, batch_coverage, cumulative_coverage, lam, velocity,
     step = decayed_rate(learning_rate, exponential_decay, step_count - warmup_steps) * gap
     velocity0 = velocity
     if momentum > 0.0:
-        # opposite signs (compared as signs: the product of two tiny steps underflows to -0)
-        if (velocity < 0.0 < step) or (step < 0.0 < velocity):
+        # opposite signs, compared with the sign of the gap: the product of two tiny steps
+        # underflows to -0, and a step rate*gap can underflow to -0 or +0 itself
+        if (velocity < 0.0 < gap) or (gap < 0.0 < velocity):
             velocity = 0.0
         velocity = momentum * velocity + step
         change = velocity

@@ -88,7 +88,8 @@ from numba.cpython.unsafe.tuple import tuple_setitem
 from numba.extending import intrinsic
 
 from .basis import (
-    CHEBYSHEV,
+    anchor_slope,
+    CHEBYSHEV_ANCHORED,
     MONOMIAL,
     basis_row_nd,
     denom_sum,
@@ -664,7 +665,7 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                 qs = qout[b0:b0 + m]
                 for ii in range(m):
                     t = xs[ii]
-                    if BASIS == CHEBYSHEV:
+                    if BASIS != MONOMIAL:
                         t = t * scale + shift
                     nan_check = t - t
                     q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
@@ -899,7 +900,9 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
 def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig):
     key = (BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig.args[0].dtype)
     DMAX = max(DP, DQ)
-    BSCALE = 2.0 if BASIS == CHEBYSHEV else 1.0
+    BSCALE = 2.0 if BASIS != MONOMIAL else 1.0
+    ANCHORED = BASIS == CHEBYSHEV_ANCHORED
+    SLOPE = anchor_slope(DQ)
     SUMS_IN_REGISTERS = _sums_in_registers(D, DP, DQ, NOUT)
     if D == 0:
 
@@ -909,12 +912,14 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             qs = qout[b0:b0 + m]
             for ii in range(m):
                 t = xs[ii]
-                if BASIS == CHEBYSHEV:
+                if BASIS != MONOMIAL:
                     t = t * scale + shift
                 nan_check = t - t
                 finite = nan_check == nan_check
                 t64 = np.float64(t) if finite else 0.0
                 b = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
+                if ANCHORED:  # |eta_k| = |m(t) T_{k-1}(t)| <= (1 + 0.4|t|) * the bound
+                    b = b * (1.0 + SLOPE * abs(t64))
                 bnd[ii] = b if finite else np.nan
                 if DMAX >= 1:
                     # psi_1 = t for grad_sums_fn; with b = inf some psi_k overflow, but such
@@ -936,7 +941,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     jq = 0 if SHARED else j
                     for ii in range(m):
                         t = xs[ii]
-                        if BASIS == CHEBYSHEV:
+                        if BASIS != MONOMIAL:
                             t = t * scale + shift
                         nan_check = t - t
                         q = point_denominator(BASIS, phi, jq, DQ, t, one, HAS_EPS, eps)
@@ -978,7 +983,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             for jd in range(D):
                 nan_check = nan_check + (xi[jd] - xi[jd])
                 tj = xi[jd]
-                if BASIS == CHEBYSHEV:
+                if BASIS != MONOMIAL:
                     tj = tj * scale + shift
                 tmax = max(tmax, BSCALE * abs(np.float64(tj)))
             finite = nan_check == nan_check
@@ -1058,6 +1063,8 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
     NTMAX = max(NTP, NTQ)
     NQH = 1 if SHARED else NOUT
     NTHETA = NOUT * NTP
+    ANCHORED = BASIS == CHEBYSHEV_ANCHORED
+    SLOPE = anchor_slope(DQ)
     if _sums_in_registers(D, DP, DQ, NOUT):
         # accumulators: tuples (registers once LLVM unrolls the loops over heads and degrees);
         # slot 0 of each head is unused (theta[j, 0] is summed by block_reduce)
@@ -1071,6 +1078,9 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
                 psi1 = feat[1, ii]
                 psi_prev = 1.0
                 psi = psi1
+                # anchored: the denominator feature eta_k = m(t) T_{k-1}(t) (m = 1 where
+                # psi_1 was zeroed: those points have zero coefficients)
+                m_anchor = 1.0 + SLOPE * psi1
                 for k in range(1, NTMAX):
                     if k >= 2:  # psi_k from psi_{k-1}, psi_{k-2} (as basis_row_1d)
                         if BASIS == MONOMIAL:
@@ -1085,7 +1095,8 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
                             sp = tuple_setitem(sp, ip, sp[ip] + cpb[j, ii] * psi)
                         if k < NTQ:
                             iq = (0 if SHARED else j) * NTQ + k
-                            sq = tuple_setitem(sq, iq, sq[iq] + cqb[j, ii] * psi)
+                            eta = m_anchor * psi_prev if ANCHORED else psi
+                            sq = tuple_setitem(sq, iq, sq[iq] + cqb[j, ii] * eta)
             for j in range(NOUT):
                 for k in range(1, NTP):
                     pgrad[c, j * NTP + k] += sp[j * NTP + k]
@@ -1096,6 +1107,26 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
         return _jit_unique(grad_sums_1d, key, sig, cache=True, **_BLOCK_OPTS)
 
     def grad_sums_rows(m, c, cpb, cqb, feat, pgrad):
+        if ANCHORED:
+            # eta_k = m(t) T_{k-1}(t): c_q scaled by m in place (not read afterwards), then the
+            # sums over the rows k-1 (row 0, T_0 = 1, is not written: a plain sum)
+            for j in range(NOUT):
+                for ii in range(m):
+                    cqb[j, ii] *= 1.0 + SLOPE * feat[1, ii]
+            for j in range(NOUT):
+                for k in range(1, NTP):
+                    pgrad[c, j * NTP + k] += block_dot(cpb, j, feat, k, m)
+            for j in range(NOUT):
+                jq = 0 if SHARED else j
+                for k in range(1, NTQ):
+                    if k == 1:
+                        s_q = 0.0
+                        for ii in range(m):
+                            s_q += cqb[j, ii]
+                    else:
+                        s_q = block_dot(cqb, j, feat, k - 1, m)
+                    pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += s_q
+            return
         for k in range(1, NTMAX):
             for j in range(NOUT):
                 jq = 0 if SHARED else j

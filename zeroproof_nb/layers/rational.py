@@ -1,7 +1,10 @@
 """TRRational: a rational layer y = P(x)/Q(x) whose parameters are NumPy arrays.
 
-P(x) = Σ_{k=0..d_p} θ_k ψ_k(x), Q(x) = 1 + Σ_{k=1..d_q} φ_k ψ_k(x) (``phi[k-1]`` holds φ_k),
-evaluated by the kernels behind :func:`zeroproof_nb.rational_eval` and
+P(x) = Σ_{k=0..d_p} θ_k ψ_k(x), Q(x) = 1 + Σ_{k=1..d_q} φ_k η_k(x) (``phi[k-1]`` holds φ_k),
+with η_k = ψ_k (upstream's "unit_constant" denominator) or, for the default "anchored"
+denominator of a 1-D Chebyshev layer, η_k = m(t) T_{k-1}(t) with m(t) = 1 − t/t_a, so that
+Q = 1 at the anchor t_a = −cosh(acosh(10)/d_q) below the domain and Q can vanish anywhere
+inside it (see :mod:`zeroproof_nb.kernels.basis`). Evaluated by the kernels behind :func:`zeroproof_nb.rational_eval` and
 :func:`zeroproof_nb.rational_loss_and_grad`. The layer holds the parameters, the basis, the
 domain, an optional tag policy and the φ regulariser; it has no hidden state and no side effects
 in ``forward``.
@@ -26,6 +29,7 @@ from .._validation import (
     finite_float,
     load_npz,
 )
+from ..kernels import basis as _kb
 from ..kernels import rational as _kr
 from ..rational import (
     LossAndGrad,
@@ -41,9 +45,10 @@ from ..rational import (
     rational_eval,
 )
 
-__all__ = ["TRRational"]
+__all__ = ["TRRational", "series_coefficients"]
 
 _BASES = ("monomial", "chebyshev")
+_DENOMINATORS = ("anchored", "unit_constant")
 _INITS = ("upstream", "random")
 _POLICY_FIELDS = ("tau_q_on", "tau_q_off", "tau_p_on", "tau_p_off")
 #: A complex root counts as real when |imag| <= _ROOT_IMAG_TOL * max(1, |real|) (double roots
@@ -71,6 +76,59 @@ def _bool_item(value: Any, name: str) -> bool:
     return bool(value)
 
 
+def _series_class(basis: str) -> Any:
+    return npoly.Chebyshev if basis == "chebyshev" else npoly.Polynomial
+
+
+def _anchor_x(domain: tuple[float, float], d_q: int) -> float:
+    """The anchor t_a of the anchored denominator of degree d_q in units of x."""
+    lo, hi = domain
+    return 0.5 * (lo + hi) + 0.5 * (hi - lo) * _kb.anchor_point(d_q)
+
+
+def series_coefficients(
+    p: Any, q: Any, d_p: int, d_q: int, *, basis: str, denominator: str,
+    domain: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """θ (d_p + 1,) and φ (d_q,) of the 1-D layer whose P/Q equals p/q.
+
+    ``p`` and ``q`` are ``numpy.polynomial`` series (any kind and window: they are converted
+    to the layer's basis on ``domain``); both are divided by the normaliser of Q, its constant
+    term ("unit_constant") or its value at the anchor ("anchored"). Terms above the degrees are
+    dropped. ``ValueError`` when the normaliser is zero (the denominator cannot be written in
+    this parametrisation).
+    """
+    kind = _series_class(basis)
+    dom = list(domain)
+    pc = p.convert(kind=kind, domain=dom, window=[-1, 1]) if basis == "chebyshev" else \
+        p.convert(kind=kind)
+    qc = q.convert(kind=kind, domain=dom, window=[-1, 1]) if basis == "chebyshev" else \
+        q.convert(kind=kind)
+    qcoef = np.asarray(qc.coef, dtype=np.complex128)
+    scale_q = float(np.max(np.abs(qcoef))) if qcoef.size else 0.0
+    if denominator == "anchored":
+        norm = complex(qc(_anchor_x(domain, d_q)))
+    else:
+        norm = complex(qcoef[0]) if qcoef.size else 0.0
+    if not abs(norm) > 1e-12 * scale_q:
+        raise ValueError(f"the denominator vanishes at its normalisation point ({denominator!r}"
+                         f" denominator on domain {tuple(domain)}); use another domain")
+    theta = np.zeros(d_p + 1, dtype=np.complex128)
+    pcoef = np.asarray(pc.coef, dtype=np.complex128) / norm
+    theta[:min(pcoef.size, d_p + 1)] = pcoef[:d_p + 1]
+    qn = qcoef / norm
+    phi = np.zeros(d_q, dtype=np.complex128)
+    if denominator == "anchored":
+        # (Q - 1)/m(t): exact division, since Q(t_a) = 1 is a root of Q - 1 at m's root
+        rest = qn.copy()
+        rest[0] -= 1.0
+        quo, _ = npoly.chebyshev.chebdiv(rest, [1.0, _kb.anchor_slope(d_q)])
+        phi[:min(quo.size, d_q)] = quo[:d_q]
+    else:
+        phi[:min(qn.size - 1, d_q)] = qn[1:d_q + 1]
+    return np.ascontiguousarray(theta.real), np.ascontiguousarray(phi.real)
+
+
 def _alternating(n: int, amplitude: float, first: int) -> np.ndarray:
     """Upstream's deterministic init: amplitude·2√3·((i mod 2) − 0.5)/√n for i = first..first+n−1
     (θ uses first = 0: −, +, −, …; φ uses first = 1: +, −, …)."""
@@ -87,8 +145,18 @@ class TRRational:
     ----------
     d_p, d_q : int
         Degrees of P (≥ 0) and Q (≥ 0; d_q = 0 gives Q ≡ 1, a polynomial).
-    basis : {"monomial", "chebyshev"}
+    basis : {"chebyshev", "monomial"} or None
         ψ_k; the Chebyshev basis maps ``domain`` onto [−1, 1], the monomial basis uses x as is.
+        None (default): Chebyshev for 1-D input, monomial (upstream's default) for n-D input,
+        whose single ``domain`` would have to cover every coordinate.
+    denominator : {"anchored", "unit_constant"} or None
+        Normalisation of Q. "anchored" (the default of a 1-D Chebyshev layer): Q = 1 at a point
+        t_a = −cosh(acosh(10)/d_q) below the domain (in the mapped coordinate t ∈ [−1, 1]:
+        −10 for d_q = 1, −1.54 for 3, −1.13 for 6), Q = 1 + (1 − t/t_a) Σ_{k<d_q} φ_{k+1} T_k(t),
+        so that a
+        pole can sit anywhere in the domain at every d_q ≥ 1. "unit_constant" (upstream; the
+        only choice for the monomial basis and n-D inputs): Q = 1 + Σ φ_k ψ_k, which cannot
+        put a pole at x = 0 (monomial) or at the domain centre with d_q = 1 (Chebyshev).
     domain : (lo, hi) or None
         Input interval: Chebyshev mapping and the window in which :meth:`poles` reports roots.
         None (default): (−1, 1) until a :class:`~zeroproof_nb.training.trainer.Trainer` fits the
@@ -125,7 +193,7 @@ class TRRational:
         self,
         d_p: int,
         d_q: int,
-        basis: str = "monomial",
+        basis: str | None = None,
         domain: tuple[float, float] | None = None,
         n_outputs: int = 1,
         shared_q: bool = True,
@@ -137,10 +205,20 @@ class TRRational:
         dtype: Any = np.float64,
         adaptive_loss_policy: Any = None,
         policy: TRPolicy | None = None,
+        denominator: str | None = None,
     ) -> None:
         self.d_p = check_int(d_p, "d_p", minimum=0)
         self.d_q = check_int(d_q, "d_q", minimum=0)
+        one_d = check_int(input_dim, "input_dim", minimum=1) == 1
+        if basis is None:
+            basis = "chebyshev" if one_d else "monomial"
         self.basis = check_choice(basis, "basis", _BASES)
+        if denominator is None:
+            denominator = "anchored" if (self.basis == "chebyshev" and one_d) else "unit_constant"
+        self.denominator = check_choice(denominator, "denominator", _DENOMINATORS)
+        if self.denominator == "anchored" and not (self.basis == "chebyshev" and one_d):
+            raise ValueError("denominator='anchored' needs basis='chebyshev' and input_dim=1, "
+                             f"got basis={self.basis!r}, input_dim={input_dim}")
         self.domain_given = domain is not None
         self.domain = check_bounds(domain, "domain") if domain is not None else (-1.0, 1.0)
         self.n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
@@ -250,8 +328,14 @@ class TRRational:
                 )
         return xa
 
+    @property
+    def kernel_basis(self) -> str:
+        """The ``basis`` name of the functional API (:func:`zeroproof_nb.rational_eval`, the
+        least-squares functions) for this layer's basis and denominator."""
+        return "chebyshev_anchored" if self.denominator == "anchored" else self.basis
+
     def _kw(self) -> dict[str, Any]:
-        return {"basis": self.basis, "domain": self.domain, "policy": self.policy}
+        return {"basis": self.kernel_basis, "domain": self.domain, "policy": self.policy}
 
     def forward(self, x: Any) -> np.ndarray:
         """Transreal outputs, shape (N,) or (N, n_outputs)."""
@@ -280,7 +364,13 @@ class TRRational:
         return float(qa.min()) if qa.size else float("inf")
 
     def _q_polynomial(self, phi_row: np.ndarray) -> Any:
-        coef = np.concatenate(([1.0], np.asarray(phi_row, dtype=np.float64)))
+        phi_row = np.asarray(phi_row, dtype=np.float64)
+        if self.denominator == "anchored":
+            dom = list(self.domain)
+            m = npoly.Chebyshev([1.0, _kb.anchor_slope(max(phi_row.size, 1))], domain=dom)
+            s = npoly.Chebyshev(phi_row if phi_row.size else [0.0], domain=dom)
+            return 1.0 + m * s
+        coef = np.concatenate(([1.0], phi_row))
         if self.basis == "chebyshev":
             return npoly.Chebyshev(coef, domain=list(self.domain))
         return npoly.Polynomial(coef)
@@ -290,6 +380,29 @@ class TRRational:
         if self.basis == "chebyshev":
             return npoly.Chebyshev(coef, domain=list(self.domain))
         return npoly.Polynomial(coef)
+
+    def series(self, head: int = 0) -> tuple[Any, Any]:
+        """(P, Q) of output ``head`` as ``numpy.polynomial`` series in x (Chebyshev series on
+        ``domain``, or power series for the monomial basis). 1-D layers only."""
+        if self.input_dim != 1:
+            raise ValueError("series() is defined for input_dim=1")
+        head = check_int(head, "head", minimum=0)
+        if head >= self.n_outputs:
+            raise ValueError(f"head must be < n_outputs={self.n_outputs}, got {head}")
+        theta_rows = np.atleast_2d(self.theta)
+        phi_rows = np.atleast_2d(self.phi)
+        return (self._p_polynomial(theta_rows[head]),
+                self._q_polynomial(phi_rows[0 if phi_rows.shape[0] == 1 else head]))
+
+    def set_series(self, p: Any, q: Any) -> None:
+        """Set θ and φ of a single-output 1-D layer so that P/Q = p/q (``numpy.polynomial``
+        series of degrees ≤ d_p and ≤ d_q; higher terms are dropped); see
+        :func:`series_coefficients`."""
+        if self.input_dim != 1 or self.n_outputs != 1:
+            raise ValueError("set_series() is defined for single-output 1-D layers")
+        theta, phi = series_coefficients(p, q, self.d_p, self.d_q, basis=self.basis,
+                                         denominator=self.denominator, domain=self.domain)
+        self.set_parameters([theta, phi])
 
     def poles(self, return_residues: bool = False, near_axis: float | None = None) -> Any:
         """Poles of the layer inside ``domain``, from the roots of Q (``numpy.polynomial``).
@@ -353,10 +466,26 @@ class TRRational:
 
         Monomial basis: only the window of :meth:`poles` changes. Chebyshev basis (1-D input):
         P and Q are re-expanded on the new interval (``numpy.polynomial`` conversion) and both
-        divided by the new constant term of Q, so P/Q is the same function.
+        divided by Q's new normaliser (its constant term, or its value at the new anchor), so
+        P/Q is the same function.
         """
         lo, hi = check_bounds(domain, "domain")
-        if self.basis == "chebyshev" and (lo, hi) != tuple(self.domain):
+        if self.denominator == "anchored" and (lo, hi) != tuple(self.domain):
+            theta_rows = np.atleast_2d(np.asarray(self.theta, dtype=np.float64))
+            phi_rows = np.atleast_2d(np.asarray(self.phi, dtype=np.float64))
+            new_theta = np.empty_like(theta_rows)
+            new_phi = np.empty_like(phi_rows)
+            for j in range(theta_rows.shape[0]):
+                jq = 0 if phi_rows.shape[0] == 1 else j
+                p = self._p_polynomial(theta_rows[j])
+                q = self._q_polynomial(phi_rows[jq])
+                new_theta[j], phi_j = series_coefficients(
+                    p, q, self.d_p, self.d_q, basis=self.basis, denominator=self.denominator,
+                    domain=(lo, hi))
+                new_phi[jq] = phi_j
+            self.set_parameters([new_theta.reshape(self.theta.shape),
+                                 new_phi.reshape(self.phi.shape)])
+        elif self.basis == "chebyshev" and (lo, hi) != tuple(self.domain):
             if self.input_dim != 1:
                 raise ValueError("set_domain re-expands 1-D Chebyshev layers only; give the "
                                  "domain of an n-D Chebyshev layer to its constructor")
@@ -379,6 +508,36 @@ class TRRational:
             self.set_parameters([theta.reshape(self.theta.shape), phi.reshape(self.phi.shape)])
         self.domain = (lo, hi)
         self.domain_given = True
+
+    def fit_linearized(self, x: Any, y: Any, **kwargs: Any) -> "TRRational":
+        """Set θ and φ of a single-output layer to :func:`zeroproof_nb.fitting.linearized_fit`
+        of (x, y) in this layer's own basis, denominator and domain (a layer built without a
+        domain first gets the range of the finite x, as a Trainer would give it).
+
+        ``kwargs`` go to ``linearized_fit`` (``iterations``, ``sample_weight``, ``loss``,
+        ``loss_scale``, ``robust_iterations``). Returns the layer.
+        """
+        from ..fitting import linearized_fit
+
+        if self.n_outputs != 1:
+            raise ValueError("fit_linearized() is defined for single-output layers")
+        for key in ("basis", "domain"):
+            if key in kwargs:
+                raise TypeError(f"fit_linearized() takes the layer's {key}; got {key}=")
+        xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+        domain, given = tuple(self.domain), self.domain_given
+        if not given and self.input_dim == 1:
+            finite = xa[np.isfinite(xa)]
+            if finite.size:
+                lo, hi = float(finite.min()), float(finite.max())
+                domain = check_bounds((lo, hi) if hi > lo else (lo - 1.0, hi + 1.0), "x range")
+                given = True
+        theta, phi = linearized_fit(xa, y, self.d_p, self.d_q, basis=self.kernel_basis,
+                                    domain=domain, **kwargs)
+        # θ and φ are replaced: the domain changes without re-expansion
+        self.set_parameters([theta, phi])
+        self.domain, self.domain_given = domain, given
+        return self
 
     # ------------------------------------------------------------------ regularisation
     def regularization(self) -> tuple[float, np.ndarray]:
@@ -404,13 +563,13 @@ class TRRational:
         """The validated kernel set-up for inputs laid out like ``xa`` (memoised per layout and
         parameter arrays; θ and φ are read in place and checked for finite values every call)."""
         memo = self.__dict__.setdefault("_problems", {})
-        key = (xa.ndim, self.basis, tuple(self.domain))
+        key = (xa.ndim, self.kernel_basis, tuple(self.domain))
         entry = memo.get(key)
         if entry is not None and entry[1] is self.theta and entry[2] is self.phi:
             check_finite(self.theta, "theta")
             check_finite(self.phi, "phi")
             return entry[0]
-        pb = _prepare(xa[:0], self.theta, self.phi, self.basis, self.domain)
+        pb = _prepare(xa[:0], self.theta, self.phi, self.kernel_basis, self.domain)
         if np.shares_memory(pb.theta2, self.theta) and np.shares_memory(pb.phi2, self.phi):
             memo.clear()
             memo[key] = (pb, self.theta, self.phi)
@@ -479,6 +638,7 @@ class TRRational:
     def _config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {
             "d_p": self.d_p, "d_q": self.d_q, "basis": self.basis,
+            "denominator": self.denominator,
             "domain": np.array(self.domain, dtype=np.float64), "n_outputs": self.n_outputs,
             "shared_q": self.shared_q, "input_dim": self.input_dim, "alpha_phi": self.alpha_phi,
             "init": self.init, "dtype": self.dtype.name,
@@ -510,6 +670,11 @@ class TRRational:
                     raise ValueError(f"state has {key}={v}, this layer {getattr(self, key)}")
         if "basis" in state and str(_item(state["basis"], "basis")) != self.basis:
             raise ValueError(f"state has basis={_item(state['basis'], 'basis')!r}, this layer {self.basis!r}")
+        # a state without the field predates the anchored denominator: upstream's normalisation
+        stored = str(_item(state["denominator"], "denominator")) if "denominator" in state \
+            else "unit_constant"
+        if stored != self.denominator:
+            raise ValueError(f"state has denominator={stored!r}, this layer {self.denominator!r}")
         if "theta" not in state or "phi" not in state:
             raise ValueError("state must contain 'theta' and 'phi'")
         self.set_parameters([state["theta"], state["phi"]])
@@ -544,6 +709,9 @@ class TRRational:
             shared_q=_bool_item(item("shared_q"), "shared_q"),
             alpha_phi=finite_float(item("alpha_phi"), "alpha_phi"),
             init=_str_item(item("init"), "init"), dtype=_str_item(item("dtype"), "dtype"),
+            # files written before the anchored denominator hold upstream's normalisation
+            denominator=(_str_item(item("denominator"), "denominator") if "denominator" in state
+                         else "unit_constant"),
         )
         if cfg["dtype"] not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {cfg['dtype']!r}")
@@ -572,6 +740,6 @@ class TRRational:
     def __repr__(self) -> str:
         return (
             f"TRRational(d_p={self.d_p}, d_q={self.d_q}, basis={self.basis!r}, "
-            f"domain={self.domain}, n_outputs={self.n_outputs}, shared_q={self.shared_q}, "
+            f"denominator={self.denominator!r}, domain={self.domain}, n_outputs={self.n_outputs}, shared_q={self.shared_q}, "
             f"input_dim={self.input_dim}, dtype={self.dtype.name})"
         )

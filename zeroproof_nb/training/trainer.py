@@ -23,6 +23,7 @@ from .._jsonutil import dumps_strict, restore_nonfinite
 from .._validation import (
     as_float_array,
     bit_generator_from_state,
+    check_bounds,
     check_choice,
     check_config,
     check_in_range,
@@ -676,7 +677,7 @@ class Trainer:
         t0 = time.perf_counter()
         kw = self._pass_options()
         res = levenberg_marquardt(
-            x, y, model.theta, model.phi, basis=model.basis, domain=model.domain,
+            x, y, model.theta, model.phi, basis=model.kernel_basis, domain=model.domain,
             policy=model.policy, mode=kw["mode"], delta=kw["delta"],
             saturation_bound=kw["saturation_bound"], sample_weight=self._pool_weight,
             loss="l2" if kw["loss"] == "mse" else kw["loss"],
@@ -813,7 +814,7 @@ class Trainer:
         kw = self._pass_options()
         loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
         return held_out_loss(
-            xa, ya, model.theta, model.phi, basis=model.basis, domain=model.domain,
+            xa, ya, model.theta, model.phi, basis=model.kernel_basis, domain=model.domain,
             policy=model.policy, loss=loss,
             loss_scale=self._loss_threshold() / _ROBUST_K.get(loss, 1.0),
             q_epsilon=kw.get("q_epsilon", 0.0), return_se=return_se)
@@ -1048,6 +1049,10 @@ class Trainer:
         arrays: dict[str, np.ndarray] = {}
         meta = {
             "params": [np.array(p) for p in self.model.parameters()],
+            # the parameters of a Chebyshev layer mean something only on their domain
+            "model_domain": ({"domain": [float(v) for v in self.model.domain],
+                              "given": bool(self.model.domain_given)}
+                             if isinstance(self.model, TRRational) else None),
             "epoch": self.epoch,
             "global_step": self.global_step,
             "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
@@ -1098,6 +1103,8 @@ class Trainer:
         # commit: everything below was validated (or dry-run) above
         for p, saved in zip(self.model.parameters(), plan["params"]):
             p[...] = saved
+        if plan["model_domain"] is not None:
+            self.model.domain, self.model.domain_given = plan["model_domain"]
         self.optimizer.load_state_dict(meta["optimizer"])
         self.epoch = plan["epoch"]
         self.global_step = plan["global_step"]
@@ -1210,7 +1217,13 @@ class Trainer:
             if not np.isfinite(c).all():
                 raise ValueError(f"checkpoint parameter {i} must contain only finite values")
             cast.append(c)
-        plan: dict[str, Any] = {"params": cast}
+        plan: dict[str, Any] = {"params": cast, "model_domain": None}
+        saved_domain = meta.get("model_domain")  # absent in older checkpoints
+        if saved_domain is not None and isinstance(self.model, TRRational):
+            if not isinstance(saved_domain, dict) or not isinstance(saved_domain.get("given"), bool):
+                raise ValueError("checkpoint: model_domain must be {'domain': [lo, hi], 'given': bool}")
+            plan["model_domain"] = (check_bounds(saved_domain.get("domain"), "model_domain"),
+                                    saved_domain["given"])
         for key in ("epoch", "global_step", "patience_counter"):
             plan[key] = check_int(meta[key], key, minimum=0)
         if not isinstance(meta["stopped_early"], bool):
