@@ -250,3 +250,37 @@ def test_run_demo_validates_before_work(tmp_path):
     assert args["poles"] == (-0.37, 0.61) and args["domain"] == (-1.0, 1.0)
     assert not (tmp_path / "new").exists()  # checked, not created
     assert cli.build_parser().parse_args(["demo"]).noise == 0.01
+
+
+def test_demo_writes_null_for_a_nonfinite_mse_and_counts_it(tmp_path, monkeypatch):
+    import zeroproof_nb.demo as demo
+    from zeroproof_nb.problems import fit_aaa
+
+    class InfAtFirstPoint:
+        """An AAA peer whose prediction is +inf at the first test point of every call."""
+
+        def __init__(self, peer):
+            self.peer, self.approx, self.domain = peer, peer.approx, peer.domain
+            self.imag_tol, self.n_terms = peer.imag_tol, peer.n_terms
+
+        def predict(self, x):
+            y = self.peer.predict(x)
+            y[0] = np.inf
+            return y
+
+        def poles(self):
+            return self.peer.poles()
+
+    monkeypatch.setattr(demo, "fit_aaa", lambda x, y, domain, rtol: InfAtFirstPoint(
+        fit_aaa(x, y, domain, rtol=rtol, max_terms=12)))
+    s = run_demo(epochs=2, n_pool=600, out=tmp_path, verbose=False, plot=False)
+    for key in ("aaa", "aaa_noise"):
+        m = s["models"][key]
+        assert m["far_mse"] is None and m["near_mse"] is None
+        assert m["n_nonfinite_far"] == 1 and m["n_nonfinite_near"] == 1
+    assert s["models"]["start"]["n_nonfinite_far"] == 0
+    written = _strict((tmp_path / "summary.json").read_text())
+    assert written["models"]["aaa"]["far_mse"] is None
+    assert "null" in written["definitions"]["null"]
+    # the trained row is the default Trainer: Levenberg-Marquardt for a TRRational
+    assert written["models"]["trained"]["optimizer"] == "LevenbergMarquardt"
