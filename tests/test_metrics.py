@@ -27,18 +27,39 @@ from zeroproof_nb.problems import get_problem
 def test_ple_hand_computed():
     # exact recovery
     assert pole_localization_error([0.3, -0.55], [-0.55, 0.3]) == 0.0
-    # one pair (0.1) and one unpaired true pole (costs max_distance): mean over 2 entries
+    # one pair (0.1) and one missed true pole (costs max_distance): mean over the 2 true poles
     assert pole_localization_error([0.1], [0.0, 5.0]) == pytest.approx((0.1 + 1.0) / 2)
-    # a spurious found pole: 2 pairs (0.01, 0.02) + 1 unpaired found -> 3 entries
-    assert pole_localization_error([0.01, 1.02, -0.7], [0.0, 1.0], max_distance=0.5) == pytest.approx(
-        (0.01 + 0.02 + 0.5) / 3
-    )
-    # pairs at or beyond max_distance are not paired
+    # a spurious found pole (-0.7) is an extra: not in the PLE, which is the mean of 0.01, 0.02
+    ple, m = pole_localization_error([0.01, 1.02, -0.7], [0.0, 1.0], max_distance=0.5,
+                                     return_matching=True)
+    assert ple == pytest.approx((0.01 + 0.02) / 2)
+    assert m.extra.tolist() == [2] and m.missed.size == 0
+    # the cut-off is inclusive (as match_poles'); beyond it a pole is missed
     assert pole_localization_error([2.0], [0.0], max_distance=2.0) == pytest.approx(2.0)
-    # empty sides
+    assert pole_localization_error([2.0], [0.0], max_distance=1.5) == pytest.approx(1.5)
+    # a missed pole costs miss_cost: (0.1 + 2.0) / 2
+    assert pole_localization_error([0.1], [0.0, 5.0], max_distance=0.5,
+                                   miss_cost=2.0) == pytest.approx(1.05)
+    # empty sides: nothing to localise -> 0 (an extra pole is reported by the matching)
     assert pole_localization_error([], []) == 0.0
-    assert pole_localization_error([], [0.1, 0.2], max_distance=0.7) == 0.7
-    assert pole_localization_error([0.1], [], max_distance=0.7) == 0.7
+    assert pole_localization_error([0.1], [], max_distance=0.7) == 0.0
+    assert pole_localization_error([], [0.1, 0.2], max_distance=0.7) == pytest.approx(0.7)
+    assert pole_localization_error([], [0.1, 0.2], max_distance=0.7, miss_cost=3.0) == 3.0
+
+
+def test_ple_issue_13_case_losing_poles_scores_worse():
+    # issue #13: with upstream's averaging (pairs and unpaired poles on both sides) a model that
+    # lost both true poles could score better than the one that found both to 1e-6 and had 4
+    # tiny-residue extras (0.67). Now the extras are reported, not averaged in, and a missed
+    # pole costs max_distance
+    true = [0.3, -0.55]
+    found_both = [0.3 + 1e-6, -0.55 - 1e-6, 0.9, -0.9, 0.1, -0.2]
+    lost_both = []
+    assert pole_localization_error(found_both, true) == pytest.approx(1e-6)
+    assert pole_localization_error(lost_both, true) == 1.0
+    # upstream's definition (mean over pairs and unpaired poles on both sides) on the same
+    # input, for the record: 4 extras at cost 1 among 6 entries
+    assert (1e-6 + 1e-6 + 4 * 1.0) / 6 == pytest.approx(0.6667, abs=1e-4)
 
 
 def test_ple_optimal_beats_greedy():
@@ -46,36 +67,83 @@ def test_ple_optimal_beats_greedy():
     # leaving 0.0 with 0.7 (0.7): (0.1 + 0.7) / 2 = 0.4. The optimal pairing is
     # 0.5-0.7 (0.2) and 0.0-0.4 (0.4): 0.3.
     found, true = [0.4, 0.7], [0.5, 0.0]
-    ple, pairs = pole_localization_error(found, true, return_matching=True)
+    ple, m = pole_localization_error(found, true, return_matching=True)
     assert ple == pytest.approx(0.3)
-    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (1, 0)]
+    assert sorted(map(tuple, m.pairs.tolist())) == [(0, 1), (1, 0)]
 
 
-def _brute_force_ple(f, t, md):
-    """Minimum of sum(paired |f-t|) + md * unpaired over all partial matchings (pairs < md)."""
-    best = None
-    for k in range(min(len(f), len(t)) + 1):
+def test_ple_cheapest_matching_not_most_pairs():
+    # true 0, 1; found 1 (at the true pole 1) and 2. The most-pairs matching is 1-0 and 2-1
+    # (both at distance 1 = max_distance): PLE 1. Losing the found pole 2 would leave 1-1 (0)
+    # and 0 missed (1): PLE 0.5, an improvement by losing a pole. The PLE's own matching is the
+    # cheapest one, 1-1 with 0 missed: 0.5 with or without the found pole 2.
+    ple, m = pole_localization_error([1.0, 2.0], [0.0, 1.0], max_distance=1.0,
+                                     return_matching=True)
+    assert ple == pytest.approx(0.5)
+    assert m.pairs.tolist() == [[0, 1]] and m.missed.tolist() == [0] and m.extra.tolist() == [1]
+    assert pole_localization_error([1.0], [0.0, 1.0], max_distance=1.0) == pytest.approx(0.5)
+    assert match_poles([1.0, 2.0], [0.0, 1.0], tol=1.0).n_matched == 2  # the default rule
+
+
+def _brute_force_ple(f, t, md, cost):
+    """min over partial one-to-one matchings (pairs <= md) of sum(d) + cost * missed, / n_true."""
+    if not t:
+        return 0.0
+    best = cost * len(t)
+    for k in range(1, min(len(f), len(t)) + 1):
         for fi in itertools.combinations(range(len(f)), k):
             for tj in itertools.permutations(range(len(t)), k):
                 d = [abs(f[a] - t[b]) for a, b in zip(fi, tj)]
-                if any(x >= md for x in d):
-                    continue
-                total = sum(d) + md * (len(f) + len(t) - 2 * k)
-                if best is None or total < best[0] - 1e-12:
-                    best = (total, len(f) + len(t) - k)
-    return best[0] / best[1] if best[1] else 0.0
+                if all(x <= md for x in d):
+                    best = min(best, sum(d) + cost * (len(t) - k))
+    return best / len(t)
+
+
+_poles_st = st.lists(st.floats(-2, 2), max_size=4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_poles_st, _poles_st, st.floats(0.05, 2.0), st.floats(1.0, 3.0))
+def test_ple_equals_brute_force(found, true, md, factor):
+    cost = md * factor
+    got = pole_localization_error(found, true, max_distance=md, miss_cost=cost)
+    assert got == pytest.approx(_brute_force_ple(found, true, md, cost), abs=1e-12)
+    assert 0.0 <= got <= cost * (1 + 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_poles_st, _poles_st, st.floats(0.05, 2.0), st.floats(1.0, 3.0), st.data())
+def test_ple_losing_a_found_pole_never_improves_it(found, true, md, factor, data):
+    cost = md * factor
+    before = pole_localization_error(found, true, max_distance=md, miss_cost=cost)
+    if found:
+        i = data.draw(st.integers(0, len(found) - 1))
+        lost = found[:i] + found[i + 1:]
+        assert pole_localization_error(lost, true, max_distance=md, miss_cost=cost) >= before - 1e-12
+    # and finding one more never makes it worse
+    more = found + [data.draw(st.floats(-2, 2))]
+    assert pole_localization_error(more, true, max_distance=md, miss_cost=cost) <= before + 1e-12
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.floats(-2, 2), max_size=4),
-    st.lists(st.floats(-2, 2), max_size=4),
-    st.floats(0.05, 2.0),
+    st.lists(st.floats(-0.4, 0.4), min_size=1, max_size=4),  # error of each found pole
+    st.lists(st.floats(-2, 2), max_size=3),                     # extras
+    st.data(),
 )
-def test_ple_equals_brute_force(found, true, md):
-    got = pole_localization_error(found, true, max_distance=md)
-    assert got == pytest.approx(_brute_force_ple(found, true, md), abs=1e-12)
-    assert 0.0 <= got <= md * (1 + 1e-12)  # a mean of values <= md, up to rounding
+def test_ple_model_that_loses_a_pole_scores_worse(errors, extras, data):
+    # true poles 0, 3, 6, ... (gap 3), found within 0.4 of each, tol 1: dropping a found pole
+    # that sits near a true pole with no other candidate leaves that pole missed (cost 1 > 0.4)
+    true = [3.0 * k for k in range(len(errors))]
+    far = [e for e in extras if min(abs(e - t) for t in true) > 1.0]
+    found = [t + e for t, e in zip(true, errors)] + far
+    base = pole_localization_error(found, true, max_distance=1.0)
+    assert base == pytest.approx(sum(abs(e) for e in errors) / len(true))
+    i = data.draw(st.integers(0, len(errors) - 1))
+    lost = found[:i] + found[i + 1:]
+    worse = pole_localization_error(lost, true, max_distance=1.0)
+    assert worse == pytest.approx(base + (1.0 - abs(errors[i])) / len(true))
+    assert worse > base
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,6 +242,10 @@ def test_ple_bad_arguments():
         pole_localization_error([0.0], [[0.0, 1.0]])
     with pytest.raises(TypeError, match="found"):
         pole_localization_error(["a"], [0.0])
+    with pytest.raises(ValueError, match="miss_cost"):
+        pole_localization_error([0.0], [0.0], max_distance=0.5, miss_cost=0.4)
+    with pytest.raises(ValueError, match="miss_cost"):
+        match_poles([0.0], [0.0], tol=0.5, miss_cost=0.1)
 
 
 # ----------------------------------------------------------------------------------------------

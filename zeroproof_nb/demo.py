@@ -1,80 +1,229 @@
-"""The ``zeroproof-nb demo`` main job: fit a rational target with poles, compare with baselines.
+"""The ``zeroproof-nb demo`` main job: where are the poles of noisy data, model by model.
 
-TR-rational (transreal tags, hybrid gradient schedule, importance + active sampling, curriculum,
-adaptive λ_rej) against an ε-regularised rational (Q + ε·sign(Q)), a polynomial, both trained by
-the same Trainer from the same kind of start, and SciPy's AAA as a non-trainable peer.
+A rational target with known simple poles is sampled on its domain with multiplicative noise
+(1% by default). Seven models are fitted to the same samples — the linearised start, the default
+:class:`~zeroproof_nb.training.trainer.Trainer` from that start, :func:`zeroproof_nb.fit_rational`,
+SciPy's AAA at its default tolerance and at the noise level, an ε-regularised rational and a
+polynomial — and each is scored on noise-free test points: matched / missed / extra poles, the
+pole localisation error, the MSE far from and near the poles, and its wall time. The metrics are
+defined in the README ("The demo and its metrics").
 """
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ._jsonutil import dump_strict
+from ._validation import as_float_array, check_finite, check_int
 from .core import to_ieee
-from .fitting import linearized_fit
+from .fitting import fit_rational
 from .layers import TRRational
-from .metrics import bucket_mse, pole_localization_error
+from .metrics import bucket_mse, distance_to_nearest_pole, pole_localization_error
 from .problems import RationalProblem, fit_aaa, make_problem
 from .rational import rational_eval
-from .training.curriculum import CurriculumConfig, CurriculumScheduler
-from .training.diagnostics import DiagnosticConfig, DiagnosticMonitor
-from .training.hybrid_trainer import HybridTrainer, HybridTrainingConfig
-from .training.sampling_diagnostics import create_integrated_sampler
 from .training.trainer import Trainer, TrainingConfig
 
-__all__ = ["run_demo", "DEMO_EPSILON"]
+__all__ = ["run_demo", "check_demo_arguments", "demo_test_points", "DEMO_EPSILON",
+           "MATCH_FRACTION", "FAR_FRACTION", "NEAR_BAND", "MODEL_NAMES"]
 
 #: ε of the ε-regularised baseline, Q_eff = Q + ε·sign(Q)
 DEMO_EPSILON = 1e-3
+#: a found pole matches a true one within MATCH_FRACTION · width of the domain
+MATCH_FRACTION = 1e-2
+#: "far" test points: distance to the nearest true pole > FAR_FRACTION · width
+FAR_FRACTION = 5e-2
+#: "near" test points: distance to the nearest true pole in (NEAR_BAND[0], NEAR_BAND[1]] · width
+NEAR_BAND = (1e-3, 5e-2)
+#: the rows of the table, in order (``aaa_noise`` only when noise > 0)
+MODEL_NAMES = ("start", "trained", "fit_rational", "aaa", "aaa_noise", "eps_rational", "polynomial")
 _BUCKETS = ("B0", "B1", "B2", "B3", "B4")
 
 
-def _test_points(problem: RationalProblem, n_grid: int = 4001) -> np.ndarray:
-    """A uniform grid plus points at distances 1e-6 … 1e-1 on both sides of every pole.
+def check_demo_arguments(
+    poles: Any = (0.3, -0.55),
+    residues: Any = (1.0, -2.0),
+    domain: Any = (-1.0, 1.0),
+    noise: Any = 0.01,
+    epochs: Any = 30,
+    seed: Any = 0,
+    n_pool: Any = 4000,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    log_every: Any = 5,
+) -> dict[str, Any]:
+    """Validate the demo's arguments before any work; return them normalised.
 
-    B0 of the bucket MSE starts at 1e-6: closer than that, any trained model's error is set by
-    where float rounding puts its pole (a pole off by 1e-7 gives errors of r·1e-7/d² ≈ 1e7 at
-    d = 1e-7), not by how well it learned the function.
+    Raises ``ValueError`` / ``TypeError`` naming the argument and what was expected: poles and
+    residues finite, as many of each, poles distinct and strictly inside the domain, residues
+    non-zero; ``domain`` two finite numbers lo < hi; ``noise`` finite >= 0; ``epochs``,
+    ``log_every`` ints >= 1; ``seed`` int >= 0; ``n_pool`` int >= 50; ``out`` a directory that
+    exists and is writable or can be created (checked without creating anything); ``device``
+    "cpu" or "auto".
     """
+    p = as_float_array(poles, "poles", ndim=(0, 1), dtype=np.float64).reshape(-1)
+    check_finite(p, "poles")
+    r = as_float_array(residues, "residues", ndim=(0, 1), dtype=np.float64).reshape(-1)
+    check_finite(r, "residues")
+    if p.size == 0:
+        raise ValueError("poles must hold at least one pole")
+    if r.size != p.size:
+        raise ValueError(f"poles and residues must have the same length, got {p.size} poles "
+                         f"and {r.size} residues")
+    if np.unique(p).size != p.size:
+        raise ValueError(f"poles must be distinct, got {p.tolist()}")
+    if np.any(r == 0):
+        raise ValueError(f"residues must be non-zero (a zero residue is no pole), got {r.tolist()}")
+    d = as_float_array(domain, "domain", ndim=1, dtype=np.float64)
+    if d.size != 2 or not np.all(np.isfinite(d)) or not d[0] < d[1]:
+        raise ValueError(f"domain must be two finite numbers lo < hi, got {d.tolist()}")
+    lo, hi = float(d[0]), float(d[1])
+    outside = [float(v) for v in p if not lo < v < hi]
+    if outside:
+        raise ValueError(f"poles must lie strictly inside the domain ({lo:g}, {hi:g}), got "
+                         f"{outside}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
+        raise TypeError(f"noise must be a number, got {type(noise).__name__}")
+    if not (math.isfinite(float(noise)) and float(noise) >= 0):
+        raise ValueError(f"noise must be a finite number >= 0 (the relative noise level, "
+                         f"0.01 = 1%), got {noise!r}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    n_pool = check_int(n_pool, "n_pool", minimum=50)
+    log_every = check_int(log_every, "log_every", minimum=1)
+    if device not in ("cpu", "auto"):
+        raise ValueError(f"device must be 'cpu' or 'auto' (CUDA kernels are not available yet), "
+                         f"got {device!r}")
+    out_path = None if out is None else Path(out)
+    if out_path is not None:
+        _check_writable_dir(out_path)
+    return {"poles": tuple(float(v) for v in p), "residues": tuple(float(v) for v in r),
+            "domain": (lo, hi), "noise": float(noise), "epochs": epochs, "seed": seed,
+            "n_pool": n_pool, "out": out_path, "device": device, "log_every": log_every}
+
+
+def _check_writable_dir(path: Path) -> None:
+    """ValueError unless ``path`` is a writable directory or can be created as one."""
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"out must be a directory, {str(path)!r} is a file")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"out directory {str(path)!r} is not writable")
+        return
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"out {str(path)!r} cannot be created: {str(parent)!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out {str(path)!r} cannot be created: {str(parent)!r} is not writable")
+
+
+def demo_test_points(problem: RationalProblem, n_far: int = 4001,
+                     n_near: int = 200) -> dict[str, np.ndarray]:
+    """Noise-free test points: ``far`` (a uniform grid, distance to the nearest true pole >
+    FAR_FRACTION·width), ``near`` (n_near log-spaced distances per side of each pole in
+    NEAR_BAND·width) and ``buckets`` (a grid plus distances 1e-6 … 1e-1 on both sides of every
+    pole, for the bucketed MSE)."""
     lo, hi = problem.domain
-    xs = [np.linspace(lo, hi, n_grid)]
-    dist = np.logspace(-6, -1, 101)
-    for p in problem.poles:
-        xs.append(p - dist)
-        xs.append(p + dist)
-    x = np.unique(np.concatenate(xs))
-    # drop grid points nearer than 1e-6 to a pole (one ulp away, say, the target is 1e16)
-    near = np.min(np.abs(x[:, None] - np.asarray(problem.poles)[None, :]), axis=1)
-    return x[(x >= lo) & (x <= hi) & (near >= 1e-6 * (1 - 1e-9))]
+    width = hi - lo
+    poles = problem.true_poles()
+    grid = np.linspace(lo, hi, n_far)
+    far = grid[distance_to_nearest_pole(grid, poles) > FAR_FRACTION * width]
+    dist = np.geomspace(NEAR_BAND[0] * width, NEAR_BAND[1] * width, n_near)
+    near = np.concatenate([poles[:, None] + s * dist[None, :] for s in (-1.0, 1.0)]).ravel()
+    dn = distance_to_nearest_pole(near, poles)
+    near = np.unique(near[(near >= lo) & (near <= hi) & (dn > NEAR_BAND[0] * width * (1 - 1e-12))
+                          & (dn <= NEAR_BAND[1] * width * (1 + 1e-12))])
+    xs = [grid]
+    d6 = np.logspace(-6, -1, 101)
+    for p in poles:
+        xs += [p - d6, p + d6]
+    b = np.unique(np.concatenate(xs))
+    b = b[(b >= lo) & (b <= hi) & (distance_to_nearest_pole(b, poles) >= 1e-6 * (1 - 1e-9))]
+    return {"far": far, "near": near, "buckets": b}
 
 
-def _evaluate(y_pred: np.ndarray, poles_found: Any, x_test: np.ndarray,
-              y_true: np.ndarray, problem: RationalProblem) -> dict[str, Any]:
-    found = np.asarray(poles_found, dtype=np.float64).ravel()
-    return {
-        "ple": float(pole_localization_error(found, problem.true_poles(), max_distance=1.0)),
-        "poles": [float(p) for p in np.sort(found)],
-        "bucket_mse": bucket_mse(x_test, y_pred, y_true, problem.true_poles()),
+def _mse(pred: np.ndarray, truth: np.ndarray) -> tuple[float | None, int]:
+    """(MSE, number of non-finite predictions); the MSE is None when one is not finite."""
+    bad = int(np.sum(~np.isfinite(pred)))
+    if bad or pred.size == 0:
+        return None, bad
+    with np.errstate(over="ignore"):
+        v = float(np.mean((pred - truth) ** 2))
+    return (v if math.isfinite(v) else None), bad
+
+
+def _score(predict: Callable[[np.ndarray], np.ndarray], found: Any, residues: Any,
+           problem: RationalProblem, test: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+           seconds: float) -> dict[str, Any]:
+    lo, hi = problem.domain
+    width = hi - lo
+    found = np.asarray(found, dtype=np.float64).ravel()
+    order = np.argsort(found)
+    found = found[order]
+    true = problem.true_poles()
+    ple, m = pole_localization_error(found, true, max_distance=MATCH_FRACTION * width,
+                                     miss_cost=width, return_matching=True)
+    out: dict[str, Any] = {
+        "matched": m.n_matched, "missed": int(m.missed.size), "extra": int(m.extra.size),
+        "ple": float(ple),
+        "max_pole_error": float(m.distances.max()) if m.n_matched else None,
+        "poles": found.tolist(),
+        "residues": None if residues is None else np.asarray(residues, dtype=np.float64).ravel()[order].tolist(),
+        "extra_poles": found[m.extra].tolist(),
+        "time_s": float(seconds),
     }
+    for key in ("far", "near"):
+        mse, bad = _mse(predict(test[key]), truth[key])
+        out[f"{key}_mse"] = mse
+        out[f"n_nonfinite_{key}"] = bad
+    out["bucket_mse"] = bucket_mse(test["buckets"], predict(test["buckets"]), truth["buckets"], true)
+    return out
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    res = fn()
+    return res, time.perf_counter() - t0
+
+
+def _aaa(x: np.ndarray, y: np.ndarray, domain: tuple[float, float],
+         rtol: float | None) -> tuple[Any, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        peer = fit_aaa(x, y, domain=domain, rtol=rtol)
+    return peer, sorted({str(w.message) for w in caught})
+
+
+def _aaa_residues(peer: Any) -> np.ndarray:
+    """Residues of the poles :meth:`AAAPeer.poles` reports, in the same (sorted) order."""
+    p = np.asarray(peer.approx.poles())
+    res = np.asarray(peer.approx.residues())
+    real = np.abs(p.imag) <= peer.imag_tol * np.maximum(1.0, np.abs(p.real))
+    lo, hi = peer.domain
+    keep = real & (p.real >= lo) & (p.real <= hi)
+    order = np.argsort(p.real[keep])
+    return np.real(res[keep][order])
 
 
 def run_demo(
     poles: Sequence[float] = (0.3, -0.55),
     residues: Sequence[float] = (1.0, -2.0),
     domain: tuple[float, float] = (-1.0, 1.0),
-    noise: float = 0.0,
+    noise: float = 0.01,
     epochs: int = 30,
     seed: int = 0,
     device: str = "cpu",
     log_every: int = 5,
     out: str | Path | None = "zeroproof_demo",
-    n_pool: int = 20000,
-    batch_size: int = 2048,
-    rejection_threshold: float = 1e-6,
+    n_pool: int = 4000,
+    batch_size: int | None = None,
     verbose: bool = True,
     plot: bool = True,
 ) -> dict[str, Any]:
@@ -82,145 +231,173 @@ def run_demo(
 
     Parameters
     ----------
-    poles, residues : the target's simple poles and residues (same length)
+    poles, residues : the target's simple poles (strictly inside ``domain``) and residues
     domain : (lo, hi) of the inputs
-    noise : standard deviation of the Gaussian noise on the training targets
-    epochs : training epochs for every trained model
-    seed : seed of the data, samplers and trainers
+    noise : relative noise of the training targets, ``y·(1 + noise·N(0, 1))`` (0: clean)
+    epochs : most epochs of every trained model (Levenberg–Marquardt may stop earlier)
+    seed : seed of the samples, the noise, the trainers and fit_rational's held-out split
     device : "cpu" ("auto" means cpu; CUDA kernels are not part of this release)
     log_every : print a progress line every this many epochs (when verbose)
     out : output directory (None: write nothing)
-    n_pool, batch_size : training pool size and batch size
-    rejection_threshold : |Q| below which a REAL-target output pays the λ_rej penalty; the
-        demo's targets are exact near the poles, so only the outputs right at a pole should pay
+    n_pool : number of training samples, uniform on the domain
+    batch_size : the Trainers' batch size (None: the TrainingConfig default; Levenberg–Marquardt,
+        the default optimizer for a TRRational, uses the whole pool)
+    verbose : print progress and the table
+    plot : write ``out/demo.png`` (needs matplotlib)
+
+    Returns
+    -------
+    dict with ``problem``, ``models`` (one entry per row of the table, see
+    :data:`MODEL_NAMES`), ``definitions`` (what each metric means) and ``wall_time_s``.
     """
-    if device not in ("cpu", "auto"):
-        raise ValueError(f"device must be 'cpu' or 'auto' (CUDA kernels are not available yet), got {device!r}")
+    args = check_demo_arguments(poles, residues, domain, noise, epochs, seed, n_pool, out,
+                                device, log_every)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
     t_start = time.perf_counter()
-    problem = make_problem(poles, residues, domain=domain, noise=noise)
+    domain, noise, epochs, seed, n_pool = (args["domain"], args["noise"], args["epochs"],
+                                           args["seed"], args["n_pool"])
     say = print if verbose else (lambda *a, **k: None)
-    x_pool, y_pool = problem.sample(n_pool, seed=seed)
-    x_test = _test_points(problem)
-    y_true = problem.target(x_test)
+    problem = make_problem(args["poles"], args["residues"], domain=domain)
+    rng = np.random.default_rng(seed)
+    x_pool = rng.uniform(domain[0], domain[1], n_pool)
+    y_pool = problem.target(x_pool) * (1.0 + noise * rng.standard_normal(n_pool))
+    test = demo_test_points(problem)
+    truth = {k: problem.target(v) for k, v in test.items()}
     d_p, d_q = problem.degrees()
     say(f"problem: poles {list(problem.poles)}, residues {list(problem.residues)}, domain "
-        f"{problem.domain}, noise {noise}; pool {n_pool}, degrees ({d_p}, {d_q}), {epochs} epochs")
+        f"{problem.domain}, {noise:.3g} relative noise; {n_pool} samples, degrees ({d_p}, {d_q}), "
+        f"at most {epochs} epochs")
 
-    # the layers' default parametrisation: Chebyshev on the domain, Q anchored outside it
-    basis = TRRational(d_p, d_q, domain=domain).kernel_basis
-    theta0, phi0 = linearized_fit(x_pool, y_pool, d_p, d_q, basis=basis, domain=domain)
-
-    def progress(label: str):
+    def progress(label: str) -> Callable[[Any, dict[str, Any]], None]:
         def cb(trainer: Any, rec: dict[str, Any]) -> None:
             e = rec["epoch"]
-            if verbose and (e % max(1, log_every) == 0 or e == epochs - 1):
-                extra = f" δ={rec['delta']:.2e}" if rec.get("delta") is not None else ""
-                say(f"  [{label}] epoch {e + 1:3d}/{epochs} loss={rec['loss']:.4g} "
-                    f"coverage={rec['coverage']:.4f} λ={rec['lambda_rej']:.3f}{extra} "
-                    f"step={rec['bench']['avg_step_ms']:.2f} ms")
+            if verbose and (e % args["log_every"] == 0 or e == epochs - 1):
+                say(f"  [{label}] epoch {e + 1:3d}/{epochs} loss={rec['loss']:.4g}")
         return cb
 
-    # --- TR-rational: hybrid schedule + importance/active sampling + curriculum + adaptive λ
-    tr_model = TRRational(d_p, d_q, domain=domain)
-    tr_model.set_parameters([theta0.copy(), phi0.copy()])
-    # the trainers' default optimizer for a TRRational: Levenberg–Marquardt over the pool, with
-    # a held-out split and restore-best (training never ends worse than its start)
-    common = dict(batch_size=batch_size, max_epochs=epochs, seed=seed, loss="huber",
-                  verbose=verbose, progress_bar=verbose)
-    hcfg = HybridTrainingConfig(
-        **common, use_hybrid_gradient=True, hybrid_warmup_epochs=max(1, epochs // 10),
-        hybrid_transition_epochs=max(1, epochs // 2), target_coverage=0.95,
-        adaptive_warmup_steps=10, adaptive_update_frequency=5, sat_shrink_on_ratio=False,
-        lambda_rej_min=0.0, adaptive_lambda_min=0.0, rejection_threshold=rejection_threshold,
-    )
-    sampler = create_integrated_sampler(
-        "hybrid", seed=seed, grid_bounds=tuple(domain), grid_size=200, adapt_frequency=5,
-        refinement_threshold=0.05)
-    curriculum = CurriculumScheduler(CurriculumConfig(n_stages=3, stage_duration=max(2, epochs // 4),
-                                                      warmup_epochs=max(1, epochs // 10)))
-    # the sampler aims at |Q| ~ 1e-5 on purpose: warn only when q_min means a pole sits on a sample
-    monitor = DiagnosticMonitor(DiagnosticConfig(auto_export=False, q_min_warning_threshold=1e-10))
-    tr_trainer = HybridTrainer(tr_model, config=hcfg, sampler=sampler, curriculum=curriculum,
-                               callbacks=[progress("tr-rational")], monitor=monitor)
-    tr_trainer.fit(x_pool, y_pool)
+    config = dict(max_epochs=epochs, seed=seed, verbose=False, progress_bar=False)
+    if batch_size is not None:
+        config["batch_size"] = batch_size
 
-    # --- ε-rational baseline: same start, same trainer, Q + ε·sign(Q)
-    eps_model = TRRational(d_p, d_q, domain=domain)
-    eps_model.set_parameters([theta0.copy(), phi0.copy()])
-    eps_trainer = Trainer(eps_model, config=TrainingConfig(**common, q_epsilon=DEMO_EPSILON,
-                                                            use_adaptive_loss=False),
-                          callbacks=[progress("eps-rational")])
-    eps_trainer.fit(x_pool, y_pool)
+    def train(layer: TRRational, label: str, **extra: Any) -> tuple[Trainer, float]:
+        trainer = Trainer(layer, config=TrainingConfig(**config, **extra),
+                          callbacks=[progress(label)])
+        _, seconds = _timed(lambda: trainer.fit(x_pool, y_pool))
+        return trainer, seconds
 
-    # --- polynomial baseline (Q ≡ 1) of the same number of parameters
+    def layer_from(theta: np.ndarray, phi: np.ndarray) -> TRRational:
+        layer = TRRational(d_p, d_q, domain=domain)
+        layer.set_parameters([theta.copy(), phi.copy()])
+        return layer
+
+    def linearised(dp: int, dq: int) -> TRRational:
+        # in the layer's own parametrisation (Chebyshev on the domain, Q anchored below it)
+        return TRRational(dp, dq, domain=domain).fit_linearized(x_pool, y_pool)
+
+    # the linearised start (Sanathanan–Koerner least squares at the true degrees)
+    start, t_lin = _timed(lambda: linearised(d_p, d_q))
+    theta0, phi0 = start.theta, start.phi
+    trained = layer_from(theta0, phi0)
+    tr_trainer, t_tr = train(trained, "trained")
+    fit, t_fit = _timed(lambda: fit_rational(x_pool, y_pool, domain=domain, seed=seed))
+    (aaa, aaa_warn), t_aaa = _timed(lambda: _aaa(x_pool, y_pool, domain, None))
+    aaa_n = None
+    if noise > 0:
+        (aaa_n, aaa_n_warn), t_aaa_n = _timed(lambda: _aaa(x_pool, y_pool, domain, noise))
+    eps = layer_from(theta0, phi0)
+    eps_trainer, t_eps = train(eps, "eps-rational", q_epsilon=DEMO_EPSILON)
     deg_poly = d_p + d_q
-    poly_model = TRRational(deg_poly, 0, domain=domain)
-    poly_model.set_parameters(list(linearized_fit(x_pool, y_pool, deg_poly, 0, basis=basis,
-                                                         domain=domain)))
-    poly_trainer = Trainer(poly_model, config=TrainingConfig(**common, use_adaptive_loss=False),
-                           callbacks=[progress("polynomial")])
-    poly_trainer.fit(x_pool, y_pool)
+    poly, t_plin = _timed(lambda: linearised(deg_poly, 0))
+    poly_trainer, t_poly = train(poly, "polynomial")
 
-    # --- AAA peer on the same samples
-    aaa = fit_aaa(x_pool, y_pool, domain=domain, rtol=noise if noise > 0 else None)
+    def tr_predict(layer: Any) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda x: np.asarray(to_ieee(layer.forward(x)), dtype=np.float64)
 
-    y_tr = to_ieee(tr_model.forward(x_test))
-    y_eps = to_ieee(rational_eval(x_test, eps_model.theta, eps_model.phi, basis=basis,
-                                  domain=domain, q_epsilon=DEMO_EPSILON))
-    y_poly = to_ieee(poly_model.forward(x_test))
-    y_aaa = np.asarray(aaa.predict(x_test), dtype=np.float64)
-    start_model = TRRational(d_p, d_q, domain=domain)
-    start_model.set_parameters([theta0, phi0])
-    models = {
-        "start": _evaluate(to_ieee(start_model.forward(x_test)), start_model.poles(), x_test,
-                           y_true, problem),
-        "tr_rational": _evaluate(y_tr, tr_model.poles(), x_test, y_true, problem),
-        "eps_rational": _evaluate(y_eps, eps_model.poles(), x_test, y_true, problem),
-        "polynomial": _evaluate(y_poly, [], x_test, y_true, problem),
-        "aaa": _evaluate(y_aaa, aaa.poles(), x_test, y_true, problem),
-    }
-    for key, trainer in (("tr_rational", tr_trainer), ("eps_rational", eps_trainer),
+    def eps_predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(to_ieee(rational_eval(x, eps.theta, eps.phi, basis=eps.kernel_basis,
+                                                domain=domain, q_epsilon=DEMO_EPSILON)), dtype=np.float64)
+
+    def with_res(layer: TRRational) -> tuple[np.ndarray, np.ndarray]:
+        return layer.poles(return_residues=True)
+
+    models: dict[str, dict[str, Any]] = {}
+    models["start"] = _score(tr_predict(start), *with_res(start), problem, test, truth, t_lin)
+    models["trained"] = _score(tr_predict(trained), *with_res(trained), problem, test, truth, t_tr)
+    models["fit_rational"] = _score(tr_predict(fit.model), fit.poles, fit.residues, problem, test,
+                                    truth, t_fit)
+    models["aaa"] = _score(aaa.predict, aaa.poles(), _aaa_residues(aaa), problem, test, truth, t_aaa)
+    if aaa_n is not None:
+        models["aaa_noise"] = _score(aaa_n.predict, aaa_n.poles(), _aaa_residues(aaa_n), problem,
+                                     test, truth, t_aaa_n)
+    # the ε-rational has no pole (|Q + ε·sign Q| >= ε): its "poles" are the zeros of Q, where its
+    # output jumps
+    models["eps_rational"] = _score(eps_predict, *with_res(eps), problem, test, truth, t_eps)
+    models["polynomial"] = _score(tr_predict(poly), [], None, problem, test, truth, t_plin + t_poly)
+
+    for key, trainer in (("trained", tr_trainer), ("eps_rational", eps_trainer),
                          ("polynomial", poly_trainer)):
-        bench = trainer.bench_history
-        models[key]["avg_step_ms"] = float(np.median([b["avg_step_ms"] for b in bench])) if bench else None
-        models[key]["coverage"] = trainer.history["coverage"][-1] if trainer.history["coverage"] else None
-        models[key]["held_out"] = trainer.get_training_summary()["held_out"]
+        summ = trainer.get_training_summary()
+        models[key]["held_out"] = summ["held_out"]
         models[key]["epochs_trained"] = trainer.epoch
-    models["tr_rational"]["lambda_rej"] = tr_trainer.lambda_rej
-    models["tr_rational"]["bench"] = tr_trainer.bench_history
+        models[key]["optimizer"] = summ.get("optimizer")
+    models["trained"]["degrees"] = models["start"]["degrees"] = [d_p, d_q]
+    models["eps_rational"]["degrees"] = [d_p, d_q]
     models["eps_rational"]["epsilon"] = DEMO_EPSILON
+    models["polynomial"]["degrees"] = [deg_poly, 0]
+    models["fit_rational"]["degrees"] = list(fit.degrees)
+    models["fit_rational"]["removed"] = fit.removed
+    models["fit_rational"]["n_degrees_tried"] = len(fit.report["held_out"])
+    models["aaa"]["rtol"] = None
     models["aaa"]["n_support_points"] = aaa.n_terms
-    summary = {
-        "problem": problem.to_dict() | {"n_pool": n_pool, "seed": seed, "epochs": epochs},
+    models["aaa"]["warnings"] = aaa_warn
+    if aaa_n is not None:
+        models["aaa_noise"]["rtol"] = noise
+        models["aaa_noise"]["n_support_points"] = aaa_n.n_terms
+        models["aaa_noise"]["warnings"] = aaa_n_warn
+    width = domain[1] - domain[0]
+    summary: dict[str, Any] = {
+        "problem": problem.to_dict() | {
+            "noise": noise, "noise_model": "multiplicative: y * (1 + noise * N(0, 1))",
+            "n_pool": n_pool, "seed": seed, "epochs": epochs},
+        "definitions": {
+            "match_tol": MATCH_FRACTION * width, "miss_cost": width,
+            "far": f"distance to the nearest true pole > {FAR_FRACTION:g}*width "
+                   f"({test['far'].size} points)",
+            "near": f"distance to the nearest true pole in ({NEAR_BAND[0]:g}, {NEAR_BAND[1]:g}]"
+                    f"*width ({test['near'].size} points)",
+            "null": "JSON has no inf/NaN: null means undefined or infinite (an MSE with a "
+                    "non-finite prediction; see n_nonfinite_far / n_nonfinite_near)",
+        },
         "models": models,
-        "wall_time_s": time.perf_counter() - t_start,
     }
+    summary["wall_time_s"] = time.perf_counter() - t_start
     _print_table(summary, say)
 
-    if out is not None:
-        out_dir = Path(out)
+    if args["out"] is not None:
+        out_dir = args["out"]
         out_dir.mkdir(parents=True, exist_ok=True)
-        with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
-            dump_strict(summary, f, indent=2)
-        history = {"tr_rational": {"history": tr_trainer.history, "epochs": tr_trainer.epoch_records},
-                   "eps_rational": {"history": eps_trainer.history},
-                   "polynomial": {"history": poly_trainer.history}}
+        written = [out_dir / "summary.json", out_dir / "history.json"]
+        history = {k: {"history": t.history} for k, t in (
+            ("trained", tr_trainer), ("eps_rational", eps_trainer), ("polynomial", poly_trainer))}
         with open(out_dir / "history.json", "w", encoding="utf-8") as f:
             dump_strict(history, f, indent=2)
-        if tr_trainer.monitor is not None:
-            tr_trainer.monitor.export_diagnostics(tr_trainer.epoch - 1, out_dir / "diagnostics")
         if plot:
-            png = _plot(out_dir / "demo.png", problem, x_test, y_true,
-                        {"TR-rational": y_tr, f"ε-rational (ε={DEMO_EPSILON:g})": y_eps,
-                         "polynomial": y_poly, "AAA": y_aaa},
-                        tr_trainer, x_pool, summary)
+            preds = {"trained": tr_predict(trained), "fit_rational": tr_predict(fit.model),
+                     "AAA (default rtol)": aaa.predict, f"ε-rational (ε={DEMO_EPSILON:g})": eps_predict}
+            if aaa_n is not None:
+                preds[f"AAA (rtol={noise:g})"] = aaa_n.predict
+            png = _plot(out_dir / "demo.png", problem, preds, summary)
             if png is None:
                 say("matplotlib is not installed: `python -m pip install \"zeroproof-nb[plot]\"` "
                     "to get demo.png")
             else:
-                say(f"figure: {png}")
-        say(f"wrote {out_dir / 'summary.json'}, {out_dir / 'history.json'}, {out_dir / 'diagnostics'}/")
-    say(f"total wall time {time.perf_counter() - t_start:.1f} s")
+                written.append(png)
+        summary["wall_time_s"] = time.perf_counter() - t_start
+        with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
+            dump_strict(summary, f, indent=2)
+        say("wrote " + ", ".join(str(p) for p in written))
+    say(f"total wall time {summary['wall_time_s']:.1f} s")
     return summary
 
 
@@ -228,32 +405,35 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:.3g}"
+        return f"{v:.3g}" if math.isfinite(v) else str(v)
     return str(v)
 
 
 def _print_table(summary: dict[str, Any], say: Any) -> None:
-    cols = ["model", "PLE", *_BUCKETS, "coverage", "λ_rej", "step ms"]
+    cols = ["model", "matched", "missed", "extra", "PLE", "max |Δp|", "far MSE", "near MSE",
+            "time s"]
     rows = []
     for name, m in summary["models"].items():
-        rows.append([name, _fmt(m["ple"]), *(_fmt(m["bucket_mse"][b]["mse"]) for b in _BUCKETS),
-                     _fmt(m.get("coverage")), _fmt(m.get("lambda_rej")), _fmt(m.get("avg_step_ms"))])
+        far = "inf" if m["far_mse"] is None and m["n_nonfinite_far"] else _fmt(m["far_mse"])
+        near = "inf" if m["near_mse"] is None and m["n_nonfinite_near"] else _fmt(m["near_mse"])
+        rows.append([name, str(m["matched"]), str(m["missed"]), str(m["extra"]), _fmt(m["ple"]),
+                     _fmt(m["max_pole_error"]), far, near, f"{m['time_s']:.3f}"])
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    d = summary["definitions"]
+    n_true = len(summary["problem"]["poles"])
     say("")
     say("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
     say("  ".join("-" * w for w in widths))
     for r in rows:
         say("  ".join(v.ljust(w) for v, w in zip(r, widths)))
-    edges = summary["models"]["tr_rational"]["bucket_mse"]
-    say("buckets by distance to the nearest true pole: " + ", ".join(
-        f"{b} [{edges[b]['lo']:g}, {edges[b]['hi']:g}) n={edges[b]['count']}" for b in _BUCKETS))
+    say(f"{n_true} true poles; a found pole matches within {d['match_tol']:g}; PLE = mean over "
+        f"the true poles of |Δp|, a missed pole costing {d['miss_cost']:g}; extra poles are not "
+        f"in the PLE")
+    say(f"far: {d['far']}; near: {d['near']}; noise-free targets; time: the model's own fit")
     say("")
 
 
-def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.ndarray,
-          preds: dict[str, np.ndarray], trainer: HybridTrainer, x_pool: np.ndarray,
+def _plot(path: Path, problem: RationalProblem, preds: dict[str, Callable[[np.ndarray], np.ndarray]],
           summary: dict[str, Any]) -> Path | None:
     try:
         import matplotlib
@@ -263,72 +443,44 @@ def _plot(path: Path, problem: RationalProblem, x_test: np.ndarray, y_true: np.n
     except ImportError:
         return None
     poles = problem.true_poles()
+    lo, hi = problem.domain
     n_p = len(poles)
-    fig = plt.figure(figsize=(4.2 * max(2, n_p) + 1, 8.5), constrained_layout=True)
-    grid = fig.add_gridspec(2, max(2, n_p) + 1)
-    styles = {"TR-rational": dict(color="C0", lw=2.0), "AAA": dict(color="C2", lw=1.0, ls=":")}
+    fig = plt.figure(figsize=(4.2 * max(2, n_p) + 1, 8.0), constrained_layout=True)
+    grid = fig.add_gridspec(2, max(2, n_p))
+    w = 0.02 * (hi - lo)
     for i, p in enumerate(poles):
         ax = fig.add_subplot(grid[0, i])
-        w = 3e-3
-        sel = (x_test > p - w) & (x_test < p + w)
-        ax.plot(x_test[sel], y_true[sel], color="k", lw=3, alpha=0.25, label="truth")
-        for name, y in preds.items():
-            if name == "polynomial":
-                continue
-            st = styles.get(name, dict(color="C3", lw=1.2, ls="--"))
-            ax.plot(x_test[sel], y[sel], label=name, **st)
+        x = np.linspace(max(lo, p - w), min(hi, p + w), 2001)
+        ax.plot(x, problem.target(x), color="k", lw=3, alpha=0.25, label="truth")
+        for j, (name, f) in enumerate(preds.items()):
+            ax.plot(x, f(x), lw=1.2, ls=("-", "--", ":", "-.")[j % 4], label=name)
         ax.set_yscale("symlog", linthresh=10)
         ax.axvline(p, color="grey", lw=0.5)
-        ax.set_title(f"fit within ±{w:g} of the pole x = {p:g}", fontsize=10)
+        ax.set_title(f"within ±{w:g} of the pole x = {p:g}", fontsize=10)
         ax.set_xlabel("x")
         if i == 0:
             ax.set_ylabel("y (symlog)")
-            ax.legend(fontsize=8, loc="best")
-    ax = fig.add_subplot(grid[0, -1])
+            ax.legend(fontsize=7, loc="best")
+    ax = fig.add_subplot(grid[1, :])
     names = list(summary["models"])
-    xs = np.arange(len(_BUCKETS))
-    width = 0.8 / len(names)
-    for j, name in enumerate(names):
-        vals = [summary["models"][name]["bucket_mse"][b]["mse"] for b in _BUCKETS]
-        vals = [np.nan if v is None else max(v, 1e-30) for v in vals]
-        ax.bar(xs + j * width, vals, width, label=name)
-    ax.set_yscale("log")
-    ax.set_xticks(xs + 0.4 - width / 2, [f"{b}\n<{summary['models'][names[0]]['bucket_mse'][b]['hi']:g}"
-                                          for b in _BUCKETS], fontsize=8)
-    ax.set_title("MSE by distance to the nearest pole", fontsize=10)
-    ax.legend(fontsize=7)
-    recs = trainer.epoch_records
-    ep = [r["epoch"] + 1 for r in recs]
-    ax = fig.add_subplot(grid[1, 0])
-    ax.plot(ep, [r["lambda_rej"] for r in recs], color="C1", label="λ_rej")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("λ_rej", color="C1")
-    ax2 = ax.twinx()
-    ax2.plot(ep, [r["coverage"] for r in recs], color="C0", label="coverage")
-    ax2.set_ylabel("coverage (REAL share)", color="C0")
-    ax.set_title("TR-rational: λ_rej, coverage", fontsize=10)
-    ax = fig.add_subplot(grid[1, 1])
-    ax.semilogy(ep, [r["q_min"] if r["q_min"] else np.nan for r in recs], label="q_min")
-    ax.semilogy(ep, [r["q_p10"] if r["q_p10"] else np.nan for r in recs], label="|Q| p10")
-    ax.semilogy(ep, [r["delta"] if r["delta"] else np.nan for r in recs], label="hybrid δ")
-    ax.set_xlabel("epoch")
-    ax.set_title("|Q| in batches, hybrid δ", fontsize=10)
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(grid[1, 2:] if max(2, n_p) + 1 > 3 else grid[1, 2])
-    counts = trainer.sampler.importance_sampler.sample_counts
-    lo, hi = problem.domain
-    bins = np.linspace(lo, hi, 201)
-    if counts is not None and counts.size == x_pool.size:
-        ax.hist(x_pool, bins=bins, weights=counts, color="C0", alpha=0.7, label="drawn for training")
-    ax.hist(x_pool, bins=bins, histtype="step", color="k", label="pool (uniform)")
+    for k, name in enumerate(names):
+        m = summary["models"][name]
+        found = np.asarray(m["poles"], dtype=np.float64)
+        extra = np.isin(found, np.asarray(m["extra_poles"], dtype=np.float64))
+        ax.plot(found[extra], np.full(extra.sum(), k), "x", color="C3", ms=6)
+        ax.plot(found[~extra], np.full((~extra).sum(), k), "o", color="C0", ms=6)
     for p in poles:
-        ax.axvline(p, color="C3", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel("x")
-    ax.set_title("where the training samples landed", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.suptitle(f"zeroproof_nb demo: poles {[float(p) for p in poles]}; TR-rational PLE "
-                 f"{summary['models']['tr_rational']['ple']:.2e}")
-    fig.savefig(path, dpi=110)
+        ax.axvline(p, color="k", lw=0.6, alpha=0.5)
+    ax.plot([], [], "o", color="C0", label="matched")
+    ax.plot([], [], "x", color="C3", label="extra")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlim(lo, hi)
+    ax.invert_yaxis()
+    ax.set_xlabel("x (vertical lines: true poles)")
+    ax.set_title("real poles each model reports in the domain", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"zeroproof_nb demo: {summary['problem']['noise']:g} relative noise, "
+                 f"{summary['problem']['n_pool']} samples")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

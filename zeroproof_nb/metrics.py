@@ -7,8 +7,10 @@ ints (``None`` where a quantity is undefined), ready for ``json.dump``.
 
 Choices (upstream has several variants, see ``docs/deviations.md``):
 
-* PLE uses an optimal matching (``scipy.optimize.linear_sum_assignment``), not upstream's greedy
-  loop, with upstream's cost per entry and its averaging.
+* PLE is defined on :func:`match_poles`: the mean over the true poles of the matched distance,
+  a missed pole costing ``miss_cost``; extra poles are reported beside it, not averaged in
+  (upstream: a greedy matching and a mean over pairs and unpaired poles on both sides, which a
+  model could lower by losing poles).
 * Buckets: B0 = [e0, e1] (closed, so a point exactly at a pole counts), Bk = (e_k, e_{k+1}].
 """
 from __future__ import annotations
@@ -73,58 +75,54 @@ def pole_localization_error(
     true: Any,
     max_distance: float = 1.0,
     *,
+    miss_cost: float | None = None,
     return_matching: bool = False,
-) -> float | tuple[float, np.ndarray]:
-    """Pole localisation error (PLE) between found and true poles on the real line.
+) -> float | tuple[float, "PoleMatch"]:
+    """Pole localisation error (PLE): mean over the TRUE poles of how far the model put each.
 
-    Poles are paired by an optimal assignment that minimises
-    ``sum(|f - t| over pairs) + max_distance * (unpaired found + unpaired true)``; only pairs
-    closer than ``max_distance`` may be paired. Each pair is one entry costing ``|f - t|``, each
-    unpaired pole (on either side) one entry costing ``max_distance``; the PLE is the mean over
-    entries, so it lies in ``[0, max_distance]``. Upstream averages the same entries but pairs
-    greedily (true poles in order, nearest unused prediction), which can be worse.
+    The poles are matched by :func:`match_poles` with ``tol = max_distance`` and the given
+    ``miss_cost`` (the matching that minimises ``sum(|f - t| over pairs) + miss_cost * missed``,
+    pairs at most ``max_distance`` apart). Each true pole then costs its matched distance, or
+    ``miss_cost`` when it is missed::
+
+        PLE = (sum of matched distances + miss_cost * n_missed) / n_true
+
+    Extra (unmatched found) poles are not part of the PLE: report them beside it
+    (``return_matching=True`` gives the matching, whose ``extra`` lists them). Since
+    ``miss_cost >= max_distance`` and the matching is the cheapest one, losing a found pole can
+    never lower the PLE (the cheapest matching of fewer poles is one of the matchings of more),
+    and it lies in ``[0, miss_cost]``. Upstream averages over pairs and unpaired poles on both
+    sides, which a model can lower by losing its poles (see ``docs/deviations.md``).
 
     Parameters
     ----------
     found, true : array-like of shape (n_found,), (n_true,)
         Pole locations (finite reals).
-    max_distance : float
-        Cost of an unpaired pole and the pairing cut-off (> 0).
+    max_distance : float > 0
+        Largest distance of a matched pair.
+    miss_cost : float >= max_distance, optional
+        Cost of a missed true pole (default: ``max_distance``; e.g. the domain width).
     return_matching : bool
-        Also return the pairs as an int array of shape (n_pairs, 2) of (found index, true index).
+        Also return the :class:`PoleMatch` (pairs, distances, missed, extra).
 
     Returns
     -------
-    float (and the pairs): 0.0 when both sides are empty, ``max_distance`` when exactly one is.
+    float (and the PoleMatch): 0.0 when there is no true pole (nothing to localise; every found
+    pole is then an extra).
     """
-    f = _poles(found, "found")
-    t = _poles(true, "true")
     md = check_positive(max_distance, "max_distance")
-    nf, nt = f.size, t.size
-    pairs = np.zeros((0, 2), dtype=np.int64)
-    if nf == 0 and nt == 0:
-        ple = 0.0
-    elif nf == 0 or nt == 0:
-        ple = md
+    if miss_cost is None:
+        cost = md
     else:
-        from scipy.optimize import linear_sum_assignment
-
-        dist = np.abs(f[:, None] - t[None, :])
-        # square augmented problem: rows = found + dummy(true), cols = true + dummy(found)
-        cost = np.full((nf + nt, nt + nf), np.inf)
-        cost[:nf, :nt] = np.where(dist < md, dist, np.inf)
-        cost[:nf, nt:][np.diag_indices(nf)] = md  # found i unpaired
-        cost[nf:, :nt][np.diag_indices(nt)] = md  # true j unpaired
-        cost[nf:, nt:] = 0.0
-        rows, cols = linear_sum_assignment(cost)
-        sel = (rows < nf) & (cols < nt)
-        pairs = np.stack([rows[sel], cols[sel]], axis=1).astype(np.int64)
-        n_pairs = pairs.shape[0]
-        n_unpaired = (nf - n_pairs) + (nt - n_pairs)
-        total = float(dist[pairs[:, 0], pairs[:, 1]].sum()) + md * n_unpaired
-        ple = total / (n_pairs + n_unpaired)
+        cost = check_positive(miss_cost, "miss_cost")
+        if cost < md:
+            raise ValueError(f"miss_cost must be >= max_distance ({md:g}): a missed pole may "
+                             f"not cost less than a matched one, got {cost:g}")
+    m = match_poles(found, true, md, miss_cost=cost)
+    n_true = int(m.pairs.shape[0] + m.missed.size)
+    ple = 0.0 if n_true == 0 else (float(m.distances.sum()) + cost * m.missed.size) / n_true
     if return_matching:
-        return ple, pairs
+        return ple, m
     return ple
 
 
@@ -161,14 +159,17 @@ class PoleMatch(NamedTuple):
                 "n_extra": int(self.extra.size)}
 
 
-def match_poles(found: Any, true: Any, tol: float) -> PoleMatch:
+def match_poles(found: Any, true: Any, tol: float, *,
+                miss_cost: float | None = None) -> PoleMatch:
     """Match found poles to true poles within a tolerance, one to one.
 
     A found pole ``f`` and a true pole ``t`` may be paired when ``|f - t| <= tol``. Among the
-    one-to-one pairings of admissible pairs, the one with the most pairs is chosen, and among
-    those the one with the smallest total distance (an optimal assignment,
-    ``scipy.optimize.linear_sum_assignment``). True poles left unpaired are *missed*, found
-    poles left unpaired are *extra*.
+    one-to-one pairings of admissible pairs, the one that minimises
+    ``sum(|f - t| over pairs) + miss_cost * (true poles left unpaired)`` is chosen (an optimal
+    assignment, ``scipy.optimize.linear_sum_assignment``). By default ``miss_cost`` is larger
+    than any total distance, so the pairing with the most pairs wins, and among those the one
+    with the smallest total distance. True poles left unpaired are *missed*, found poles left
+    unpaired are *extra*.
 
     Parameters
     ----------
@@ -176,6 +177,9 @@ def match_poles(found: Any, true: Any, tol: float) -> PoleMatch:
         Pole locations (finite reals).
     tol : float >= 0
         Largest distance of a matched pair.
+    miss_cost : float >= tol, optional
+        Cost of a missed true pole (default: the most pairs win). :func:`pole_localization_error`
+        uses its own ``miss_cost`` here, so that its matching is the cheapest under its cost.
 
     Returns
     -------
@@ -185,6 +189,10 @@ def match_poles(found: Any, true: Any, tol: float) -> PoleMatch:
     f = _poles(found, "found")
     t = _poles(true, "true")
     tol = check_nonnegative(tol, "tol")
+    if miss_cost is not None:
+        miss_cost = check_nonnegative(miss_cost, "miss_cost")
+        if miss_cost < tol:
+            raise ValueError(f"miss_cost must be >= tol ({tol:g}), got {miss_cost:g}")
     nf, nt = f.size, t.size
     rows = cols = np.zeros(0, dtype=np.int64)
     dist = np.abs(f[:, None] - t[None, :])
@@ -194,9 +202,14 @@ def match_poles(found: Any, true: Any, tol: float) -> PoleMatch:
 
         # each admissible pair earns -big, more than any total distance of a matching, so the
         # assignment maximises the number of pairs first and minimises their distance second
-        big = 2.0 * (min(nf, nt) + 1) * tol if tol > 0 else 1.0
+        if miss_cost is None:
+            big = 2.0 * (min(nf, nt) + 1) * tol if tol > 0 else 1.0
+        else:
+            # a pair saves the miss_cost of its true pole: cost d - miss_cost <= 0
+            big = miss_cost
         cost = np.where(ok, dist - big, 0.0)
         r, c = linear_sum_assignment(cost)
+        # a pair of cost 0 (d == miss_cost == tol) is kept: the total is the same either way
         keep = ok[r, c]
         rows, cols = r[keep].astype(np.int64), c[keep].astype(np.int64)
         order = np.argsort(cols, kind="stable")
