@@ -30,7 +30,12 @@ from ._validation import (
 )
 from .kernels import least_squares as _kls
 from .kernels import least_squares_cpu as _klc
-from .least_squares import held_out_loss, levenberg_marquardt, robust_scale, robust_threshold
+from .least_squares import (
+    held_out_point_losses,
+    levenberg_marquardt,
+    robust_scale,
+    robust_threshold,
+)
 from .rational import basis_features, denominator_features
 
 __all__ = ["linearized_fit", "fit_rational", "RationalFit"]
@@ -159,7 +164,7 @@ class RationalFit:
     removed : list of dicts ``{"pole", "residue", "reason"}`` of spurious poles taken out
     report : dict: ``"held_out"`` (list of ``{"degrees", "held_out_loss", "standard_error",
         "n_real_poles"}`` per degree pair tried), ``"chosen"``, ``"best"`` (the least held-out
-        loss) and ``"best_degrees"``, ``"margin"`` (best + se_rule standard errors), ``"loss"``,
+        loss) and ``"best_degrees"``, ``"held_out_loss"`` (the chosen model's), ``"loss"``,
         ``"loss_scale"``, ``"n_train"``, ``"n_held_out"``, ``"seconds"``
     """
 
@@ -174,6 +179,16 @@ class RationalFit:
 #: Held-out loss, relative to the mean y², below which :func:`fit_rational` counts two models
 #: as equal: (1e-12)²/2, the loss r²/2 of a relative error of 1e-12 (rounding on clean data).
 ROUNDING_LOSS = 0.5e-24
+
+#: Relative held-out loss difference that :func:`fit_rational` treats as no difference, on top
+#: of the paired standard error: a simpler model (or one without a spurious pole) that is
+#: worse by less than this is preferred, however significant the difference.
+LOSS_TOLERANCE = 0.05
+
+#: Held-out loss, relative to the mean y², below which a model without a spurious pole is kept
+#: however it compares: (1e-10)²/2, a relative error of 1e-10 (clean data, where the doublet
+#: costs nothing and the refit at the lower degree loses digits only at the level of rounding).
+DOUBLET_LOSS = 0.5e-20
 
 #: The basis of :func:`fit_rational`'s models: Chebyshev on the data's domain with the
 #: anchored denominator (a pole can sit anywhere in the domain at every d_q >= 1).
@@ -236,13 +251,17 @@ def fit_rational(
        (robust) linearised fit in the Chebyshev basis on ``domain`` (default: the data's range),
        refined by Levenberg–Marquardt on the training points when ``train``; each is scored by
        its held-out loss (:func:`zeroproof_nb.least_squares.held_out_loss`).
-    3. Parsimony (the one-standard-error rule): the pair with the fewest coefficients whose
-       held-out loss is at most the least one plus ``se_rule`` standard errors of it (the
-       standard deviation of the per-point losses over sqrt(n)) is chosen; held-out losses
-       below ``ROUNDING_LOSS`` times the mean y² (a relative error of 1e-12) count as equal.
+    3. Parsimony (the paired one-standard-error rule): the pair with the fewest coefficients
+       whose held-out losses exceed the best pair's, point by point on the same held-out
+       points, by at most ``se_rule`` standard errors of the mean difference (pairing cancels
+       the noise of the targets, which near a pole dominates an unpaired standard error);
+       held-out losses below ``ROUNDING_LOSS`` times the mean y² (a relative error of 1e-12)
+       count as equal.
     4. Spurious poles: each real pole, smallest |residue| first, is taken out with the zero of P
        nearest it (a Froissart doublet), the model refitted at (d_p − 1, d_q − 1) from there;
-       the removal is kept when the held-out loss stays within the same margin.
+       the removal is kept when the refitted model is no worse, by the same rule, than the
+       best pair or the model before the removal, or its held-out loss is below
+       ``DOUBLET_LOSS`` times the mean y² (a relative error of 1e-10).
 
     Parameters
     ----------
@@ -298,19 +317,38 @@ def fit_rational(
         loss_scale = max(sigma, 1e-12 * max(1.0, float(np.median(np.abs(yt)))))
     scale = 1.0 if loss_scale is None else float(loss_scale)
 
-    def refine(d_p: int, d_q: int, theta: np.ndarray, phi: np.ndarray) -> tuple[Any, float, float]:
-        """(layer, held-out loss, its standard error)."""
+    def refine(d_p: int, d_q: int, theta: np.ndarray, phi: np.ndarray) -> tuple[Any, np.ndarray]:
+        """(layer, its per-point held-out losses)."""
         if train:
             res = levenberg_marquardt(xt, yt, theta, phi, basis=BASIS, domain=domain,
                                       sample_weight=wt, loss=loss, loss_scale=scale)
             theta, phi = res.theta, res.phi
         layer = _chebyshev_layer(d_p, d_q, domain, theta, phi)
-        mean, se = held_out_loss(xv, yv, layer.theta, layer.phi, basis=BASIS,
-                                 domain=domain, loss=loss, loss_scale=scale, return_se=True)
-        return layer, mean, se
+        rho = held_out_point_losses(xv, yv, layer.theta, layer.phi, basis=BASIS,
+                                    domain=domain, loss=loss, loss_scale=scale)
+        return layer, rho
+
+    def mean_se(rho: np.ndarray) -> tuple[float, float]:
+        mean = float(rho.mean())
+        return mean, (float(rho.std() / np.sqrt(rho.size)) if np.isfinite(mean) else np.inf)
+
+    floor = ROUNDING_LOSS * float(np.mean(yt * yt))
+
+    def no_worse(rho: np.ndarray, ref: np.ndarray) -> bool:
+        """The paired one-standard-error rule: the mean loss difference to ``ref`` on the same
+        held-out points is at most se_rule standard errors of that difference (or at the
+        level of rounding). Pairing cancels the noise both models see, which dominates the
+        unpaired standard error near poles."""
+        with np.errstate(invalid="ignore"):
+            diff = rho - ref
+        if not np.all(np.isfinite(diff)):
+            return False
+        mean = float(diff.mean())
+        return mean <= n_se * float(diff.std() / np.sqrt(diff.size)) + \
+            LOSS_TOLERANCE * float(ref.mean()) or float(rho.mean()) <= floor
 
     tried = []
-    models: dict[tuple[int, int], tuple[Any, float, float]] = {}
+    models: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
     for d_q in range(max_degree + 1):
         for d_p in (d_q - 1, d_q, d_q + 1):
             if not 0 <= d_p <= max_degree or d_p + d_q + 1 > tr.size:
@@ -320,22 +358,21 @@ def fit_rational(
                                        loss=loss, loss_scale=loss_scale, sample_weight=wt)
             except ValueError:
                 continue
-            layer, score, se = refine(d_p, d_q, *start)
-            models[(d_p, d_q)] = (layer, score, se)
+            layer, rho = refine(d_p, d_q, *start)
+            models[(d_p, d_q)] = (layer, rho)
+            score, se = mean_se(rho)
             tried.append({"degrees": [d_p, d_q], "held_out_loss": score, "standard_error": se,
                           "n_real_poles": int(layer.poles().size)})
-    finite = [k for k, v in models.items() if np.isfinite(v[1])]
+    finite = [k for k, v in models.items() if np.isfinite(v[1].mean())]
     if not finite:
         raise ValueError("no degree pair gives a finite held-out loss (poles on held-out points "
                          "at every degree); check the data or pass a domain")
-    best_key = min(finite, key=lambda k: models[k][1])
-    best, best_se = models[best_key][1], models[best_key][2]
-    # losses at the level of rounding (clean data) are all equal: without the floor, the
-    # rule would pick among degrees by their rounding noise
-    margin = max(best + n_se * best_se, ROUNDING_LOSS * float(np.mean(yt * yt)))
-    chosen = min((k for k in finite if models[k][1] <= margin),
+    best_key = min(finite, key=lambda k: models[k][1].mean())
+    best_rho = models[best_key][1]
+    best = float(best_rho.mean())
+    chosen = min((k for k in finite if no_worse(models[k][1], best_rho)),
                  key=lambda k: (k[0] + k[1], k[1], k[0]))
-    layer, score, _ = models[chosen]
+    layer, rho_layer = models[chosen]
     removed = []
     while layer.d_q > 0:
         poles, res = layer.poles(return_residues=True)
@@ -345,20 +382,21 @@ def fit_rational(
             deflated = _deflate(layer, float(poles[i]))
             if deflated is None:
                 continue
-            cand, cand_score, _ = refine(layer.d_p - 1, layer.d_q - 1, *deflated)
-            if cand_score <= max(score, margin):
+            cand, cand_rho = refine(layer.d_p - 1, layer.d_q - 1, *deflated)
+            if no_worse(cand_rho, best_rho) or no_worse(cand_rho, rho_layer) or \
+                    float(cand_rho.mean()) <= DOUBLET_LOSS * float(np.mean(yt * yt)):
                 removed.append({"pole": float(poles[i]), "residue": float(res[i]),
-                                "reason": "removed with the nearest zero of P, the held-out "
-                                          f"loss stays within the margin ({score:.3g} -> "
-                                          f"{cand_score:.3g}, margin {margin:.3g})"})
-                layer, score = cand, cand_score
+                                "reason": "removed with the nearest zero of P; the held-out "
+                                          "loss is no worse by the paired one-SE rule ("
+                                          f"{rho_layer.mean():.3g} -> {cand_rho.mean():.3g}, "
+                                          f"best {best:.3g})"})
+                layer, rho_layer = cand, cand_rho
                 break
         else:
             break
     poles, res = layer.poles(return_residues=True)
     report = {"held_out": tried, "chosen": [layer.d_p, layer.d_q], "best": best,
-              "best_degrees": list(best_key), "margin": margin,
-              "held_out_loss": score, "loss": loss, "loss_scale": loss_scale,
+              "best_degrees": list(best_key), "held_out_loss": float(rho_layer.mean()), "loss": loss, "loss_scale": loss_scale,
               "n_train": int(tr.size), "n_held_out": int(val.size),
               "seconds": time.perf_counter() - t0}
     return RationalFit(model=layer, degrees=(layer.d_p, layer.d_q), poles=poles, residues=res,

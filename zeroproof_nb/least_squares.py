@@ -45,6 +45,7 @@ __all__ = [
     "LMState",
     "rational_normal_equations",
     "levenberg_marquardt",
+    "held_out_point_losses",
     "robust_scale",
     "robust_threshold",
     "held_out_loss",
@@ -300,6 +301,26 @@ def held_out_loss(
     better for it. ``loss`` in ``LOSSES`` with residual scale ``loss_scale``; the other
     arguments as in :func:`zeroproof_nb.rational_eval`.
     """
+    rho = held_out_point_losses(x, target, theta, phi, basis=basis, domain=domain, loss=loss,
+                                loss_scale=loss_scale, policy=policy, q_epsilon=q_epsilon)
+    if rho.size == 0:
+        return (math.nan, math.nan) if return_se else math.nan
+    mean = float(rho.mean())
+    if not return_se:
+        return mean
+    se = float(rho.std() / math.sqrt(rho.size)) if math.isfinite(mean) else math.inf
+    return mean, se
+
+
+def held_out_point_losses(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), loss: str = "l2", loss_scale: float = 1.0,
+    policy: TRPolicy | None = None, q_epsilon: float = 0.0,
+) -> np.ndarray:
+    """The per-output losses rho(y − t) that :func:`held_out_loss` averages: a 1-D float64
+    array over the outputs with a finite target and x, in row-major order (a non-REAL output
+    counts as an infinite residual). Paired comparisons of two models on the same held-out
+    points use it."""
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     c = robust_threshold(loss, check_positive(loss_scale, "loss_scale"))
@@ -312,12 +333,7 @@ def held_out_loss(
         finite_x = np.repeat(finite_x[:, None], out.shape[1], axis=1)
     use = np.isfinite(t) & finite_x
     r = np.where(out["tag"] == 0, out["value"] - t, np.inf)[use]
-    if r.size == 0:
-        return (math.nan, math.nan) if return_se else math.nan
     rho = np.empty(r.size)
-    _klc.robust_losses(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r), c, rho)
-    mean = float(rho.mean())
-    if not return_se:
-        return mean
-    se = float(rho.std() / math.sqrt(rho.size)) if math.isfinite(mean) else math.inf
-    return mean, se
+    if r.size:
+        _klc.robust_losses(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r), c, rho)
+    return rho
