@@ -204,3 +204,47 @@ def test_denominator_choices_are_checked():
     layer = TRRational(2, 1)
     with pytest.raises(TypeError, match="basis"):
         layer.fit_linearized(np.linspace(0, 1, 20), np.ones(20), basis="monomial")
+
+
+def test_pole_set_on_a_circle_and_in_1d():
+    from zeroproof_nb.metrics import pole_set
+
+    # Q = 1 − 4(x0² + x1²): the pole set is the circle of radius 1/2
+    layer = TRRational(0, 2, input_dim=2)
+    assert layer.basis == "monomial"
+    layer.set_parameters([np.array([1.0]), np.array([0.0, 0.0, -4.0, 0.0, -4.0])])
+    g = np.linspace(-1, 1, 101)
+    pts = pole_set(layer, [g, g])
+    r = np.hypot(pts[:, 0], pts[:, 1])
+    np.testing.assert_allclose(r, 0.5, atol=2e-3)  # linear interpolation on a 0.02 grid
+    ang = np.arctan2(pts[:, 1], pts[:, 0])
+    assert pts.shape[1] == 2 and np.histogram(ang, bins=8, range=(-np.pi, np.pi))[0].min() > 5
+    with pytest.raises(ValueError, match="pole_set"):
+        layer.poles()
+    with pytest.raises(ValueError, match="axes"):
+        pole_set(layer, [g])
+    with pytest.raises(ValueError, match="increasing"):
+        pole_set(layer, [g, g[::-1]])
+    # 1-D: the sign changes bracket the simple poles that poles() returns
+    one = TRRational(1, 2, domain=(-2.0, 2.0))
+    one.set_series(Polynomial([1.0, 1.0]), Polynomial.fromroots([-0.7, 1.1]))
+    found = pole_set(one, np.linspace(-2, 2, 401))[:, 0]
+    np.testing.assert_allclose(found, one.poles(), atol=1e-4)
+    np.testing.assert_allclose(found, [-0.7, 1.1], atol=1e-4)
+
+
+def test_fit_rational_in_two_dimensions_finds_the_pole_line():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (1500, 2))
+    s = x[:, 0] + x[:, 1] - 0.3
+    x = x[np.abs(s) > 1e-2]
+    y = 1.0 / (x[:, 0] + x[:, 1] - 0.3) + x[:, 0]
+    fit = fit_rational(x, y, max_degree=2)
+    assert fit.model.input_dim == 2 and fit.report["input_dim"] == 2
+    assert fit.poles.ndim == 2 and fit.poles.shape[1] == 2 and len(fit.poles) > 50
+    np.testing.assert_allclose(fit.poles.sum(axis=1), 0.3, atol=1e-3)
+    xt = rng.uniform(-1, 1, (400, 2))
+    xt = xt[np.abs(xt.sum(axis=1) - 0.3) > 0.1]
+    yt = 1.0 / (xt.sum(axis=1) - 0.3) + xt[:, 0]
+    np.testing.assert_allclose(fit.model.forward(xt)["value"], yt, rtol=1e-6, atol=1e-6)
+    assert fit.removed == [] and fit.residues.size == 0

@@ -28,6 +28,7 @@ from ._validation import (
     check_nonnegative,
     check_positive,
 )
+from .kernels import basis as _kb
 from .kernels import least_squares as _kls
 from .kernels import least_squares_cpu as _klc
 from .least_squares import (
@@ -157,15 +158,19 @@ class RationalFit:
 
     Attributes
     ----------
-    model : TRRational (Chebyshev basis on the data's domain)
+    model : TRRational (Chebyshev basis on the data's domain; total degree for n-D x)
     degrees : (d_p, d_q) chosen
-    poles : (k,) real poles in the domain, sorted
-    residues : (k,) residue of each pole (P/Q′)
+    poles : 1-D x: (k,) real poles in the domain, sorted. n-D x of shape (N, d): (k, d) points
+        of the pole set Q = 0, where Q changes sign along the lines of a grid over the data's
+        bounding box (:func:`zeroproof_nb.metrics.pole_set`; about 2e5 nodes, at most 129 per
+        axis)
+    residues : (k,) residue of each pole (P/Q′); empty for n-D x
     removed : list of dicts ``{"pole", "residue", "reason"}`` of spurious poles taken out
+        (1-D x only)
     report : dict: ``"held_out"`` (list of ``{"degrees", "held_out_loss", "standard_error",
         "n_real_poles"}`` per degree pair tried), ``"chosen"``, ``"best"`` (the least held-out
         loss) and ``"best_degrees"``, ``"held_out_loss"`` (the chosen model's), ``"loss"``,
-        ``"loss_scale"``, ``"n_train"``, ``"n_held_out"``, ``"seconds"``
+        ``"loss_scale"``, ``"n_train"``, ``"n_held_out"``, ``"input_dim"``, ``"seconds"``
     """
 
     model: Any
@@ -196,11 +201,13 @@ BASIS = "chebyshev_anchored"
 
 
 def _chebyshev_layer(d_p: int, d_q: int, domain: tuple[float, float], theta: np.ndarray,
-                     phi: np.ndarray) -> Any:
+                     phi: np.ndarray, input_dim: int = 1) -> Any:
     from .layers import TRRational
 
+    anchored = BASIS == "chebyshev_anchored" and input_dim == 1
     layer = TRRational(d_p, d_q, basis="chebyshev", domain=domain, alpha_phi=0.0,
-                       denominator="anchored" if BASIS == "chebyshev_anchored" else "unit_constant")
+                       input_dim=input_dim,
+                       denominator="anchored" if anchored else "unit_constant")
     layer.set_parameters([theta, phi])
     return layer
 
@@ -265,7 +272,11 @@ def fit_rational(
 
     Parameters
     ----------
-    x, y : (N,) array-like; non-finite targets are skipped
+    x : (N,) or (N, d) array-like; points with a non-finite coordinate are skipped. For d > 1
+        the model uses total-degree Chebyshev products on one interval covering every
+        coordinate, with upstream's Q = 1 + Σφψ; degree pairs with more coefficients than half
+        the training points are not tried, and there is no doublet removal.
+    y : (N,) array-like; non-finite targets are skipped
     max_degree : int >= 0
     domain : (lo, hi), optional
     loss : {"l2", "huber", "tukey"}; ``loss_scale``: σ of a robust loss (default: MAD)
@@ -287,15 +298,22 @@ def fit_rational(
     if not frac > 0:
         raise ValueError("validation_fraction must be > 0: degrees are chosen on held-out data")
     n_se = check_nonnegative(se_rule, "se_rule")
-    xa = as_float_array(x, "x", ndim=1, dtype=np.float64)
+    xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+    if xa.ndim == 2 and xa.shape[1] == 1:
+        xa = xa[:, 0]
+    if xa.ndim == 2 and xa.shape[1] < 1:
+        raise ValueError(f"x must have at least one column, got shape {xa.shape}")
+    dim = 1 if xa.ndim == 1 else xa.shape[1]
+    basis = BASIS if dim == 1 else "chebyshev"
     ya = as_float_array(y, "y", ndim=1, dtype=np.float64)
-    if ya.shape != xa.shape:
-        raise ValueError(f"y must have the shape of x {xa.shape}, got {ya.shape}")
+    if ya.shape[0] != xa.shape[0]:
+        raise ValueError(f"y must have one value per point of x ({xa.shape[0]}), got {ya.shape}")
     w = None if sample_weight is None else as_float_array(sample_weight, "sample_weight",
                                                           ndim=1, dtype=np.float64)
-    if w is not None and (w.shape != xa.shape or not np.all(np.isfinite(w)) or np.any(w < 0)):
+    if w is not None and (w.shape != ya.shape or not np.all(np.isfinite(w)) or np.any(w < 0)):
         raise ValueError("sample_weight must be finite, >= 0, with the length of x")
-    keep = np.isfinite(xa) & np.isfinite(ya) & (True if w is None else w > 0)
+    finite_x = np.isfinite(xa) if dim == 1 else np.all(np.isfinite(xa), axis=1)
+    keep = finite_x & np.isfinite(ya) & (True if w is None else w > 0)
     xa, ya = xa[keep], ya[keep]
     w = None if w is None else w[keep]
     if domain is None:
@@ -304,15 +322,17 @@ def fit_rational(
         lo, hi = float(xa.min()), float(xa.max())
         domain = (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
     domain = check_bounds(domain, "domain")
-    perm = np.random.default_rng(seed).permutation(xa.size)
-    n_val = max(1, int(round(frac * xa.size)))
+    n_terms = _kb.n_terms
+    perm = np.random.default_rng(seed).permutation(ya.size)
+    n_val = max(1, int(round(frac * ya.size)))
     val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     xt, yt, xv, yv = xa[tr], ya[tr], xa[val], ya[val]
     wt = None if w is None else w[tr]
     if loss_scale is None and loss != "l2":
         start = linearized_fit(xt, yt, min(max_degree, 3), min(max_degree, 2),
-                               basis=BASIS, domain=domain, loss="tukey", sample_weight=wt)
-        layer = _chebyshev_layer(min(max_degree, 3), min(max_degree, 2), domain, *start)
+                               basis=basis, domain=domain, loss="tukey", sample_weight=wt)
+        layer = _chebyshev_layer(min(max_degree, 3), min(max_degree, 2), domain, *start,
+                                 input_dim=dim)
         sigma = robust_scale(layer.forward(xt)["value"] - yt)
         loss_scale = max(sigma, 1e-12 * max(1.0, float(np.median(np.abs(yt)))))
     scale = 1.0 if loss_scale is None else float(loss_scale)
@@ -320,11 +340,11 @@ def fit_rational(
     def refine(d_p: int, d_q: int, theta: np.ndarray, phi: np.ndarray) -> tuple[Any, np.ndarray]:
         """(layer, its per-point held-out losses)."""
         if train:
-            res = levenberg_marquardt(xt, yt, theta, phi, basis=BASIS, domain=domain,
+            res = levenberg_marquardt(xt, yt, theta, phi, basis=basis, domain=domain,
                                       sample_weight=wt, loss=loss, loss_scale=scale)
             theta, phi = res.theta, res.phi
-        layer = _chebyshev_layer(d_p, d_q, domain, theta, phi)
-        rho = held_out_point_losses(xv, yv, layer.theta, layer.phi, basis=BASIS,
+        layer = _chebyshev_layer(d_p, d_q, domain, theta, phi, input_dim=dim)
+        rho = held_out_point_losses(xv, yv, layer.theta, layer.phi, basis=basis,
                                     domain=domain, loss=loss, loss_scale=scale)
         return layer, rho
 
@@ -351,10 +371,14 @@ def fit_rational(
     models: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
     for d_q in range(max_degree + 1):
         for d_p in (d_q - 1, d_q, d_q + 1):
-            if not 0 <= d_p <= max_degree or d_p + d_q + 1 > tr.size:
+            if not 0 <= d_p <= max_degree:
+                continue
+            n_coef = n_terms(dim, d_p) + n_terms(dim, d_q) - 1
+            # at least two training points per coefficient in n-D, where the term counts grow
+            if n_coef > (tr.size if dim == 1 else tr.size // 2):
                 continue
             try:
-                start = linearized_fit(xt, yt, d_p, d_q, basis=BASIS, domain=domain,
+                start = linearized_fit(xt, yt, d_p, d_q, basis=basis, domain=domain,
                                        loss=loss, loss_scale=loss_scale, sample_weight=wt)
             except ValueError:
                 continue
@@ -362,7 +386,7 @@ def fit_rational(
             models[(d_p, d_q)] = (layer, rho)
             score, se = mean_se(rho)
             tried.append({"degrees": [d_p, d_q], "held_out_loss": score, "standard_error": se,
-                          "n_real_poles": int(layer.poles().size)})
+                          "n_real_poles": int(layer.poles().size) if dim == 1 else None})
     finite = [k for k, v in models.items() if np.isfinite(v[1].mean())]
     if not finite:
         raise ValueError("no degree pair gives a finite held-out loss (poles on held-out points "
@@ -374,7 +398,7 @@ def fit_rational(
                  key=lambda k: (k[0] + k[1], k[1], k[0]))
     layer, rho_layer = models[chosen]
     removed = []
-    while layer.d_q > 0:
+    while dim == 1 and layer.d_q > 0:
         poles, res = layer.poles(return_residues=True)
         if poles.size == 0:
             break
@@ -394,10 +418,19 @@ def fit_rational(
                 break
         else:
             break
-    poles, res = layer.poles(return_residues=True)
+    if dim == 1:
+        poles, res = layer.poles(return_residues=True)
+    else:
+        from .metrics import pole_set
+
+        lo_x, hi_x = xa.min(axis=0), xa.max(axis=0)
+        n_axis = max(8, min(129, int(round(2e5 ** (1.0 / dim)))))
+        poles = pole_set(layer, [np.linspace(a, b, n_axis) for a, b in zip(lo_x, hi_x)])
+        res = np.zeros(0)
     report = {"held_out": tried, "chosen": [layer.d_p, layer.d_q], "best": best,
-              "best_degrees": list(best_key), "held_out_loss": float(rho_layer.mean()), "loss": loss, "loss_scale": loss_scale,
-              "n_train": int(tr.size), "n_held_out": int(val.size),
+              "best_degrees": list(best_key), "held_out_loss": float(rho_layer.mean()),
+              "loss": loss, "loss_scale": loss_scale, "n_train": int(tr.size),
+              "n_held_out": int(val.size), "input_dim": dim,
               "seconds": time.perf_counter() - t0}
     return RationalFit(model=layer, degrees=(layer.d_p, layer.d_q), poles=poles, residues=res,
                        removed=removed, report=report)

@@ -31,7 +31,11 @@ __all__ = [
     "bucket_mse",
     "sign_consistency",
     "residual_consistency",
+    "pole_set",
 ]
+
+#: Most grid nodes :func:`pole_set` evaluates.
+POLE_SET_MAX_NODES = 10_000_000
 
 #: upstream's ``DEFAULT_BUCKET_EDGES`` (zp/utils/config.py): buckets B0..B4
 DEFAULT_BUCKET_EDGES: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, float("inf"))
@@ -428,3 +432,83 @@ def residual_consistency(P: Any, Q: Any, y: Any, near_threshold: float = 0.2) ->
         return {"mean_abs": None, "max_abs": None, "count": 0}
     r = np.abs(q[sel] * yy[sel] - p[sel])
     return {"mean_abs": float(r.mean()), "max_abs": float(r.max()), "count": count}
+
+
+def pole_set(model: Any, axes: Sequence[Any], *, head: int = 0) -> np.ndarray:
+    """Points of the pole set {Q = 0} of a rational layer, located on a tensor grid.
+
+    Q (signed, of output ``head``) is evaluated at every node of the grid spanned by ``axes``;
+    wherever it changes sign between two neighbouring nodes along an axis, the zero is placed
+    on that grid line by linear interpolation. For n-D layers (whose poles form hypersurfaces,
+    :meth:`TRRational.poles` being 1-D only) this samples the pole set with a spacing of the
+    grid's; in 1-D it brackets the real poles of odd multiplicity (double poles, where Q does
+    not change sign, are not found: use ``model.poles()``).
+
+    Parameters
+    ----------
+    model : a TRRational (its ``theta``, ``phi``, ``kernel_basis``, ``domain``, ``input_dim``)
+    axes : sequence of ``input_dim`` increasing 1-D arrays (a 1-D array for a 1-D layer); at
+        most ``POLE_SET_MAX_NODES`` nodes in all
+    head : output whose Q is used (for one Q per head)
+
+    Returns
+    -------
+    (k, d) float64 array of points, sorted lexicographically; nodes where Q is exactly 0 are
+    included as they are.
+    """
+    from .rational import rational_eval
+
+    for attr in ("theta", "phi", "kernel_basis", "domain", "input_dim"):
+        if not hasattr(model, attr):
+            raise TypeError(f"model must be a TRRational-like layer (no {attr!r} attribute)")
+    d = int(model.input_dim)
+    if isinstance(axes, np.ndarray) and axes.ndim == 1:
+        axes = [axes]
+    if not isinstance(axes, (list, tuple)) or len(axes) != d:
+        raise ValueError(f"axes must be a sequence of {d} 1-D arrays (one per input "
+                         f"dimension), got {type(axes).__name__} of length "
+                         f"{len(axes) if hasattr(axes, '__len__') else '?'}")
+    grid = []
+    for i, a in enumerate(axes):
+        a = as_float_array(a, f"axes[{i}]", ndim=1, dtype=np.float64)
+        check_finite(a, f"axes[{i}]")
+        if a.size < 2 or not np.all(np.diff(a) > 0):
+            raise ValueError(f"axes[{i}] must hold at least 2 strictly increasing values")
+        grid.append(a)
+    shape = tuple(a.size for a in grid)
+    n_nodes = int(np.prod(shape, dtype=np.float64))
+    if n_nodes > POLE_SET_MAX_NODES:
+        raise ValueError(f"axes span {n_nodes} grid nodes, more than POLE_SET_MAX_NODES = "
+                         f"{POLE_SET_MAX_NODES}")
+    n_out = int(getattr(model, "n_outputs", 1))
+    if not 0 <= int(head) < n_out:
+        raise ValueError(f"head must be in [0, {n_out}), got {head}")
+    mesh = np.meshgrid(*grid, indexing="ij")
+    pts = np.stack([m.reshape(-1) for m in mesh], axis=1)
+    _, q = rational_eval(pts if d > 1 else pts[:, 0], model.theta, model.phi,
+                         basis=model.kernel_basis, domain=model.domain, return_q=True)
+    q = (q if q.ndim == 1 else q[:, int(head)]).reshape(shape)
+    found = [pts[(q == 0).reshape(-1)]]
+    for ax in range(d):
+        lo = [slice(None)] * d
+        hi = [slice(None)] * d
+        lo[ax] = slice(0, -1)
+        hi[ax] = slice(1, None)
+        q0, q1 = q[tuple(lo)], q[tuple(hi)]
+        cross = (q0 * q1 < 0) & np.isfinite(q0) & np.isfinite(q1)
+        if not cross.any():
+            continue
+        idx = np.nonzero(cross)
+        p = np.empty((idx[0].size, d))
+        for k in range(d):
+            if k == ax:
+                a0 = grid[k][idx[k]]
+                a1 = grid[k][idx[k] + 1]
+                f0, f1 = q0[idx], q1[idx]
+                p[:, k] = a0 + (a1 - a0) * (f0 / (f0 - f1))
+            else:
+                p[:, k] = grid[k][idx[k]]
+        found.append(p)
+    out = np.concatenate(found, axis=0)
+    order = np.lexsort(out.T[::-1]) if out.size else np.zeros(0, dtype=np.int64)
+    return np.ascontiguousarray(out[order])

@@ -425,8 +425,9 @@ class TRRational:
             Q and several heads, or a list per head
         """
         if self.input_dim != 1:
-            raise ValueError("poles() is defined for input_dim=1; for n-D inputs locate the "
-                             "pole set from |Q| on a grid (q_values)")
+            raise ValueError("poles() is defined for input_dim=1; the poles of an n-D layer form "
+                             "hypersurfaces: use zeroproof_nb.metrics.pole_set(layer, axes), "
+                             "the points where Q changes sign on a grid")
         if near_axis is not None:
             near_axis = check_nonnegative(near_axis, "near_axis")
         lo, hi = self.domain
