@@ -112,7 +112,7 @@ def test_fit_rational_bad_input():
     from zeroproof_nb.fitting import fit_rational
 
     x = np.linspace(-1, 1, 50)
-    with pytest.raises(ValueError, match="y must have the shape"):
+    with pytest.raises(ValueError, match="y must have one value per point of x"):
         fit_rational(x, x[:-1])
     with pytest.raises(ValueError, match="validation_fraction"):
         fit_rational(x, x, validation_fraction=0.0)
