@@ -60,3 +60,25 @@ def test_forward_kernels_compile_to_sm90_ptx(no_device_needed, basis, n_out, sha
         raise
     assert ".target sm_90" in ptx and ".entry" in ptx
     assert "st.global.u8" in ptx  # the tag store
+
+
+@pytest.mark.parametrize("qdtype", ["float64", "float32"])
+def test_weight_and_draw_kernels_compile_to_sm90_ptx(no_device_needed, qdtype):
+    from numba import cuda, types
+
+    from zeroproof_nb.kernels import weights_cuda as kwc
+
+    f8 = types.float64
+    qa = types.Array(getattr(types, qdtype), 1, "C")
+    ea = types.Array(f8, 1, "C")
+    sums_sig = (qa, ea, types.boolean, f8, f8, f8, f8, types.Array(f8, 1, "C"))
+    draw_sig = (qa, ea, types.boolean, f8, f8, f8, f8, types.Array(f8, 1, "C"), types.int64,
+                types.uint64, types.Array(types.int64, 1, "C"))
+    for kernel, sig in ((kwc.weight_block_sums_kernel, sums_sig), (kwc.draw_kernel, draw_sig)):
+        try:
+            ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+        except Exception as exc:  # pragma: no cover - no NVVM in this install
+            if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
+                pytest.skip(f"no NVVM: {exc}")
+            raise
+        assert ".target sm_90" in ptx and ".entry" in ptx

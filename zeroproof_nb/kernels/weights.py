@@ -375,8 +375,11 @@ def _upper_bound(sorted_values, t):
 
 
 @njit(cache=True, error_model="numpy")
-def _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
-              block_cum, last_block, t, buf):
+def draw_from_block_cdf(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temperature,
+                        block_cum, last_block, t, buf):
+    """The index whose weight interval holds ``t`` in [0, total): the block by binary search of
+    ``block_cum``, then a rescan of that block's weights into ``buf`` (BLOCK float64 scratch).
+    One draw, no allocation: the CPU and CUDA draw kernels both call it."""
     nb = block_cum.shape[0]
     b = _upper_bound(block_cum, t)
     if b >= nb:
@@ -408,7 +411,7 @@ def _draw_part(q, extra, use_extra, min_q_abs, power, inv_max_weight, inv_temper
     total = block_cum[block_cum.shape[0] - 1]
     n_draws = out.shape[0]
     for k in range((p * n_draws) // n_parts, ((p + 1) * n_draws) // n_parts):
-        out[k] = _draw_one(q, extra, use_extra, min_q_abs, power, inv_max_weight,
+        out[k] = draw_from_block_cdf(q, extra, use_extra, min_q_abs, power, inv_max_weight,
                            inv_temperature, block_cum, last_block,
                            stream_uniform(key, k) * total, buf)
 
