@@ -9,9 +9,9 @@ import pytest
 from numpy.polynomial import chebyshev as C
 from numpy.polynomial import polynomial as Pn
 
-if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("run through tests/test_cuda_backend.py (simulator)", allow_module_level=True)
 cuda = pytest.importorskip("numba.cuda")
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and not cuda.is_available():
+    pytest.skip("no GPU: run through tests/test_cuda_backend.py (simulator)", allow_module_level=True)
 
 from zeroproof_nb.core import TRTag  # noqa: E402
 from zeroproof_nb.rational import TRPolicy  # noqa: E402
