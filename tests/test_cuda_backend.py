@@ -14,8 +14,31 @@ pytest.importorskip("numba.cuda")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_cuda_kernels_in_the_simulator():
+def _cpu_reference(path: Path) -> None:
+    """The CPU pass of every fused case, for the simulator run (which cannot run the CPU
+    kernels: NUMBA_DISABLE_JIT)."""
+    import numpy as np
+
+    from tests.cuda_sim.fused_cases import CASES, case_data
+    from zeroproof_nb import rational_loss_and_grad
+
+    out = {}
+    for name in CASES:
+        d = case_data(name)
+        r = rational_loss_and_grad(d["x"], d["target"], d["theta"], d["phi"], **d["kw"])
+        ref = dict(loss=r.loss, data_loss=r.data_loss, grad_theta=r.grad_theta,
+                   grad_phi=r.grad_phi, value=r.y["value"], tag=r.y["tag"], q=r.q,
+                   tag_counts=r.stats["tag_counts"], n_saturating=r.stats["n_saturating"],
+                   n_mask_real=r.stats["n_mask_real"], q_min=r.stats["q_min"])
+        out.update({f"{name}/{k}": np.asarray(v) for k, v in ref.items()})
+    np.savez(path, **out)
+
+
+def test_cuda_kernels_in_the_simulator(tmp_path):
+    ref = tmp_path / "cpu_reference.npz"
+    _cpu_reference(ref)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", NUMBA_DISABLE_JIT="1",
+               ZP_CUDA_REFERENCE=str(ref),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           str(ROOT / "tests" / "cuda_sim")], env=env, capture_output=True,
@@ -82,3 +105,24 @@ def test_weight_and_draw_kernels_compile_to_sm90_ptx(no_device_needed, qdtype):
                 pytest.skip(f"no NVVM: {exc}")
             raise
         assert ".target sm_90" in ptx and ".entry" in ptx
+
+
+@pytest.mark.parametrize("basis,n_out,shared,tukey", [(0, 1, True, False), (1, 2, False, False),
+                                                      (2, 1, True, True)])
+def test_fused_kernel_compiles_to_sm90_ptx(no_device_needed, basis, n_out, shared, tukey):
+    from numba import cuda, types
+
+    from zeroproof_nb.kernels.rational_cuda import fused_kernel
+
+    kernel = fused_kernel(basis, 3, 2, n_out, shared, False, False, tukey)
+    f8, i8 = types.float64, types.int64
+    a1, a2 = types.Array(f8, 1, "C"), types.Array(f8, 2, "C")
+    sig = (a1, a2, a2, types.boolean, f8, a2, a2, f8, f8, f8, f8, f8, f8, i8, f8, f8, i8, f8,
+           f8, f8, f8, a2, types.Array(types.uint8, 2, "C"), a2, a2, types.Array(i8, 2, "C"))
+    try:
+        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+    except Exception as exc:  # pragma: no cover - no NVVM in this install
+        if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
+            pytest.skip(f"no NVVM: {exc}")
+        raise
+    assert ".target sm_90" in ptx and "bar.sync" in ptx and "atom.global.add" in ptx

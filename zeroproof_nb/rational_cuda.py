@@ -14,9 +14,19 @@ import numpy as np
 
 from ._validation import check_nonnegative
 from .core import tr_dtype
-from .rational import TRPolicy, _prepare
+from .rational import (
+    LossAndGrad,
+    RationalStats,
+    TRPolicy,
+    _grad_options,
+    _kernel_target,
+    _normalised_weights,
+    _prepare,
+    _target_array,
+)
 
-__all__ = ["DeviceRational", "cuda_available", "rational_eval_cuda"]
+__all__ = ["DeviceRational", "cuda_available", "rational_eval_cuda",
+           "rational_loss_and_grad_cuda"]
 
 
 class DeviceRational(NamedTuple):
@@ -122,3 +132,100 @@ def rational_eval_cuda(
     if return_q:
         return out, q.copy_to_host().reshape(shape)
     return out
+
+
+def rational_loss_and_grad_cuda(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
+    delta: float | None = None, saturation_bound: float = 1.0, sample_weight: Any = None,
+    loss: str = "mse", huber_delta: float = 1.0, lambda_rej: float = 0.0,
+    rejection_threshold: float = 1e-2, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
+) -> LossAndGrad:
+    """:func:`zeroproof_nb.rational_loss_and_grad` on the GPU: the same loss, gradients, tags
+    and statistics (host NumPy input; 1-D x), computed by one fused kernel.
+
+    Each tile of 128 points sums its contributions by a fixed tree in shared memory and the
+    tile partials are added on the host in tile order, so the result is the same bits for
+    every run; it agrees with the CPU pass to rounding (the summation orders differ).
+    """
+    cuda = _cuda()
+    from .kernels import rational as _kr
+    from .kernels import rational_cuda as _kc
+
+    pb = _prepare(x, theta, phi, basis, domain)
+    if pb.d != 0:
+        raise ValueError("rational_loss_and_grad_cuda takes 1-D x (CUDA kernels are 1-D in "
+                         "this release)")
+    opt = _grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
+                        rejection_threshold, policy, q_epsilon)
+    shape = pb.out_shape
+    tgt = np.ascontiguousarray(_kernel_target(_target_array(target, shape, pb.dtype), pb.n_out,
+                                              False), dtype=np.float64)
+    wn = _normalised_weights(sample_weight, shape)
+    n = pb.x.shape[0]
+    dt = pb.dtype
+    n_tp = pb.theta2.shape[1]
+    n_tq1 = pb.phi2.shape[1]
+    n_theta = pb.n_out * n_tp
+    n_par = n_theta + pb.phi2.shape[0] * n_tq1
+    tiles = _kc.n_tiles(n)
+    partial = cuda.device_array((tiles, n_par + _kc.N_LOSS_SLOTS), dtype=np.float64)
+    counts = cuda.to_device(np.zeros((tiles, _kc.N_COUNTS), dtype=np.int64))
+    val = cuda.device_array((max(n, 1), pb.n_out), dtype=dt)
+    tag = cuda.device_array((max(n, 1), pb.n_out), dtype=np.uint8)
+    qd = cuda.device_array((max(n, 1), pb.n_out), dtype=dt)
+    n_total = float(max(n, 1) * pb.n_out)
+    if n > 0:
+        tau_q = dt.type(opt.policy.tau_q_on) if opt.policy is not None else dt.type(0.0)
+        tau_p = dt.type(opt.policy.tau_p_on) if opt.policy is not None else dt.type(0.0)
+        kernel = _kc.fused_kernel(pb.basis_code, pb.dp, pb.dq, pb.n_out, pb.shared_q,
+                                  opt.policy is not None, opt.eps > 0,
+                                  opt.loss == _kr.LOSS_TUKEY)
+        glim = float(np.finfo(dt).max) / n_total
+        weight = wn if wn is not None else np.zeros((1, 1))
+        kernel[tiles, _kc.TILE](
+            cuda.to_device(np.ascontiguousarray(pb.x)), cuda.to_device(tgt),
+            cuda.to_device(np.ascontiguousarray(weight, dtype=np.float64)), wn is not None,
+            1.0 / n_total, cuda.to_device(pb.theta2), cuda.to_device(pb.phi2), pb.scale,
+            pb.shift, dt.type(1.0), opt.eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,
+            opt.loss, opt.huber_delta, opt.lam, opt.inv_tau, glim, val, tag, qd, partial,
+            counts)
+        part = partial.copy_to_host()
+        cnt = counts.copy_to_host().sum(axis=0)
+    else:
+        part = np.zeros((1, n_par + _kc.N_LOSS_SLOTS))
+        cnt = np.zeros(_kc.N_COUNTS, dtype=np.int64)
+    total = np.zeros(part.shape[1])
+    for row in part:  # tile order: the same bits for every launch
+        total += row
+    y = np.empty(shape, dtype=tr_dtype(dt))
+    q = np.empty(shape, dtype=dt)
+    if n > 0:
+        y["value"] = val.copy_to_host().reshape(shape)
+        y["tag"] = tag.copy_to_host().reshape(shape)
+        q[...] = qd.copy_to_host().reshape(shape)
+    th_shape = (pb.n_out, n_tp) if pb.multi else (n_tp,)
+    ph_shape = pb.phi2.shape if (pb.multi and not pb.shared_q) else (n_tq1,)
+    data_loss = float(total[n_par])
+    rej_loss = opt.lam * float(total[n_par + 1])
+    q_src = q[:, 0] if (pb.multi and pb.shared_q) else q
+    aq = np.abs(np.asarray(q_src, dtype=np.float64)).reshape(-1)
+    fin = aq[np.isfinite(aq)]
+    n_qeval = n * pb.phi2.shape[0]
+    eager = {
+        "q_min": float(fin.min()) if fin.size else float("nan"),
+        "q_mean": float(fin.sum()) / fin.size if fin.size else float("nan"),
+        "n_saturating": int(cnt[_kc.COUNT_SATURATING]),
+        "n_mask_real": int(cnt[_kc.COUNT_MASK_REAL]),
+        "near_pole_ratio": (int(cnt[_kc.COUNT_NEAR]) / n_qeval)
+        if (n_qeval and opt.delta >= 0) else 0.0,
+        "n_overflow_masked": int(cnt[_kc.COUNT_OVERFLOW]),
+        "tag_counts": cnt[:4].copy(),
+        "n_outputs": n * pb.n_out,
+    }
+    return LossAndGrad(
+        loss=data_loss + rej_loss, data_loss=data_loss, rejection_loss=rej_loss,
+        grad_theta=total[:n_theta].astype(dt).reshape(th_shape),
+        grad_phi=total[n_theta:n_par].astype(dt).reshape(ph_shape),
+        tags=y["tag"], y=y, q=q, stats=RationalStats(eager, q_src),
+    )

@@ -13,10 +13,16 @@ simulator, ``numba.cuda.compile_ptx`` builds them for a compute capability witho
 """
 from __future__ import annotations
 
-from numba import cuda
+from numba import cuda, float64
 
-from .basis import MONOMIAL, poly_sum
-from .rational import output_point, point_denominator
+from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, poly_sum
+from .rational import (
+    backward_point,
+    guard_coefficients,
+    output_point,
+    point_denominator,
+    psi_bound,
+)
 
 #: Threads per block of the forward kernel.
 THREADS = 256
@@ -65,3 +71,132 @@ def forward_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has
 def launch_config(n: int) -> tuple[int, int]:
     """(blocks, threads) covering ``n`` points."""
     return max(1, (n + THREADS - 1) // THREADS), THREADS
+
+
+#: Points per tile of the fused kernel: one block of this many threads per tile, whatever the
+#: grid, so that the tile partial sums (a fixed tree over the tile) and their combination on
+#: the host in tile order give the same bits for every launch.
+TILE = 128
+#: slots after the gradient in a tile's partial row: the data loss and the rejection sum
+N_LOSS_SLOTS = 2
+#: columns of a tile's counts: tags REAL..PHI (0..3), then these
+COUNT_MASK_REAL, COUNT_SATURATING, COUNT_OVERFLOW, COUNT_NEAR = 4, 5, 6, 7
+N_COUNTS = 8
+
+_FUSED: dict = {}
+
+
+def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_policy: bool,
+                 has_eps: bool, tukey: bool):
+    """The specialised fused loss-and-gradient kernel, launched as ``[n_tiles, TILE]``:
+    ``(x, target, weight, has_w, wconst, theta, phi, scale, shift, one, eps, tau_q, tau_p, mode,
+    delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, q, partial, tags)``.
+
+    Thread i evaluates point i (the forward of :func:`forward_kernel`), then per head
+    :func:`~.rational.backward_point` and :func:`~.rational.guard_coefficients` (the CPU pass's
+    functions), and adds c_P·psi_k and c_Q·eta_k (the denominator features of the basis) to
+    its row of contributions; each tile reduces them in shared memory by a fixed tree into
+    ``partial[tile]`` (float64, n_theta + n_phi gradient slots, then data loss and rejection
+    sum); ``tags[tile]`` (int64, ``N_COUNTS``) counts the REAL, PINF, NINF, PHI tags, the
+    Mask-REAL and Saturating outputs, the overflow-masked ones and the distinct Q evaluations
+    with |Q| <= delta. ``target`` and ``weight`` are
+    head-major (n_out, N) float64 (``weight`` read when ``has_w``, else every output weighs
+    ``wconst``)."""
+    key = (int(basis), int(dp), int(dq), int(n_out), bool(shared_q), bool(has_policy),
+           bool(has_eps), bool(tukey))
+    kernel = _FUSED.get(key)
+    if kernel is not None:
+        return kernel
+    BASIS, DP, DQ, NOUT, SHARED, HAS_POLICY, HAS_EPS, TUKEY = key
+    DMAX = max(DP, DQ)
+    NTP = DP + 1
+    NQH = 1 if SHARED else NOUT
+    NTHETA = NOUT * NTP
+    NPAR = NTHETA + NQH * DQ
+    NSLOT = NPAR + N_LOSS_SLOTS
+    ANCHORED = BASIS == CHEBYSHEV_ANCHORED
+    SLOPE = anchor_slope(DQ)
+    BSCALE = 2.0 if BASIS != MONOMIAL else 1.0
+    NPSI = DMAX + 1
+
+    @cuda.jit
+    def fused(x, target, weight, has_w, wconst, theta, phi, scale, shift, one, eps, tau_q, tau_p,
+              mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, val, tag, q,
+              partial, tags):
+        tid = cuda.threadIdx.x
+        tile = cuda.blockIdx.x
+        i = tile * TILE + tid
+        contrib = cuda.local.array(NSLOT, float64)
+        psi = cuda.local.array(NPSI, float64)
+        for s in range(NSLOT):
+            contrib[s] = 0.0
+        if i < x.shape[0]:
+            t = x[i]
+            if BASIS != MONOMIAL:
+                t = t * scale + shift
+            nan_check = t - t
+            finite = nan_check == nan_check
+            t64 = float64(t) if finite else 0.0
+            bnd = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
+            if ANCHORED:
+                bnd = bnd * (1.0 + SLOPE * abs(t64))
+            # psi_k(t) in float64 (the CPU pass builds its feature rows the same way)
+            psi[0] = 1.0
+            if NPSI > 1:
+                psi[1] = t64
+            for k in range(2, NPSI):
+                if BASIS == MONOMIAL:
+                    psi[k] = psi[k - 1] * t64
+                else:
+                    psi[k] = 2.0 * t64 * psi[k - 1] - psi[k - 2]
+            m_anchor = 1.0 + SLOPE * t64
+            q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
+            for j in range(NOUT):
+                jq = 0 if SHARED else j
+                qj = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
+                                                                     HAS_EPS, eps)
+                p = poly_sum(BASIS, theta, j, DP, t)
+                v, g = output_point(p, qj, nan_check, HAS_POLICY, tau_q, tau_p)
+                val[i, j] = v
+                tag[i, j] = g
+                q[i, j] = qj
+                w = weight[j, i] if has_w else wconst
+                cp, cq, l, r, dec = backward_point(
+                    finite, g, float64(qj), float64(v), target[j, i], w, mode, delta, bound,
+                    loss_kind, huber_delta, lam > 0.0, lam, inv_tau, TUKEY)
+                cp, cq, over = guard_coefficients(cp, cq, bnd, glim)
+                cuda.atomic.add(tags, (tile, g), 1)
+                if dec > 0:
+                    cuda.atomic.add(tags, (tile, COUNT_MASK_REAL + dec - 1), 1)
+                if over:
+                    cuda.atomic.add(tags, (tile, COUNT_OVERFLOW), 1)
+                if j < NQH and abs(float64(qj)) <= delta:
+                    cuda.atomic.add(tags, (tile, COUNT_NEAR), 1)
+                for k in range(NTP):
+                    contrib[j * NTP + k] += cp * psi[k]
+                for k in range(DQ):
+                    eta = m_anchor * psi[k] if ANCHORED else psi[k + 1]
+                    contrib[NTHETA + jq * DQ + k] += cq * eta
+                contrib[NPAR] += l
+                contrib[NPAR + 1] += r
+        red = cuda.shared.array(TILE, float64)
+        for s in range(NSLOT):
+            red[tid] = contrib[s]
+            cuda.syncthreads()
+            stride = TILE // 2
+            while stride > 0:
+                if tid < stride:
+                    red[tid] += red[tid + stride]
+                cuda.syncthreads()
+                stride //= 2
+            if tid == 0:
+                partial[tile, s] = red[0]
+            cuda.syncthreads()
+
+    _FUSED[key] = fused
+    return fused
+
+
+def n_tiles(n: int) -> int:
+    """Tiles (blocks of :data:`TILE` threads) of the fused kernel for ``n`` points."""
+    return max(1, (int(n) + TILE - 1) // TILE)
