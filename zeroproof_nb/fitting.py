@@ -251,6 +251,7 @@ def fit_rational(
     seed: int = 0,
     validation_fraction: float = 0.2,
     se_rule: float = 1.0,
+    patience: int | None = 3,
 ) -> RationalFit:
     """From samples to a rational model, its poles and their residues, in one call.
 
@@ -286,6 +287,8 @@ def fit_rational(
     seed : int, the held-out split
     validation_fraction : float in (0, 0.5]
     se_rule : float >= 0, standard errors of held-out loss that buy a simpler model
+    patience : int >= 1 or None, stop trying higher degrees after this many denominator
+        degrees in a row without a lower held-out loss (None: try every d_q <= max_degree)
 
     Returns
     -------
@@ -299,6 +302,8 @@ def fit_rational(
     if not frac > 0:
         raise ValueError("validation_fraction must be > 0: degrees are chosen on held-out data")
     n_se = check_nonnegative(se_rule, "se_rule")
+    if patience is not None:
+        patience = check_int(patience, "patience", minimum=1)
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
     if xa.ndim == 2 and xa.shape[1] == 1:
         xa = xa[:, 0]
@@ -370,7 +375,12 @@ def fit_rational(
 
     tried = []
     models: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
+    best_mean = np.inf
+    stale = 0
     for d_q in range(max_degree + 1):
+        if patience is not None and stale >= patience:
+            break  # no better held-out loss at the last ``patience`` denominator degrees
+        improved = False
         for d_p in (d_q - 1, d_q, d_q + 1):
             if not 0 <= d_p <= max_degree:
                 continue
@@ -388,6 +398,11 @@ def fit_rational(
             score, se = mean_se(rho)
             tried.append({"degrees": [d_p, d_q], "held_out_loss": score, "standard_error": se,
                           "n_real_poles": int(layer.poles().size) if dim == 1 else None})
+            # an improvement counts until the loss is at the level of rounding
+            if score < best_mean and best_mean > floor:
+                improved = True
+            best_mean = min(best_mean, score)
+        stale = 0 if improved else stale + 1
     finite = [k for k, v in models.items() if np.isfinite(v[1].mean())]
     if not finite:
         raise ValueError("no degree pair gives a finite held-out loss (poles on held-out points "
