@@ -17,12 +17,12 @@ epsilon baseline, writing Q) are frozen closure constants, compiled eagerly for 
 dtype. Each combination compiles once per process (memoised in a dict) and is cached on disk:
 numba's cache index key includes the closure-cell contents (closures capture only ints and
 bools; a captured dispatcher would pickle differently in every process), and
-:func:`_jit_unique` gives each specialisation its own index file, so concurrent processes adding
+:func:`.numba_internals.jit_unique` gives each specialisation its own index file, so concurrent processes adding
 different specialisations cannot overwrite each other's entries.
 
 The ``parallel=True`` kernels are *generic* (one per dtype, plus a serial twin for work of one
 chunk) and call the specialised code through a first-class function built from its address
-(:class:`FunctionPointer`, passed as an int64: cheap to dispatch):
+(:class:`.numba_internals.FunctionPointer`, passed as an int64: cheap to dispatch):
 
 * :func:`eval_kernel` runs ``prange`` over chunks and calls the specialised chunk forward of
   :func:`eval_chunk_fn`;
@@ -56,7 +56,7 @@ buffers of about ``FUSED_BLOCK_WORDS`` float64 that stay in L2). Per block:
    ``fastmath={"reassoc"}`` only (no nnan/ninf), so LLVM may vectorise them in an order fixed
    by the compiled code; the minimum of |Q| is exact (integer min over bit patterns).
 
-The block functions allocate nothing and are compiled without the NRT (``_nrt=False``):
+The block functions allocate nothing and are compiled without the NRT (``numba_internals.NO_NRT``):
 numba would otherwise update, with atomic operations, the reference count of every array
 argument and slice on every call.
 
@@ -77,15 +77,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import types as pytypes
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import njit, prange, types
-from numba.core import cgutils
-from numba.cpython.unsafe.tuple import tuple_setitem
-from numba.extending import intrinsic
 
 from .basis import (
     anchor_slope,
@@ -97,6 +92,16 @@ from .basis import (
     feature_dot,
     n_terms,
     poly_sum,
+)
+from .numba_internals import (
+    NO_NRT,
+    FunctionPointer,
+    bits_float,
+    float_bits,
+    from_address,
+    jit_unique,
+    store_records8,
+    tuple_setitem,
 )
 from .tags import CHUNK, NINF, PHI, PINF, REAL
 
@@ -138,7 +143,7 @@ _KERNEL = dict(cache=True, parallel=True, error_model="numpy")
 # functions called once per block with many array arguments and no allocation: compiled without
 # the NRT (numba would otherwise update the reference count of every array argument, and of every
 # slice, with atomic operations on each call -- shared cache lines between threads)
-_BLOCK_OPTS_STRICT = dict(error_model="numpy", _nrt=False)
+_BLOCK_OPTS_STRICT = dict(error_model="numpy", **NO_NRT)
 _BLOCK_OPTS = dict(_BLOCK_OPTS_STRICT, fastmath={"reassoc"})
 
 
@@ -365,30 +370,6 @@ def guard_coefficients(c_p, c_q, bnd, glim):
 # with reassoc may sum in any order LLVM picks for the compiled code (fixed, so deterministic).
 
 
-@intrinsic
-def float_bits(typingctx, x):
-    """The IEEE bit pattern of a float64 as an int64 (a bit cast; vectorises)."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(x), codegen
-
-
-@intrinsic
-def bits_float(typingctx, b):
-    """Inverse of :func:`float_bits`."""
-    if b != types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(b), codegen
-
-
 _ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # clears the sign bit of a float64 bit pattern
 _INF_BITS = np.int64(0x7FF0000000000000)  # bit pattern of +inf
 
@@ -528,75 +509,14 @@ def block_dot2(a, b, j, f, k, m):
 # forward kernels (specialised)
 
 
-def _jit_unique(py_func, key, *args, **options):
-    """``njit`` a specialisation under a qualname derived from ``key``.
-
-    numba names a function's disk-cache index after its qualname and assigns data-file numbers
-    per index; closures of one factory would share one index, and two processes adding
-    different specialisations at once could then overwrite each other's data file under a
-    stale index (a wrong kernel loaded later). One index per specialisation avoids that.
-    """
-    tag = "_".join(str(int(k)) if isinstance(k, (bool, int, np.integer)) else str(k) for k in key)
-    func = pytypes.FunctionType(py_func.__code__, py_func.__globals__, py_func.__name__,
-                                py_func.__defaults__, py_func.__closure__)
-    func.__qualname__ = f"{py_func.__name__}__{tag}"
-    func.__doc__ = py_func.__doc__
-    func.__module__ = py_func.__module__
-    return njit(*args, **options)(func)
-
-
-class FunctionPointer:
-    """A compiled specialisation, handed to the generic kernels by address.
-
-    ``address`` is numba's C wrapper of the compiled overload for ``sig``; the generic kernels
-    take it as a plain int64 and turn it back into a first-class function with the
-    ``*_from_address`` intrinsics below. An int64 argument costs nothing to type or unbox,
-    whereas a first-class-function argument costs tens of microseconds of Python per call.
-    Keeps the dispatcher (and so the code at ``address``) alive.
-    """
-
-    def __init__(self, dispatcher, sig):
-        cres = dispatcher.get_compile_result(sig)
-        self.address = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
-        self.sig = sig
-        self.dispatcher = dispatcher
-
-
-def _function_at(fnty, addr_value, context, builder):
-    """LLVM value of first-class function type ``fnty`` calling the C wrapper at ``addr``."""
-    sfunc = cgutils.create_struct_proxy(fnty)(context, builder)
-    null = cgutils.get_null_value(sfunc.py_addr.type)
-    sfunc.c_addr = builder.inttoptr(addr_value, sfunc.c_addr.type)
-    sfunc.py_addr = null
-    sfunc.jit_addr = null
-    return sfunc._getvalue()
-
-
-def _from_address(signature_for, doc):
-    """An intrinsic ``f(addr, x)``: the first-class function of signature
-    ``signature_for(dtype of x)`` whose C wrapper is at the int64 ``addr``."""
-
-    @intrinsic
-    def from_address(typingctx, addr, x):
-        fnty = types.FunctionType(signature_for(numba.np.numpy_support.as_dtype(x.dtype)))
-
-        def codegen(context, builder, signature, args):
-            return _function_at(fnty, args[0], context, builder)
-
-        return fnty(addr, x), codegen
-
-    from_address.__doc__ = doc
-    return from_address
-
-
 # the signature functions are looked up when a kernel is typed (they are defined below)
-eval_chunk_from_address = _from_address(
+eval_chunk_from_address = from_address(
     lambda dt: _eval_chunk_signature(dt), "A specialised forward chunk (eval_chunk_fn).")
-forward_block_from_address = _from_address(
+forward_block_from_address = from_address(
     lambda dt: _forward_block_signature(dt), "A specialised block forward (forward_block_fn).")
-block_reduce_from_address = _from_address(
+block_reduce_from_address = from_address(
     lambda dt: _reduce_signature(), "block_reduce (dtype-independent).")
-grad_sums_from_address = _from_address(
+grad_sums_from_address = from_address(
     lambda dt: _grad_sums_signature(), "A specialised gradient sum (grad_sums_fn).")
 
 
@@ -680,7 +600,7 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                             qs[ii, j] = q
                 copy_records_out(val, tag, b0, m, NOUT, yb, tb)
 
-        return _jit_unique(eval_chunk_1d, key, sig, cache=True, error_model="numpy")
+        return jit_unique(eval_chunk_1d, key, sig, cache=True, error_model="numpy")
 
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
@@ -706,7 +626,7 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                 if WRITE_Q:
                     qout[i, j] = q
 
-    return _jit_unique(eval_chunk_nd, key, sig, cache=True, error_model="numpy")
+    return jit_unique(eval_chunk_nd, key, sig, cache=True, error_model="numpy")
 
 
 def _rational_eval(x, n, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p, val, tag, qout,
@@ -717,56 +637,6 @@ def _rational_eval(x, n, exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
     for c in prange((n + CHUNK - 1) // CHUNK):
         forward_chunk(x, n, np.int64(c), exps, theta, phi, scale, shift, one, eps, tau_q, tau_p,
                       val, tag, qout)
-
-
-@intrinsic
-def store_records8(typingctx, val, dst, values, tags, i):
-    """Store 8 transreal records (value in ``val``'s dtype, then a uint8 tag; no padding) at
-    byte address ``dst`` (int64): values[i:i+8] (float64 or float32, converted to the record's
-    value type) and tags[i:i+8]. ``val`` only gives the record type.
-
-    Two vector loads, one byte shuffle and one unaligned vector store (72 or 40 bytes) instead
-    of 16 scalar stores at a 9- (or 5-) byte stride; LLVM picks the shuffle instructions for the
-    target (a two-source byte permutation with AVX-512 VBMI)."""
-    if not (isinstance(val, types.Array) and isinstance(values, types.Array)
-            and isinstance(tags, types.Array)):
-        return None
-    rec_t = val.dtype
-    floats = (types.float64, types.float32)
-    if rec_t not in floats or values.dtype not in floats or tags.dtype != types.uint8:
-        return None
-    if dst != types.int64 or not isinstance(i, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        _, d, vals_arr, tags_arr, idx = args
-        i8 = ir.IntType(8)
-        i32 = ir.IntType(32)
-        src_ll = context.get_value_type(values.dtype)
-        rec_ll = context.get_value_type(rec_t)
-        vsize = 8 if rec_t == types.float64 else 4
-        nb = 8 * vsize
-        va = context.make_array(values)(context, builder, vals_arr)
-        ta = context.make_array(tags)(context, builder, tags_arr)
-        vptr = builder.bitcast(builder.gep(va.data, [idx]), ir.PointerType(ir.VectorType(src_ll, 8)))
-        tptr = builder.bitcast(builder.gep(ta.data, [idx]), ir.PointerType(ir.VectorType(i8, 8)))
-        v = builder.load(vptr, align=1)
-        if src_ll != rec_ll:
-            v = builder.fptrunc(v, ir.VectorType(rec_ll, 8))
-        vb = builder.bitcast(v, ir.VectorType(i8, nb))
-        t8 = builder.load(tptr, align=1)
-        tw = builder.shuffle_vector(t8, ir.Constant(ir.VectorType(i8, 8), [0] * 8),
-                                    ir.Constant(ir.VectorType(i32, nb), [min(k, 8) for k in range(nb)]))
-        mask = []
-        for k in range(8 * (vsize + 1)):
-            r, off = divmod(k, vsize + 1)
-            mask.append(r * vsize + off if off < vsize else nb + r)
-        out = builder.shuffle_vector(vb, tw, ir.Constant(ir.VectorType(i32, len(mask)), mask))
-        optr = builder.inttoptr(d, ir.PointerType(ir.VectorType(i8, len(mask))))
-        builder.store(out, optr, align=1)
-        return context.get_dummy_value()
-
-    return types.void(val, dst, values, tags, i), codegen
 
 
 @njit(**_BLOCK_OPTS_STRICT)
@@ -838,7 +708,7 @@ def _generic_kernel(cache, py_func, args, dtype, view_pos):
         sig = types.void(*_kernel_arg_types(args, dtype, view_pos))
         digest = hashlib.sha1(str(sig).encode()).hexdigest()[:16]
         options = dict(_KERNEL, parallel=parallel)
-        k = _jit_unique(py_func, (dtype.name, int(parallel), digest), sig, **options)
+        k = jit_unique(py_func, (dtype.name, int(parallel), digest), sig, **options)
         cache[key] = k
     return k
 
@@ -967,7 +837,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                         for ii in range(m):
                             feat[k, ii] = 2.0 * feat[1, ii] * feat[k - 1, ii] - feat[k - 2, ii]
 
-        return _jit_unique(forward_block_1d, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
+        return jit_unique(forward_block_1d, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
     NTP = n_terms(D, DP)
     NTQ = n_terms(D, DQ)
@@ -1002,7 +872,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             for k in range(NTMAX):
                 feat[k, ii] = np.float64(row[k]) if keep else 0.0
 
-    return _jit_unique(forward_block_nd, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
+    return jit_unique(forward_block_nd, key, sig, cache=True, **_BLOCK_OPTS_STRICT)
 
 
 @njit(cache=True, **_JIT)
@@ -1104,7 +974,7 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
                 for k in range(1, NTQ):
                     pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += sq[jq * NTQ + k]
 
-        return _jit_unique(grad_sums_1d, key, sig, cache=True, **_BLOCK_OPTS)
+        return jit_unique(grad_sums_1d, key, sig, cache=True, **_BLOCK_OPTS)
 
     def grad_sums_rows(m, c, cpb, cqb, feat, pgrad):
         if ANCHORED:
@@ -1139,7 +1009,7 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
                 else:
                     pgrad[c, NTHETA + jq * (NTQ - 1) + k - 1] += block_dot(cqb, j, feat, k, m)
 
-    return _jit_unique(grad_sums_rows, key, sig, cache=True, **_BLOCK_OPTS)
+    return jit_unique(grad_sums_rows, key, sig, cache=True, **_BLOCK_OPTS)
 
 
 @njit(cache=True, **_BLOCK_OPTS_STRICT)
