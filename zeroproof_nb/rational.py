@@ -51,6 +51,7 @@ from ._validation import (
 from .core import is_tr_array, to_ieee, tr_dtype
 from .kernels import basis as _kb
 from .kernels import rational as _kr
+from .kernels import rational_cpu as _kc
 from .kernels.tags import CHUNK
 
 __all__ = [
@@ -340,11 +341,11 @@ def rational_eval(
         val, tag = _views2(y, n, pb.n_out)
         q2 = q.reshape(n, pb.n_out) if return_q else q
         tau_q, tau_p = policy_thresholds(policy, pb.dtype)
-        fwd = _kr.eval_chunk_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+        fwd = _kc.eval_chunk_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                 bool(return_q), policy is not None, eps > 0, pb.dtype)
         args = (pb.x.reshape(-1), n, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift,
                 pb.dtype.type(1.0), eps, tau_q, tau_p, val, tag, q2, fwd.address)
-        _kr.eval_kernel(args)(*args)
+        _kc.eval_kernel(args)(*args)
     if return_q:
         return y, q
     return y
@@ -658,10 +659,10 @@ def fused_pass_addresses(pb: KernelPlan, opt: GradOptions) -> tuple[int, int, in
     key = (opt.policy is not None, bool(opt.eps > 0))
     addresses = pb.fused_addresses.get(key)
     if addresses is None:
-        fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+        fwd = _kc.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                    key[0], key[1], pb.dtype)
-        sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
-        addresses = (fwd.address, _kr.block_reduce_fn().address, sums.address)
+        sums = _kc.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
+        addresses = (fwd.address, _kc.block_reduce_fn().address, sums.address)
         pb.fused_addresses[key] = addresses
     return addresses
 
@@ -702,11 +703,11 @@ def fused_pass(pb: KernelPlan, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarra
             q.reshape(n, pb.n_out), pgrad, pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d,
             _NO_INDICES if idx is None else idx, idx is not None, *addresses,
         )
-        _kr.grad_kernel(args)(*args)
+        _kc.grad_kernel(args)(*args)
     if n_chunks == 1:  # nothing to combine (+ 0.0 as in the combination: -0.0 becomes +0.0)
         g, f, s = pgrad[0] + 0.0, pf[0] + 0.0, pi[0]
     else:
-        g, f, s = _kr.combine_partials(pgrad, pf, pi)
+        g, f, s = _kc.combine_partials(pgrad, pf, pi)
 
     th_shape = (pb.n_out, n_tp) if pb.multi else (n_tp,)
     ph_shape = pb.phi2.shape if (pb.multi and not pb.shared_q) else (n_tq1,)

@@ -30,7 +30,7 @@ from .._validation import (
     load_npz,
 )
 from ..kernels import basis as _kb
-from ..kernels import rational as _kr
+from ..kernels import rational_cpu as _kc
 from ..rational import (
     LossAndGrad,
     TRPolicy,
@@ -546,7 +546,7 @@ class TRRational:
 
         φ is counted once when Q is shared (upstream's TRRationalMulti).
         """
-        value = 0.5 * self.alpha_phi * float(_kr.sum_squares(self.phi.reshape(-1)))
+        value = 0.5 * self.alpha_phi * float(_kc.sum_squares(self.phi.reshape(-1)))
         return value, self.alpha_phi * self.phi
 
     def project_phi(self) -> float:
@@ -557,7 +557,7 @@ class TRRational:
         if bound is None or bound <= 0 or self.phi.size == 0:
             return 1.0
         rows = self.phi.reshape(-1, self.phi.shape[-1])
-        return float(_kr.l1_project_rows(rows, float(bound)))
+        return float(_kc.l1_project_rows(rows, float(bound)))
 
     # ------------------------------------------------------------------ training
     def kernel_plan(self, xa: np.ndarray) -> Any:
