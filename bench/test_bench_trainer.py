@@ -16,7 +16,7 @@ import time
 import pytest
 from numba.core.registry import CPUDispatcher
 
-import zeroproof_nb.kernels.rational as kr
+import zeroproof_nb.kernels.rational_cpu as kr
 from zeroproof_nb.layers import TRRational
 from zeroproof_nb.problems import get_problem
 from zeroproof_nb.training.sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from zeroproof_nb.kernels import optim as ko
-from zeroproof_nb.kernels import rational as kr
+from zeroproof_nb.kernels import rational_cpu as kr
 from zeroproof_nb.layers import TRRational
 from zeroproof_nb.optim import SGD, Adam
 from zeroproof_nb.problems import get_problem

@@ -361,7 +361,7 @@ def test_top_level_exports():
 _CACHE_PROBE = """
 import numpy as np
 from zeroproof_nb import rational_eval, rational_loss_and_grad
-from zeroproof_nb.kernels import rational as kr
+from zeroproof_nb.kernels import rational_cpu as kr
 x = np.linspace(-1, 1, 50)
 rational_eval(x, [1.0, 2.0, 3.0, 4.0], [0.1, 0.2])
 rational_loss_and_grad(x, x, [1.0, 2.0, 3.0, 4.0], [0.1, 0.2])

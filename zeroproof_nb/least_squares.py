@@ -31,11 +31,11 @@ from .kernels import least_squares as _kls
 from .kernels import least_squares_cpu as _klc
 from .rational import (
     TRPolicy,
-    _grad_options,
-    _normalised_weights,
-    _policy_thresholds,
-    _prepare,
-    _target_array,
+    grad_options,
+    normalised_weights,
+    policy_thresholds,
+    prepare_plan,
+    target_array,
     rational_eval,
 )
 
@@ -170,8 +170,8 @@ def _setup(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, m
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
-    pb = _prepare(xa, theta, phi, basis, domain)
-    opt = _grad_options(np.dtype(np.float64), mode, delta, saturation_bound, "mse", 1.0,
+    pb = prepare_plan(xa, theta, phi, basis, domain)
+    opt = grad_options(np.dtype(np.float64), mode, delta, saturation_bound, "mse", 1.0,
                         lambda_rej, rejection_threshold, policy, q_epsilon)
     c = robust_threshold(loss, check_positive(loss_scale, "loss_scale")) \
         if loss in ("huber", "tukey") else 1.0
@@ -179,14 +179,14 @@ def _setup(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, m
         raise ValueError(f"loss_scale gives a threshold {c!r}; it must be finite and > 0")
     shape = pb.out_shape
     n = shape[0]
-    t2 = _target_array(target, shape, np.dtype(np.float64)).reshape(n, pb.n_out)
-    wn = _normalised_weights(sample_weight, shape, np.arange(n) if sample_weight is not None
+    t2 = target_array(target, shape, np.dtype(np.float64)).reshape(n, pb.n_out)
+    wn = normalised_weights(sample_weight, shape, np.arange(n) if sample_weight is not None
                              and n else None)
     has_w = wn is not None
     weight = np.ascontiguousarray(wn.reshape(n, pb.n_out)) if has_w else np.zeros((1, 1))
     w_const = 1.0 / max(1, n * pb.n_out)
     x2 = pb.x.reshape(n, -1) if pb.d == 0 else pb.x
-    tau_q, tau_p = _policy_thresholds(opt.policy, np.dtype(np.float64))
+    tau_q, tau_p = policy_thresholds(opt.policy, np.dtype(np.float64))
     scalars = (pb.basis_code, max(pb.dp, pb.dq), float(pb.scale), float(pb.shift),
                bool(opt.eps > 0), float(opt.eps), opt.policy is not None, float(tau_q),
                float(tau_p), opt.mode, opt.delta, opt.bound, _kls.ROBUST_CODES[loss], float(c),
@@ -327,7 +327,7 @@ def held_out_point_losses(
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
     out = rational_eval(xa, theta, phi, basis=basis, domain=domain, policy=policy,
                         q_epsilon=q_epsilon)
-    t = _target_array(target, out.shape, np.dtype(np.float64))
+    t = target_array(target, out.shape, np.dtype(np.float64))
     finite_x = np.isfinite(xa) if xa.ndim == 1 else np.all(np.isfinite(xa), axis=1)
     if out.ndim == 2:
         finite_x = np.repeat(finite_x[:, None], out.shape[1], axis=1)

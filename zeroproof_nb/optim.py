@@ -69,6 +69,11 @@ class _Optimizer:
     def lr(self, value: float) -> None:
         self._lr = check_nonnegative(value, "lr")
 
+    def buffers(self, name: str) -> list[np.ndarray]:
+        """The live per-parameter buffers ``name`` (one array per parameter, updated in place;
+        e.g. ``"momentum_buffer"``, ``"exp_avg"``), for code that steps them outside Python."""
+        return self._state[name]
+
     def _check_grads(self, grads: Sequence[Any]) -> list[np.ndarray]:
         if isinstance(grads, np.ndarray):
             grads = [grads]

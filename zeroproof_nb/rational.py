@@ -18,6 +18,13 @@ float64); theta and phi are cast to it.
 
 The kernels are specialised per (basis, degrees, input dimension, number of outputs, Q sharing)
 and compiled on first use (see :mod:`zeroproof_nb.kernels.rational`).
+
+In-package API (not exported at the top level): the validated kernel plan that the layer, the
+trainers, the least-squares fits and every backend share -- :class:`KernelPlan` from
+:func:`prepare_plan`, :class:`GradOptions` from :func:`grad_options`, :func:`target_array`,
+:func:`kernel_target`, :func:`normalised_weights`, :func:`check_indices`,
+:func:`policy_thresholds`, :data:`DTYPE_MAX`, :func:`fused_pass_addresses` and
+:func:`fused_pass`.
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ from ._validation import (
 from .core import is_tr_array, to_ieee, tr_dtype
 from .kernels import basis as _kb
 from .kernels import rational as _kr
+from .kernels import rational_cpu as _kc
 from .kernels.tags import CHUNK
 
 __all__ = [
@@ -143,7 +151,9 @@ def _check_policy(policy: Any) -> TRPolicy | None:
 
 
 @dataclass
-class _Problem:
+class KernelPlan:
+    """The validated arrays and frozen choices of one kernel call (:func:`prepare_plan`)."""
+
     x: np.ndarray  # (N,) for the 1-D path, (N, d) for n-D, computation dtype
     d: int  # 0 for the 1-D path
     theta2: np.ndarray  # (n_out, n_tp)
@@ -181,7 +191,7 @@ def _degree_from_terms(count: int, d: int, name: str, offset: int) -> int:
     return deg
 
 
-def _prepare(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> _Problem:
+def prepare_plan(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> KernelPlan:
     basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
     lo, hi = check_bounds(domain, "domain")
     xa = as_float_array(x, "x", ndim=(1, 2))
@@ -239,14 +249,14 @@ def _prepare(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> _Problem:
         exps = _exponents_cached(d, max(dp, dq))
     scale = dtype.type(2.0 / (hi - lo))
     shift = dtype.type(-(hi + lo) / (hi - lo))
-    return _Problem(
+    return KernelPlan(
         x=xk, d=d_kernel, theta2=np.ascontiguousarray(theta2), phi2=np.ascontiguousarray(phi2),
         dp=dp, dq=dq, n_out=n_out, shared_q=shared, multi=multi,
         basis_code=_kb.BASIS_CODES[basis], scale=scale, shift=shift, dtype=dtype, exps=exps,
     )
 
 
-def _policy_thresholds(policy: TRPolicy | None, dtype: np.dtype) -> tuple[Any, Any]:
+def policy_thresholds(policy: TRPolicy | None, dtype: np.dtype) -> tuple[Any, Any]:
     if policy is None:
         return dtype.type(0.0), dtype.type(0.0)
     return dtype.type(policy.tau_q_on), dtype.type(policy.tau_p_on)
@@ -316,7 +326,7 @@ def rational_eval(
     y : transreal structured array of shape (N,) or (N, n_outputs)
     q : ndarray of the same shape, only with ``return_q=True``
     """
-    pb = _prepare(x, theta, phi, basis, domain)
+    pb = prepare_plan(x, theta, phi, basis, domain)
     policy = _check_policy(policy)
     eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
     shape = pb.out_shape
@@ -330,12 +340,12 @@ def rational_eval(
     if n > 0:
         val, tag = _views2(y, n, pb.n_out)
         q2 = q.reshape(n, pb.n_out) if return_q else q
-        tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
-        fwd = _kr.eval_chunk_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+        tau_q, tau_p = policy_thresholds(policy, pb.dtype)
+        fwd = _kc.eval_chunk_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                 bool(return_q), policy is not None, eps > 0, pb.dtype)
         args = (pb.x.reshape(-1), n, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift,
                 pb.dtype.type(1.0), eps, tau_q, tau_p, val, tag, q2, fwd.address)
-        _kr.eval_kernel(args)(*args)
+        _kc.eval_kernel(args)(*args)
     if return_q:
         return y, q
     return y
@@ -494,7 +504,7 @@ def _mode_code(mode: Any) -> int:
     return _kr.MODE_CODES[value]
 
 
-def _target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if is_tr_array(target):
         t = to_ieee(target)
     else:
@@ -504,7 +514,7 @@ def _target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
     return np.ascontiguousarray(t, dtype=np.float64)
 
 
-def _normalised_weights(sample_weight: Any, shape: tuple[int, ...],
+def normalised_weights(sample_weight: Any, shape: tuple[int, ...],
                         idx: np.ndarray | None = None) -> np.ndarray | None:
     """w / sum(w) head-major, shape (n_out, N) C-contiguous; None when no weights are given.
     With ``idx`` the sum runs over the rows ``idx`` only (the batch drawn from the pool) and
@@ -531,14 +541,14 @@ def _normalised_weights(sample_weight: Any, shape: tuple[int, ...],
     return np.ascontiguousarray((w2 / total).T) if w.size else w2.T
 
 
-def _kernel_target(t: np.ndarray, n_out: int, gathered: bool) -> np.ndarray:
+def kernel_target(t: np.ndarray, n_out: int, gathered: bool) -> np.ndarray:
     """The target as the fused kernel reads it: (n_out, N) head-major (a free view for one
     output), or the pool's (N, n_out) rows when the kernel gathers rows by index."""
     t2 = t.reshape(t.shape[0], n_out)
     return t2 if gathered else np.ascontiguousarray(t2.T)
 
 
-def _check_indices(indices: Any, n_pool: int) -> np.ndarray:
+def check_indices(indices: Any, n_pool: int) -> np.ndarray:
     """``indices`` as a 1-D int64 array of rows in [0, n_pool)."""
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
@@ -591,19 +601,19 @@ def rational_loss_and_grad(
     ``target[indices]`` (and weights) without copying them, e.g. a batch drawn from a pool;
     outputs, tags and Q then have B rows, and weights are normalised over those rows.
     """
-    pb = _prepare(x, theta, phi, basis, domain)
-    opt = _grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
+    pb = prepare_plan(x, theta, phi, basis, domain)
+    opt = grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
                         rejection_threshold, policy, q_epsilon)
     shape = pb.out_shape
-    idx = None if indices is None else _check_indices(indices, shape[0])
-    tgt = _kernel_target(_target_array(target, shape, pb.dtype), pb.n_out, idx is not None)
-    return _fused_pass(pb, pb.x, tgt, _normalised_weights(sample_weight, shape, idx), opt, idx)
+    idx = None if indices is None else check_indices(indices, shape[0])
+    tgt = kernel_target(target_array(target, shape, pb.dtype), pb.n_out, idx is not None)
+    return fused_pass(pb, pb.x, tgt, normalised_weights(sample_weight, shape, idx), opt, idx)
 
 
-_DTYPE_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float32, np.float64)}
+DTYPE_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float32, np.float64)}
 
 
-class _GradOptions(NamedTuple):
+class GradOptions(NamedTuple):
     """Validated options of the fused pass (kernel codes and float64 scalars)."""
 
     mode: int
@@ -617,17 +627,17 @@ class _GradOptions(NamedTuple):
     policy: TRPolicy | None
 
 
-def _grad_options(
+def grad_options(
     dtype: np.dtype, mode: Any = "mask_real", delta: float | None = None,
     saturation_bound: float = 1.0, loss: str = "mse", huber_delta: float = 1.0,
     lambda_rej: float = 0.0, rejection_threshold: float = 1e-2, policy: TRPolicy | None = None,
     q_epsilon: float = 0.0,
-) -> _GradOptions:
+) -> GradOptions:
     """Validate the keyword options of :func:`rational_loss_and_grad` (same names)."""
     loss_code = _kr.LOSS_CODES.get(loss) if isinstance(loss, str) else None
     if loss_code is None:
         raise ValueError(f"loss must be one of {tuple(_kr.LOSS_CODES)}, got {loss!r}")
-    return _GradOptions(
+    return GradOptions(
         mode=_mode_code(mode),
         delta=-1.0 if delta is None else check_nonnegative(delta, "delta"),
         bound=check_positive(saturation_bound, "saturation_bound"),
@@ -643,25 +653,25 @@ def _grad_options(
 _NO_INDICES = np.zeros(0, dtype=np.int64)
 
 
-def _fused_addresses(pb: _Problem, opt: _GradOptions) -> tuple[int, int, int]:
+def fused_pass_addresses(pb: KernelPlan, opt: GradOptions) -> tuple[int, int, int]:
     """Addresses of the fused pass's forward, reduce and gradient-sum functions for ``pb``
     and ``opt`` (compiled on first use, memoised on ``pb``)."""
     key = (opt.policy is not None, bool(opt.eps > 0))
     addresses = pb.fused_addresses.get(key)
     if addresses is None:
-        fwd = _kr.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
+        fwd = _kc.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                    key[0], key[1], pb.dtype)
-        sums = _kr.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
-        addresses = (fwd.address, _kr.block_reduce_fn().address, sums.address)
+        sums = _kc.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
+        addresses = (fwd.address, _kc.block_reduce_fn().address, sums.address)
         pb.fused_addresses[key] = addresses
     return addresses
 
 
-def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray | None,
-                opt: _GradOptions, idx: np.ndarray | None = None) -> LossAndGrad:
+def fused_pass(pb: KernelPlan, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray | None,
+               opt: GradOptions, idx: np.ndarray | None = None) -> LossAndGrad:
     """The fused pass on validated input: ``xk`` the kernel's x ((N,) on the 1-D path, else
     (N, d)) with the layout ``pb`` was prepared for, ``tgt_hm`` the float64 target and ``wn``
-    the weights as :func:`_kernel_target` and :func:`_normalised_weights` give them, ``idx``
+    the weights as :func:`kernel_target` and :func:`normalised_weights` give them, ``idx``
     valid rows of the pool or None (all rows). ``pb.x`` is not used."""
     n = xk.shape[0] if idx is None else idx.shape[0]
     shape = (n, pb.n_out) if pb.multi else (n,)
@@ -680,12 +690,12 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray
     pi = np.zeros((n_chunks, _kr.N_ISTATS), dtype=np.int64)
     if n > 0:
         val, tag = _views2(y, n, pb.n_out)
-        tau_q, tau_p = _policy_thresholds(policy, pb.dtype)
+        tau_q, tau_p = policy_thresholds(policy, pb.dtype)
         n_total = float(n * pb.n_out)
-        glim = _DTYPE_MAX[pb.dtype] / n_total
+        glim = DTYPE_MAX[pb.dtype] / n_total
         has_w = wn is not None
         w_arg = wn if has_w else np.full((1, 1), 1.0 / n_total)
-        addresses = _fused_addresses(pb, opt)
+        addresses = fused_pass_addresses(pb, opt)
         args = (
             xk.reshape(-1), n, pb.exps, tgt_hm, w_arg, has_w, pb.theta2, pb.phi2, pb.scale,
             pb.shift, pb.dtype.type(1.0), eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,
@@ -693,11 +703,11 @@ def _fused_pass(pb: _Problem, xk: np.ndarray, tgt_hm: np.ndarray, wn: np.ndarray
             q.reshape(n, pb.n_out), pgrad, pf, pi, pb.n_out, pb.shared_q, n_tp, n_tq1 + 1, pb.d,
             _NO_INDICES if idx is None else idx, idx is not None, *addresses,
         )
-        _kr.grad_kernel(args)(*args)
+        _kc.grad_kernel(args)(*args)
     if n_chunks == 1:  # nothing to combine (+ 0.0 as in the combination: -0.0 becomes +0.0)
         g, f, s = pgrad[0] + 0.0, pf[0] + 0.0, pi[0]
     else:
-        g, f, s = _kr.combine_partials(pgrad, pf, pi)
+        g, f, s = _kc.combine_partials(pgrad, pf, pi)
 
     th_shape = (pb.n_out, n_tp) if pb.multi else (n_tp,)
     ph_shape = pb.phi2.shape if (pb.multi and not pb.shared_q) else (n_tq1,)

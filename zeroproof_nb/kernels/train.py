@@ -15,17 +15,8 @@ from numba import njit
 
 from .optim import adam_bias_corrections, adam_update, sgd_update
 from .policy import RULE_OVERFLOW, lambda_rule
-from .rational import (
-    FS_DATA,
-    FS_QMIN,
-    FS_REJ,
-    IS_TAG0,
-    N_FSTATS,
-    N_ISTATS,
-    l1_project_rows,
-    rational_grad_serial,
-    sum_squares,
-)
+from .rational import FS_DATA, FS_QMIN, FS_REJ, IS_TAG0, N_FSTATS, N_ISTATS
+from .rational_cpu import l1_project_rows, rational_grad_serial, sum_squares
 
 OPT_SGD, OPT_ADAM = 0, 1
 #: float64 optimizer hyper-parameters, in this order

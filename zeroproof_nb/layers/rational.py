@@ -30,17 +30,17 @@ from .._validation import (
     load_npz,
 )
 from ..kernels import basis as _kb
-from ..kernels import rational as _kr
+from ..kernels import rational_cpu as _kc
 from ..rational import (
     LossAndGrad,
     TRPolicy,
-    _check_indices,
-    _fused_pass,
-    _grad_options,
-    _kernel_target,
-    _normalised_weights,
-    _prepare,
-    _target_array,
+    check_indices,
+    fused_pass,
+    grad_options,
+    kernel_target,
+    normalised_weights,
+    prepare_plan,
+    target_array,
     n_terms,
     rational_eval,
 )
@@ -309,7 +309,7 @@ class TRRational:
         np.copyto(self.phi, cast[1])
 
     # ------------------------------------------------------------------ evaluation
-    def _x(self, x: Any) -> np.ndarray:
+    def kernel_input(self, x: Any) -> np.ndarray:
         xa = as_float_array(x, "x", dtype=self.dtype)
         if self.input_dim == 1:
             if xa.ndim == 0:
@@ -339,7 +339,7 @@ class TRRational:
 
     def forward(self, x: Any) -> np.ndarray:
         """Transreal outputs, shape (N,) or (N, n_outputs)."""
-        return rational_eval(self._x(x), self.theta, self.phi, **self._kw())
+        return rational_eval(self.kernel_input(x), self.theta, self.phi, **self._kw())
 
     __call__ = forward
 
@@ -350,7 +350,7 @@ class TRRational:
         importance sampler's ``nan_policy`` sees it (upstream reported 0.0, the largest
         importance weight); an infinite Q as inf.
         """
-        _, q = rational_eval(self._x(x), self.theta, self.phi, return_q=True, **self._kw())
+        _, q = rational_eval(self.kernel_input(x), self.theta, self.phi, return_q=True, **self._kw())
         if q.ndim == 2 and self.phi.ndim == 1:
             q = np.ascontiguousarray(q[:, 0])
         np.abs(q, out=q)  # in place (q is this call's array)
@@ -358,7 +358,7 @@ class TRRational:
 
     def q_min(self, x: Any) -> float:
         """Smallest |Q| over the inputs with a finite Q (``inf`` if there are none)."""
-        _, q = rational_eval(self._x(x), self.theta, self.phi, return_q=True, **self._kw())
+        _, q = rational_eval(self.kernel_input(x), self.theta, self.phi, return_q=True, **self._kw())
         qa = np.abs(q)
         qa = qa[np.isfinite(qa)]
         return float(qa.min()) if qa.size else float("inf")
@@ -546,7 +546,7 @@ class TRRational:
 
         φ is counted once when Q is shared (upstream's TRRationalMulti).
         """
-        value = 0.5 * self.alpha_phi * float(_kr.sum_squares(self.phi.reshape(-1)))
+        value = 0.5 * self.alpha_phi * float(_kc.sum_squares(self.phi.reshape(-1)))
         return value, self.alpha_phi * self.phi
 
     def project_phi(self) -> float:
@@ -557,10 +557,10 @@ class TRRational:
         if bound is None or bound <= 0 or self.phi.size == 0:
             return 1.0
         rows = self.phi.reshape(-1, self.phi.shape[-1])
-        return float(_kr.l1_project_rows(rows, float(bound)))
+        return float(_kc.l1_project_rows(rows, float(bound)))
 
     # ------------------------------------------------------------------ training
-    def _problem(self, xa: np.ndarray) -> Any:
+    def kernel_plan(self, xa: np.ndarray) -> Any:
         """The validated kernel set-up for inputs laid out like ``xa`` (memoised per layout and
         parameter arrays; θ and φ are read in place and checked for finite values every call)."""
         memo = self.__dict__.setdefault("_problems", {})
@@ -570,13 +570,13 @@ class TRRational:
             check_finite(self.theta, "theta")
             check_finite(self.phi, "phi")
             return entry[0]
-        pb = _prepare(xa[:0], self.theta, self.phi, self.kernel_basis, self.domain)
+        pb = prepare_plan(xa[:0], self.theta, self.phi, self.kernel_basis, self.domain)
         if np.shares_memory(pb.theta2, self.theta) and np.shares_memory(pb.phi2, self.phi):
             memo.clear()
             memo[key] = (pb, self.theta, self.phi)
         return pb
 
-    def _grad_options(self, kwargs: dict[str, Any]) -> Any:
+    def kernel_options(self, kwargs: dict[str, Any]) -> Any:
         """Validated options of the fused pass for ``kwargs`` (memoised, except λ_rej)."""
         lam = check_nonnegative(kwargs.pop("lambda_rej", 0.0), "lambda_rej")
         memo = self.__dict__.setdefault("_options", {})
@@ -586,7 +586,7 @@ class TRRational:
         except TypeError:  # an unhashable option value: validate without memo
             key = opt = None
         if opt is None:
-            opt = _grad_options(self.dtype, policy=self.policy, **kwargs)
+            opt = grad_options(self.dtype, policy=self.policy, **kwargs)
             if key is not None:
                 if len(memo) >= 64:
                     memo.clear()
@@ -614,15 +614,15 @@ class TRRational:
             kwargs["lambda_rej"] = float(getter() if callable(getter) else alp.lambda_rej)
         sample_weight = kwargs.pop("sample_weight", None)
         indices = kwargs.pop("indices", None)
-        xa = self._x(x)
-        pb = self._problem(xa)
-        opt = self._grad_options(kwargs)
+        xa = self.kernel_input(x)
+        pb = self.kernel_plan(xa)
+        opt = self.kernel_options(kwargs)
         n_pool = xa.shape[0]
         shape = (n_pool, pb.n_out) if pb.multi else (n_pool,)
-        idx = None if indices is None else _check_indices(indices, n_pool)
-        tgt = _kernel_target(_target_array(target, shape, self.dtype), pb.n_out, idx is not None)
-        res = _fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
-                          _normalised_weights(sample_weight, shape, idx), opt, idx)
+        idx = None if indices is None else check_indices(indices, n_pool)
+        tgt = kernel_target(target_array(target, shape, self.dtype), pb.n_out, idx is not None)
+        res = fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
+                         normalised_weights(sample_weight, shape, idx), opt, idx)
         if self.alpha_phi:
             reg, reg_grad = self.regularization()
             res.loss += reg

@@ -20,16 +20,16 @@ from ..kernels.tags import CHUNK
 from ..layers import TRRational
 from ..optim import SGD, Adam, step_overflow_message
 from ..rational import (
-    _DTYPE_MAX,
-    _fused_addresses,
-    _kernel_target,
-    _policy_thresholds,
-    _target_array,
+    DTYPE_MAX,
+    fused_pass_addresses,
+    kernel_target,
+    policy_thresholds,
+    target_array,
 )
 from .adaptive_loss import LAMBDA_OVERFLOW_MESSAGE, AdaptiveLambda
 
-_LAYER_METHODS = ("loss_and_grad", "project_phi", "regularization", "parameters", "_problem",
-                  "_grad_options", "_x")
+_LAYER_METHODS = ("loss_and_grad", "project_phi", "regularization", "parameters", "kernel_plan",
+                  "kernel_options", "kernel_input")
 #: the λ rule's arguments when no policy runs (same types as AdaptiveLambda.rule_parameters)
 _NO_RULE = (0.0, 0.0, -1.0, 0, 1, 0.0, 0.0, 0.0, 0.0, float("inf"))
 _ERRORS = {
@@ -59,11 +59,8 @@ def _class_reason(trainer_cls: type, model_cls: type) -> str | None:
     """The checks that depend on the classes only (memoised)."""
     key = (trainer_cls, model_cls)
     if key not in _CLASS_CHECKS:
-        from .trainer import Trainer
-
         reason = None
-        if trainer_cls._loss_and_grad is not Trainer._loss_and_grad \
-                or trainer_cls._after_batch is not Trainer._after_batch:
+        if trainer_cls.customises_batch_step():
             reason = f"{trainer_cls.__name__} customises the batch step"
         elif not issubclass(model_cls, TRRational) or any(
                 getattr(model_cls, m) is not getattr(TRRational, m) for m in _LAYER_METHODS):
@@ -102,12 +99,12 @@ def _hyper(opt: Any) -> tuple[int, np.ndarray, list[np.ndarray]]:
     if isinstance(opt, Adam):
         h[_kt.HYPER_BETA1], h[_kt.HYPER_BETA2] = opt.betas
         h[_kt.HYPER_EPS] = opt.eps
-        st = opt._state
-        bufs = [st["exp_avg"][0], st["exp_avg_sq"][0], st["exp_avg"][1], st["exp_avg_sq"][1]]
+        avg, avg_sq = opt.buffers("exp_avg"), opt.buffers("exp_avg_sq")
+        bufs = [avg[0], avg_sq[0], avg[1], avg_sq[1]]
         return _kt.OPT_ADAM, h, [b.reshape(-1) for b in bufs]
     h[_kt.HYPER_MOMENTUM] = opt.momentum
     h[_kt.HYPER_NESTEROV] = float(opt.nesterov)
-    mb = opt._state["momentum_buffer"]
+    mb = opt.buffers("momentum_buffer")
     empty = np.zeros(0, dtype=mb[0].dtype)
     return _kt.OPT_SGD, h, [mb[0].reshape(-1), empty, mb[1].reshape(-1), empty]
 
@@ -119,8 +116,8 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
     written back, also when a batch fails (then ``error`` says why, for the caller to raise
     after its bookkeeping)."""
     model, opt = trainer.model, trainer.optimizer
-    xa = model._x(x)
-    pb = model._problem(xa)  # checks θ and φ
+    xa = model.kernel_input(x)
+    pb = model.kernel_plan(xa)  # checks θ and φ
     if not (np.shares_memory(pb.theta2, model.theta)
             and (model.phi.size == 0 or np.shares_memory(pb.phi2, model.phi))):
         raise RuntimeError("compiled epochs need the kernel's θ and φ to be the layer's arrays")
@@ -128,10 +125,10 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
         if np.may_share_memory(a, model.theta) or np.may_share_memory(a, model.phi):
             raise ValueError(f"{name} must not share memory with the parameters the epoch "
                              "updates in place")
-    options = model._grad_options(trainer._pass_options())
+    options = model.kernel_options(trainer.pass_options())
     shape = (xa.shape[0], pb.n_out) if pb.multi else (xa.shape[0],)
-    target = _kernel_target(_target_array(y, shape, pb.dtype), pb.n_out, True)
-    tau_q, tau_p = _policy_thresholds(options.policy, pb.dtype)
+    target = kernel_target(target_array(y, shape, pb.dtype), pb.n_out, True)
+    tau_q, tau_p = policy_thresholds(options.policy, pb.dtype)
     kind, hyper, bufs = _hyper(opt)
     alp = trainer.adaptive_lambda
     if alp is not None:
@@ -154,9 +151,9 @@ def run_epoch(trainer: Any, x: np.ndarray, y: np.ndarray, idx: np.ndarray,
     done, status, steps = _kt.train_batches(
         xa.reshape(-1), target, idx, offsets, pb.exps, pb.theta2, pb.phi2, pb.scale, pb.shift,
         pb.dtype.type(1.0), options.eps, tau_q, tau_p, options.mode, options.delta,
-        options.bound, options.loss, options.huber_delta, options.inv_tau, _DTYPE_MAX[pb.dtype],
+        options.bound, options.loss, options.huber_delta, options.inv_tau, DTYPE_MAX[pb.dtype],
         pb.n_out, pb.shared_q, pb.theta2.shape[1], pb.phi2.shape[1] + 1, pb.d,
-        *_fused_addresses(pb, options), float(model.alpha_phi),
+        *fused_pass_addresses(pb, options), float(model.alpha_phi),
         0.0 if l1 is None else float(l1), kind, hyper, opt.step_count, *bufs, lam_state,
         lam_counts, alp is not None, rule, losses, counts, lam_after, codes, applied, coverages,
     )

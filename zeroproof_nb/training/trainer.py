@@ -516,7 +516,7 @@ class Trainer:
             "saturation_bound": cfg.saturation_bound,
         }
 
-    def _pass_options(self) -> dict[str, Any]:
+    def pass_options(self) -> dict[str, Any]:
         """Keyword options of the model's fused pass, except λ_rej and the batch."""
         cfg = self.config
         kw = self._kernel_kwargs()
@@ -542,11 +542,18 @@ class Trainer:
             return robust_threshold(cfg.loss, sigma)
         return 1.0
 
+    @classmethod
+    def customises_batch_step(cls) -> bool:
+        """Whether this class overrides the per-batch hooks (``_loss_and_grad``,
+        ``_after_batch``); then its epochs cannot run compiled."""
+        return cls._loss_and_grad is not Trainer._loss_and_grad \
+            or cls._after_batch is not Trainer._after_batch
+
     def _loss_and_grad(self, x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None,
                        weight: np.ndarray | None = None) -> Any:
         """The model's fused pass with the current rule, λ_rej and loss settings, on the rows
         ``idx`` of (x, y) (all rows when None), with the pool's row weights ``weight``."""
-        kw = self._pass_options()
+        kw = self.pass_options()
         if idx is not None:
             if self._model_takes_indices:
                 kw["indices"] = idx  # the kernel gathers the rows: no batch copies
@@ -675,7 +682,7 @@ class Trainer:
         self._start_epoch(self.epoch)
         acc: dict[str, Any] = {"q_abs": [], "x": []}
         t0 = time.perf_counter()
-        kw = self._pass_options()
+        kw = self.pass_options()
         res = levenberg_marquardt(
             x, y, model.theta, model.phi, basis=model.kernel_basis, domain=model.domain,
             policy=model.policy, mode=kw["mode"], delta=kw["delta"],
@@ -811,7 +818,7 @@ class Trainer:
             loss = self.evaluate(xa, ya)["data_loss"]
             return (loss, 0.0) if return_se else loss
         model, cfg = self.model, self.config
-        kw = self._pass_options()
+        kw = self.pass_options()
         loss = "l2" if cfg.loss in ("mse", "mae") else cfg.loss
         return held_out_loss(
             xa, ya, model.theta, model.phi, basis=model.kernel_basis, domain=model.domain,
