@@ -454,7 +454,7 @@ def render_markdown(result: dict[str, Any], command: str) -> str:
     L += ["", "## Definitions", "",
           "- *Real poles*: `fit_rational(...).poles`; for AAA the poles with "
           f"|imag| ≤ {IMAG_REL:g}·max(1, |real|) whose real part lies in the domain.",
-          f"- *all ≤ 1e-3 / all ≤ 1e-8*: seeds in which `match_poles(found, true, tol)` misses "
+          "- *all ≤ 1e-3 / all ≤ 1e-8*: seeds in which `match_poles(found, true, tol)` misses "
           "no true pole at that tolerance (one-to-one matching).",
           f"- *extra*: real poles left unmatched by `match_poles(found, true, {TOL_FOUND:g})`; "
           "*0 extra*: seeds with none.",

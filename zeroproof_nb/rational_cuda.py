@@ -18,11 +18,11 @@ from .rational import (
     LossAndGrad,
     RationalStats,
     TRPolicy,
-    _grad_options,
-    _kernel_target,
-    _normalised_weights,
-    _prepare,
-    _target_array,
+    grad_options,
+    kernel_target,
+    normalised_weights,
+    prepare_plan,
+    target_array,
 )
 
 __all__ = ["DeviceRational", "cuda_available", "rational_eval_cuda",
@@ -99,7 +99,7 @@ def rational_eval_cuda(
         probe = np.empty(0, dtype=xd.dtype)
     else:
         probe = x
-    pb = _prepare(probe, theta, phi, basis, domain)
+    pb = prepare_plan(probe, theta, phi, basis, domain)
     if pb.d != 0 or (not on_device and np.asarray(pb.x).ndim != 1):
         raise ValueError("rational_eval_cuda takes 1-D x (CUDA kernels are 1-D in this release)")
     if policy is not None and not isinstance(policy, TRPolicy):
@@ -152,16 +152,16 @@ def rational_loss_and_grad_cuda(
     from .kernels import rational as _kr
     from .kernels import rational_cuda as _kc
 
-    pb = _prepare(x, theta, phi, basis, domain)
+    pb = prepare_plan(x, theta, phi, basis, domain)
     if pb.d != 0:
         raise ValueError("rational_loss_and_grad_cuda takes 1-D x (CUDA kernels are 1-D in "
                          "this release)")
-    opt = _grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
+    opt = grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
                         rejection_threshold, policy, q_epsilon)
     shape = pb.out_shape
-    tgt = np.ascontiguousarray(_kernel_target(_target_array(target, shape, pb.dtype), pb.n_out,
+    tgt = np.ascontiguousarray(kernel_target(target_array(target, shape, pb.dtype), pb.n_out,
                                               False), dtype=np.float64)
-    wn = _normalised_weights(sample_weight, shape)
+    wn = normalised_weights(sample_weight, shape)
     n = pb.x.shape[0]
     dt = pb.dtype
     n_tp = pb.theta2.shape[1]
