@@ -120,3 +120,33 @@ def test_fit_rational_bad_input():
         fit_rational(x, x, loss="mae")
     with pytest.raises(ValueError, match="max_degree"):
         fit_rational(x, x, max_degree=-1)
+
+
+def test_fit_rational_does_not_depend_on_the_units_of_y():
+    from zeroproof_nb.fitting import fit_rational
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, 600)
+    x = x[np.abs(x - 0.3) > 1e-3]
+    y = (1.0 / (x - 0.3) + x) * (1 + 1e-3 * rng.standard_normal(x.size))
+    ref = fit_rational(x, y, max_degree=4)
+    for s in (1e-300, 1e300):
+        fit = fit_rational(x, y * s, max_degree=4)
+        assert fit.degrees == ref.degrees
+        np.testing.assert_allclose(fit.poles, ref.poles, rtol=1e-9)
+        np.testing.assert_allclose(fit.residues / s, ref.residues, rtol=1e-9)
+        assert fit.report["held_out_loss"] == pytest.approx(ref.report["held_out_loss"],
+                                                            rel=1e-8)  # losses of y / y_scale
+        assert fit.report["y_scale"] / s == pytest.approx(ref.report["y_scale"], rel=1e-12)
+    np.testing.assert_allclose(ref.poles, [0.3], atol=1e-4)
+
+
+def test_fit_rational_refuses_degenerate_data():
+    from zeroproof_nb.fitting import fit_rational
+
+    with pytest.raises(ValueError, match="same coordinates"):
+        fit_rational(np.full(300, 0.5), np.linspace(0, 1, 300))
+    with pytest.raises(ValueError, match="at least 10 points"):
+        fit_rational(np.linspace(0, 1, 3), np.ones(3))
+    with pytest.raises(ValueError, match="at least 10 points"):
+        fit_rational(np.r_[np.linspace(0, 1, 5), np.full(20, np.nan)], np.ones(25))

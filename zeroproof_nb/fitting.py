@@ -170,7 +170,8 @@ class RationalFit:
     report : dict: ``"held_out"`` (list of ``{"degrees", "held_out_loss", "standard_error",
         "n_real_poles"}`` per degree pair tried), ``"chosen"``, ``"best"`` (the least held-out
         loss) and ``"best_degrees"``, ``"held_out_loss"`` (the chosen model's), ``"loss"``,
-        ``"loss_scale"``, ``"n_train"``, ``"n_held_out"``, ``"input_dim"``, ``"seconds"``
+        ``"loss_scale"``, ``"n_train"``, ``"n_held_out"``, ``"input_dim"``, ``"y_scale"`` (the fit runs on y / y_scale, the rms of y: the held-out losses are those of
+        y / y_scale; residues are in the units of y), ``"seconds"``
     """
 
     model: Any
@@ -195,6 +196,9 @@ DOUBLET_TOLERANCE = 0.05
 #: however it compares: (1e-10)²/2, a relative error of 1e-10 (clean data, where the doublet
 #: costs nothing and the refit at the lower degree loses digits only at the level of rounding).
 DOUBLET_LOSS = 0.5e-20
+
+#: Fewest points (finite x and y, weight > 0) :func:`fit_rational` accepts.
+MIN_POINTS = 10
 
 #: The basis of :func:`fit_rational`'s models: Chebyshev on the data's domain with the
 #: anchored denominator (a pole can sit anywhere in the domain at every d_q >= 1).
@@ -322,12 +326,23 @@ def fit_rational(
     keep = finite_x & np.isfinite(ya) & (True if w is None else w > 0)
     xa, ya = xa[keep], ya[keep]
     w = None if w is None else w[keep]
+    if ya.size < MIN_POINTS:
+        raise ValueError(f"x, y: fit_rational needs at least {MIN_POINTS} points with finite x "
+                         f"and y (and weight > 0), got {ya.size}")
     if domain is None:
-        if xa.size == 0:
-            raise ValueError("x has no finite points")
         lo, hi = float(xa.min()), float(xa.max())
-        domain = (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
+        if not hi > lo:
+            raise ValueError(f"x: every point has the same coordinates ({lo}); a rational fit "
+                             "needs x with a range (or pass a domain)")
+        domain = (lo, hi)
     domain = check_bounds(domain, "domain")
+    # the fit runs on y / y_scale (rms of y): the same degrees and poles for any units of y,
+    # and no overflow or underflow of the squared residuals at |y| ~ 1e±300
+    y_max = float(np.max(np.abs(ya)))
+    y_scale = y_max * float(np.sqrt(np.mean((ya / y_max) ** 2))) if y_max > 0 else 1.0
+    ya = ya / y_scale
+    if loss_scale is not None:
+        loss_scale = float(loss_scale) / y_scale
     n_terms = _kb.n_terms
     perm = np.random.default_rng(seed).permutation(ya.size)
     n_val = max(1, int(round(frac * ya.size)))
@@ -434,6 +449,9 @@ def fit_rational(
                 break
         else:
             break
+    # back to the units of y: P times y_scale (the losses stay those of y / y_scale: in the
+    # units of y they would overflow or underflow for |y| ~ 1e±300)
+    layer.set_parameters([layer.theta * y_scale, layer.phi])
     if dim == 1:
         poles, res = layer.poles(return_residues=True)
     else:
@@ -443,9 +461,12 @@ def fit_rational(
         n_axis = max(8, min(129, int(round(2e5 ** (1.0 / dim)))))
         poles = pole_set(layer, [np.linspace(a, b, n_axis) for a, b in zip(lo_x, hi_x)])
         res = np.zeros(0)
+    for entry in removed:
+        entry["residue"] *= y_scale
     report = {"held_out": tried, "chosen": [layer.d_p, layer.d_q], "best": best,
               "best_degrees": list(best_key), "held_out_loss": float(rho_layer.mean()),
-              "loss": loss, "loss_scale": loss_scale, "n_train": int(tr.size),
+              "loss": loss, "loss_scale": None if loss_scale is None else loss_scale * y_scale,
+              "y_scale": y_scale, "n_train": int(tr.size),
               "n_held_out": int(val.size), "input_dim": dim,
               "seconds": time.perf_counter() - t0}
     return RationalFit(model=layer, degrees=(layer.d_p, layer.d_q), poles=poles, residues=res,
