@@ -402,7 +402,7 @@ def all_finite(a):
 # ------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def tri_update(r, qtb, a, b, m):
     """Householder QR of the stack [r; A] with right-hand side [qtb; b], in place.
 
@@ -570,7 +570,10 @@ def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2
     cnt[C_REAL] += n_real
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+# qr_chunk_partials and qr_equations are not cached: numba 0.68 crashes (segfault) when a cached
+# function (lm_run) was compiled against a cache-loaded function that holds a parallel region,
+# then loaded from the cache; compiled with lm_run, they are part of its cached library
+@njit(cache=False, parallel=True, error_model="numpy")
 def qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                       scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
                       kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
@@ -586,7 +589,7 @@ def qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, 
                             gp[ci], fp[ci], cp[ci])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=False, error_model="numpy")
 def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
                  shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam,
                  inv_tau, alpha, chunk, r, qtb, gx, fs, cnt):
