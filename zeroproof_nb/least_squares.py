@@ -291,14 +291,14 @@ def rational_qr(
     regulariser rows (see :func:`~zeroproof_nb.kernels.least_squares_cpu.qr_equations`).
 
     Arguments as in :func:`rational_normal_equations`; ``chunk`` points per chunk (default
-    ``LS_CHUNK``): chunks are factorised in parallel and combined in chunk order, so the result
+    ``QR_CHUNK``): chunks are factorised in parallel and combined in chunk order, so the result
     is the same bits for any thread count.
     """
     s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
                sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
                q_epsilon)
     alpha = check_nonnegative(alpha_phi, "alpha_phi")
-    chunk = _klc.LS_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
+    chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     pb = s.pb
     n_par = pb.theta2.size + pb.phi2.size
     r = np.zeros((n_par, n_par))
@@ -342,7 +342,7 @@ def levenberg_marquardt(
         the scaled gradient max_u |g_u|/sqrt(D_u) relative to sqrt(2L) falls below them
     state : LMState, optional, damping carried between calls (updated in place)
     chunk : int >= 1, optional, points per chunk of the QR accumulation (default
-        ``LS_CHUNK``; the result depends on it within rounding, never on the thread count)
+        ``QR_CHUNK``; the result depends on it within rounding, never on the thread count)
 
     Returns
     -------
@@ -364,7 +364,7 @@ def levenberg_marquardt(
         raise ValueError(f"state must be an LMState for {n_par} parameters")
     theta2 = pb.theta2.astype(np.float64)  # copies: the inputs stay as they are
     phi2 = pb.phi2.astype(np.float64)
-    chunk = _klc.LS_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
+    chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     info = np.zeros(6)
     status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
                              theta2, phi2, *s.scalars, alpha, chunk, state.values, max_steps,

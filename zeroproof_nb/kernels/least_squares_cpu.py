@@ -59,6 +59,9 @@ N_STATE = 3
 #: relative ridge of the Gauss-Newton try: its rows sqrt(GN_RIDGE D) are 1e-15 of the columns'
 #: norms, below rounding, and keep a rank-deficient R solvable
 GN_RIDGE = 1e-30
+#: relative rounding allowance of the objective when the last step's gain is compared with the
+#: gain its model predicts
+LAST_NOISE = 1e-15
 #: damping below which the Gauss-Newton try is switched back on
 GN_REENABLE = 1e-6
 
@@ -68,6 +71,9 @@ LS_BLOCK = 256
 #: points per parallel chunk (fixed: the sums do not depend on the thread count); smaller than
 #: ``tags.CHUNK`` so that pools of a few 10^4 points still split evenly over threads
 LS_CHUNK = 4096
+#: points per chunk of the QR accumulation (:func:`qr_equations`): a pool of 2*10^4 points
+#: splits into enough chunks to run in parallel, and combining two R factors costs ~n^3 flops
+QR_CHUNK = 2048
 #: chunks from which the chunks run in parallel (below, serially into the same partials: the
 #: same bits, without the start-up of a parallel region, which on a loaded machine can cost
 #: milliseconds)
@@ -839,6 +845,10 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
             ok = (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= cnt[C_USED]
                   and all_finite(r_c) and all_finite(qtb_c) and all_finite(gx_c))
+            if ok and last and loss - loss_c > 2.0 * pred + LAST_NOISE * loss:
+                # a gain far beyond the model's prediction, at the optimum: the rounding noise
+                # of the objective (P/Q near a pole), not a better fit; stay put
+                ok = False
             if not ok:
                 if last:
                     status = LM_FTOL
