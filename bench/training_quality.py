@@ -325,6 +325,31 @@ class _Rational:
         return np.hstack([self.psi_p / q[:, None], self.psi_q * (-p / (q * q))[:, None]])
 
 
+class _ExtendedResiduals:
+    """The residuals P/Q - y in NumPy's longdouble (80-bit on x86: 3 more digits), from the
+    package's mapped point t (float64, as the kernels compute it) and the Chebyshev
+    recurrence."""
+
+    def __init__(self, x, y, t: Target, dom):
+        tt = basis_features(x, 1, basis=BASIS, domain=dom)[:, 1].astype(np.longdouble)
+        deg = max(t.degrees)
+        feats = [np.ones_like(tt), tt]
+        for _ in range(2, deg + 1):
+            feats.append(2 * tt * feats[-1] - feats[-2])
+        f = np.stack(feats[:deg + 1], axis=1)
+        self.psi_p = f[:, :t.degrees[0] + 1]
+        self.psi_q = f[:, 1:t.degrees[1] + 1]
+        self.y = y.astype(np.longdouble)
+        self.n_p = t.degrees[0] + 1
+
+    def fun(self, u):
+        u = np.asarray(u).astype(np.longdouble)
+        return (self.psi_p @ u[:self.n_p]) / (1 + self.psi_q @ u[self.n_p:]) - self.y
+
+    def loss(self, u) -> float:
+        return np.sum(self.fun(u) ** 2)
+
+
 def _lsq(x, y, t: Target, dom, theta, phi, **kwargs):
     """``least_squares(method="lm")`` with the analytic Jacobian from (theta, phi)."""
     r = _Rational(x, y, t, dom)
@@ -478,20 +503,22 @@ def _optimum(x, y, t: Target, dom, theta, phi):
     1e-15."""
     th, ph, _ = _lsq(x, y, t, dom, theta, phi, xtol=1e-15, ftol=1e-15, gtol=1e-15,
                      max_nfev=5000)
-    # MINPACK stops at its tolerance floor; a few Gauss-Newton steps (NumPy's SVD
-    # least-squares on the column-scaled Jacobian: unscaled, its rcond cut-off drops the
-    # smallest singular directions), each kept only when the loss falls, take the reference to
-    # the optimum within rounding
+    # MINPACK stops at its tolerance floor, and near a pole its float64 residuals are known
+    # to ~1e-9 relative only: a few Gauss-Newton steps on residuals evaluated in extended
+    # precision (NumPy's longdouble; the Jacobian in float64, column-scaled for NumPy's SVD
+    # least squares), each kept only when the extended-precision loss falls, take the
+    # reference to the optimum of the model function itself
     r = _Rational(x, y, t, dom)
+    ext = _ExtendedResiduals(x, y, t, dom)
     u = np.concatenate([th, ph])
-    loss = float(np.sum(r.fun(u) ** 2))
+    loss = ext.loss(u)
     for _ in range(10):
         jac = r.jac(u)
         cs = np.linalg.norm(jac, axis=0)
         cs[cs == 0] = 1.0
-        step, *_ = np.linalg.lstsq(jac / cs, -r.fun(u), rcond=None)
+        step, *_ = np.linalg.lstsq(jac / cs, -ext.fun(u).astype(np.float64), rcond=None)
         step /= cs
-        new = float(np.sum(r.fun(u + step) ** 2))
+        new = ext.loss(u + step)
         if not new < loss:
             break
         u, loss = u + step, new
