@@ -55,8 +55,10 @@ def test_start_at_the_optimum_stays_there(result):
     rows = [r for r in result["convergence"]
             if r["start"] == "optimum" and r["method"] == "Trainer (L2 objective)"]
     assert rows
+    # within the rounding of the objective: near a pole P/Q loses ~|Q terms|/|Q| digits, so
+    # the kernel's and NumPy's evaluations (the reference) differ by ~1e-11 relative there
     for r in rows:
-        assert r["moved"] <= 1e-12, r
+        assert r["moved"] <= 1e-10, r
 
 
 @pytest.mark.skipif("tukey" not in tq._LIN_LOSSES, reason="linearized_fit has no robust loss")
@@ -75,10 +77,22 @@ def test_convergence_from_a_subsample_start(result):
     assert v["reached"] >= 0.95 * v["n"]
 
 
+def test_speed_rows_time_every_method_and_reach_the_optimum(result):
+    rows = result["speed"]
+    assert {(r["problem"], r["n"]) for r in rows} == {
+        (p, n) for p in tq.QUICK.speed_problems for n in tq.QUICK.speed_sizes}
+    assert {r["method"] for r in rows} == set(tq._SPEED_METHODS)
+    for r in rows:
+        assert r["time_s"] > 0 and math.isfinite(r["gap"])
+        if r["problem"] == "two_poles" and r["method"] != "least_squares":
+            assert r["reached"], r  # an exact-degree rational: every solver gets there
+
+
 def test_report_renders(result):
     text = render_markdown(result, "python -m bench.training_quality --quick")
     for heading in ("# Training quality", "Never worse than the start", "Robust fits",
-                    "Convergence from a nearby start", "## Start vs trained vs peers",
+                    "Convergence from a nearby start", "Speed at realistic sizes",
+                    "## Start vs trained vs peers",
                     "## Convergence runs"):
         assert heading in text
     for name in tq.QUICK.problems:

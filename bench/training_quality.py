@@ -30,6 +30,7 @@ import datetime
 import inspect
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -50,6 +51,7 @@ from scipy.optimize import least_squares  # noqa: E402
 
 from zeroproof_nb.fitting import linearized_fit  # noqa: E402
 from zeroproof_nb.layers import TRRational  # noqa: E402
+from zeroproof_nb.least_squares import levenberg_marquardt  # noqa: E402
 from zeroproof_nb.metrics import distance_to_nearest_pole, match_poles  # noqa: E402
 from zeroproof_nb.metrics import pole_localization_error  # noqa: E402
 from zeroproof_nb.problems import fit_aaa, get_problem, list_problems  # noqa: E402
@@ -57,7 +59,7 @@ from zeroproof_nb.rational import basis_features  # noqa: E402
 from zeroproof_nb.training.trainer import Trainer, TrainingConfig  # noqa: E402
 
 __all__ = ["Target", "Noise", "BenchConfig", "QUICK", "FULL", "targets", "run_quality",
-           "run_convergence", "run", "main"]
+           "run_convergence", "run_speed", "run", "main"]
 
 #: the layers' own parametrisation: Chebyshev, with the package's default denominator (the
 #: anchored one since issue #13; ``kernel_basis`` names it for the functional API)
@@ -217,6 +219,8 @@ class BenchConfig:
         cost of a missed / extra pole in the PLE)
     n_val : held-out points of the convergence part (noisy, like the training data)
     conv_noise : noise of the convergence part
+    speed_problems, speed_sizes, speed_rounds : the speed part (problems among the selected
+        ones, training-set sizes, interleaved timing rounds)
     """
 
     problems: tuple[str, ...] | None = None
@@ -230,13 +234,18 @@ class BenchConfig:
     match_fraction: float = 1e-2
     n_val: int = 500
     conv_noise: Noise = Noise("additive", 1e-3)
+    speed_problems: tuple[str, ...] = ("two_poles", "gamma", "tan")
+    speed_sizes: tuple[int, ...] = (2000, 20000)
+    speed_rounds: int = 5
     name: str = "full"
 
 
 FULL = BenchConfig()
 QUICK = BenchConfig(problems=("two_poles", "tan"),
                     noises=(Noise("none", 0.0), Noise("additive", 1e-3), Noise("outliers", 0.05)),
-                    seeds=(100, 101), n_train=500, n_far=300, n_near=30, n_val=200, name="quick")
+                    seeds=(100, 101), n_train=500, n_far=300, n_near=30, n_val=200,
+                    speed_problems=("two_poles",), speed_sizes=(500,), speed_rounds=3,
+                    name="quick")
 
 
 def _selected(config: BenchConfig) -> list[Target]:
@@ -324,6 +333,31 @@ class _Rational:
         p = self.psi_p @ u[:self.n_p]
         q = 1.0 + self.psi_q @ u[self.n_p:]
         return np.hstack([self.psi_p / q[:, None], self.psi_q * (-p / (q * q))[:, None]])
+
+
+class _ExtendedResiduals:
+    """The residuals P/Q - y in NumPy's longdouble (80-bit on x86: 3 more digits), from the
+    package's mapped point t (float64, as the kernels compute it) and the Chebyshev
+    recurrence."""
+
+    def __init__(self, x, y, t: Target, dom):
+        tt = basis_features(x, 1, basis=BASIS, domain=dom)[:, 1].astype(np.longdouble)
+        deg = max(t.degrees)
+        feats = [np.ones_like(tt), tt]
+        for _ in range(2, deg + 1):
+            feats.append(2 * tt * feats[-1] - feats[-2])
+        f = np.stack(feats[:deg + 1], axis=1)
+        self.psi_p = f[:, :t.degrees[0] + 1]
+        self.psi_q = f[:, 1:t.degrees[1] + 1]
+        self.y = y.astype(np.longdouble)
+        self.n_p = t.degrees[0] + 1
+
+    def fun(self, u):
+        u = np.asarray(u).astype(np.longdouble)
+        return (self.psi_p @ u[:self.n_p]) / (1 + self.psi_q @ u[self.n_p:]) - self.y
+
+    def loss(self, u) -> float:
+        return np.sum(self.fun(u) ** 2)
 
 
 def _lsq(x, y, t: Target, dom, theta, phi, **kwargs):
@@ -479,14 +513,22 @@ def _optimum(x, y, t: Target, dom, theta, phi):
     1e-15."""
     th, ph, _ = _lsq(x, y, t, dom, theta, phi, xtol=1e-15, ftol=1e-15, gtol=1e-15,
                      max_nfev=5000)
-    # MINPACK stops at its tolerance floor; a few Gauss-Newton steps, each kept only when the
-    # loss falls, take the reference to the optimum within rounding
+    # MINPACK stops at its tolerance floor, and near a pole its float64 residuals are known
+    # to ~1e-9 relative only: a few Gauss-Newton steps on residuals evaluated in extended
+    # precision (NumPy's longdouble; the Jacobian in float64, column-scaled for NumPy's SVD
+    # least squares), each kept only when the extended-precision loss falls, take the
+    # reference to the optimum of the model function itself
     r = _Rational(x, y, t, dom)
+    ext = _ExtendedResiduals(x, y, t, dom)
     u = np.concatenate([th, ph])
-    loss = float(np.sum(r.fun(u) ** 2))
-    for _ in range(5):
-        step, *_ = np.linalg.lstsq(r.jac(u), -r.fun(u), rcond=None)
-        new = float(np.sum(r.fun(u + step) ** 2))
+    loss = ext.loss(u)
+    for _ in range(10):
+        jac = r.jac(u)
+        cs = np.linalg.norm(jac, axis=0)
+        cs[cs == 0] = 1.0
+        step, *_ = np.linalg.lstsq(jac / cs, -ext.fun(u).astype(np.float64), rcond=None)
+        step /= cs
+        new = ext.loss(u + step)
         if not new < loss:
             break
         u, loss = u + step, new
@@ -595,6 +637,66 @@ def run_convergence(config: BenchConfig = FULL, progress: Callable[[str], None] 
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+# part 3: speed at realistic sizes
+# ------------------------------------------------------------------------------------------------
+
+_SPEED_METHODS = ("Trainer (defaults)", "levenberg_marquardt", "least_squares",
+                  "least_squares (tol 1e-12)")
+
+
+def _speed_case(t: Target, n: int, config: BenchConfig) -> list[dict[str, Any]]:
+    """The four methods from the 10%-subsample start on ``n`` points, timed in interleaved
+    rounds (medians), each with its held-out gap to the L2 optimum."""
+    seed = config.seeds[0]
+    x, y = _train_data(t, config.conv_noise, seed, n, stream=2)
+    xv, yv = _train_data(t, config.conv_noise, seed, config.n_val, stream=3)
+    dom = (float(x.min()), float(x.max()))
+    opt = _optimum(x, y, t, dom, *_lin(x, y, t, dom))
+    ref = _held_out_mse(t, dom, *opt, xv, yv)
+    sub = _rng(seed, 4).choice(x.size, size=max(x.size // 10, sum(t.degrees) + 2),
+                               replace=False)
+    th0, ph0 = _lin(x[sub], y[sub], t, dom)
+
+    def trainer():
+        model = _model(t, dom, th0, ph0)
+        _train(model, x, y, seed, x_val=xv, y_val=yv)
+        return model.parameters()
+
+    def lm():
+        r = levenberg_marquardt(x, y, th0, ph0, basis=BASIS, domain=dom)
+        return r.theta, r.phi
+
+    fns = {"Trainer (defaults)": trainer, "levenberg_marquardt": lm,
+           "least_squares": lambda: _lsq(x, y, t, dom, th0, ph0)[:2],
+           "least_squares (tol 1e-12)": lambda: _lsq(x, y, t, dom, th0, ph0, ftol=1e-12,
+                                                     xtol=1e-12, gtol=1e-12)[:2]}
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    gaps = {}
+    for name, fn in fns.items():  # warm-up, and the result
+        th, ph = fn()
+        gaps[name] = abs(_held_out_mse(t, dom, th, ph, xv, yv) - ref) / ref
+    for _ in range(config.speed_rounds):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn)[1])
+    return [{"problem": t.name, "n": n, "method": name, "time_s": float(np.median(times[name])),
+             "gap": gaps[name], "reached": bool(gaps[name] <= REACHED)} for name in fns]
+
+
+def run_speed(config: BenchConfig = FULL, progress: Callable[[str], None] | None = None
+              ) -> list[dict[str, Any]]:
+    """Part 3: one row per (problem, size, method)."""
+    rows = []
+    for t in _selected(config):
+        if t.name not in config.speed_problems:
+            continue
+        for n in config.speed_sizes:
+            rows += _speed_case(t, n, config)
+        if progress:
+            progress(f"speed: {t.name} done")
+    return rows
+
+
 def run(config: BenchConfig = FULL, progress: Callable[[str], None] | None = None
         ) -> dict[str, Any]:
     """Both parts and the run's metadata: ``{"quality": rows, "convergence": rows, "meta"}``."""
@@ -603,11 +705,15 @@ def run(config: BenchConfig = FULL, progress: Callable[[str], None] | None = Non
     t1 = time.perf_counter()
     conv = run_convergence(config, progress)
     t2 = time.perf_counter()
-    return {"quality": quality, "convergence": conv,
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    speed = run_speed(config, progress)
+    t3 = time.perf_counter()
+    return {"quality": quality, "convergence": conv, "speed": speed,
             "meta": {**_machine(), "config": config.name, "quality_s": t1 - t0,
-                     "convergence_s": t2 - t1, "lin_losses": list(_LIN_LOSSES),
+                     "convergence_s": t2 - t1, "speed_s": t3 - t2, "load_average": load, "lin_losses": list(_LIN_LOSSES),
                      "tukey_training": _TUKEY_TRAINING, "n_targets": len(_selected(config)),
-                     "n_train": config.n_train, "conv_noise": config.conv_noise.label,
+                     "n_train": config.n_train, "n_val": config.n_val,
+                     "conv_noise": config.conv_noise.label,
                      "far": f"{config.far_fraction:g}·width",
                      "near": f"({config.near_band[0]:g}, {config.near_band[1]:g}]·width",
                      "tol": f"{config.match_fraction:g}·width"}}

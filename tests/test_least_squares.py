@@ -8,6 +8,7 @@ from zeroproof_nb.least_squares import (
     LMState,
     levenberg_marquardt,
     rational_normal_equations,
+    rational_qr,
     robust_scale,
 )
 from zeroproof_nb.optim import LRSchedule
@@ -16,8 +17,11 @@ from zeroproof_nb.rational import basis_features
 
 
 def _reference(x, t, theta, phi, *, basis="monomial", domain=(-1, 1), w=None, mode="mask_real",
-               delta=None, bound=1.0, loss="l2", c=1.0, lam=0.0, tau=1e-2, alpha=0.0):
-    """Loss, gradient and Gauss-Newton matrix written out with NumPy (one output)."""
+               delta=None, bound=1.0, loss="l2", c=1.0, lam=0.0, tau=1e-2, alpha=0.0,
+               rows=False):
+    """Loss, gradient and Gauss-Newton matrix written out with NumPy (one output); with
+    ``rows`` also the weighted least-squares rows A and right-hand side b (A^T A = H,
+    A^T b = g) that the QR accumulation factorises."""
     n_p, n_q = theta.shape[-1], phi.shape[-1]
     deg_p = n_p - 1 if np.ndim(x) == 1 else None
     if np.ndim(x) == 1:
@@ -57,6 +61,8 @@ def _reference(x, t, theta, phi, *, basis="monomial", domain=(-1, 1), w=None, mo
     loss_v = np.sum(wn * rho)
     g = j.T @ (wn * psi)
     h = (j * (wn * om)[:, None]).T @ j
+    sw = np.sqrt(wn * om)
+    a_rows, b_rows = [j * sw[:, None]], [sw * r]
     if lam:
         u = 1.0 - np.abs(q) / tau
         act = u > 0
@@ -65,10 +71,18 @@ def _reference(x, t, theta, phi, *, basis="monomial", domain=(-1, 1), w=None, mo
         g[n_p:] += lam * fq.T @ (wn * dpen)
         hq = np.where(act, 2.0 / tau**2, 0.0)
         h[n_p:, n_p:] += lam * (fq * (wn * hq)[:, None]).T @ fq
+        # the squares lam w u^2 = (sqrt(2 lam w) u)^2 / 2 as rows
+        sl = np.sqrt(2.0 * lam * wn[act]) / tau
+        a_rows.append(np.hstack([np.zeros((act.sum(), n_p)), fq[act] * sl[:, None]]))
+        b_rows.append(-np.sqrt(2.0 * lam * wn[act]) * u[act] * np.sign(q[act]))
     if alpha:
         loss_v += 0.5 * alpha * np.sum(phi**2)
         g[n_p:] += alpha * phi
         h[n_p:, n_p:] += alpha * np.eye(n_q)
+        a_rows.append(np.hstack([np.zeros((n_q, n_p)), np.sqrt(alpha) * np.eye(n_q)]))
+        b_rows.append(np.sqrt(alpha) * phi)
+    if rows:
+        return loss_v, g, h, np.vstack(a_rows), np.concatenate(b_rows)
     return loss_v, g, h
 
 
@@ -138,15 +152,131 @@ def test_normal_equations_two_dimensional_and_multi_output():
     assert ne2.hessian[0, 4] == 0.0  # θ of head 0 and head 1 never meet
 
 
+def _qr_kwargs(case, w):
+    return dict(
+        basis=case.get("basis", "monomial"), domain=case.get("domain", (-1, 1)),
+        mode=case.get("mode", "mask_real"), delta=case.get("delta"),
+        saturation_bound=case.get("bound", 1.0), sample_weight=w, loss=case.get("loss", "l2"),
+        loss_scale=case.get("c", 1.0) / {"huber": 1.345, "tukey": 4.685}.get(case.get("loss"), 1.0),
+        lambda_rej=case.get("lam", 0.0), rejection_threshold=case.get("tau", 1e-2),
+        alpha_phi=case.get("alpha", 0.0))
+
+
+def _signed(r, qtb):
+    """R and Q^T b with the rows of R turned to a positive diagonal (QR is unique so)."""
+    s = np.where(np.diag(r) < 0, -1.0, 1.0)
+    return r * s[:, None], qtb * s
+
+
+@pytest.mark.parametrize("chunk", [None, 97])
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_qr_accumulation_matches_numpy_qr_and_lstsq(case, chunk):
+    """R and Q^T b of the accumulated factorisation equal numpy.linalg.qr of the whole weighted
+    Jacobian (rows signed), its least-squares solution equals numpy.linalg.lstsq's, and R^T R,
+    R^T Q^T b are the Gauss-Newton matrix and gradient (chunk 97: seven chunks combined)."""
+    x, y, theta, phi = _data()
+    rng = np.random.default_rng(3)
+    theta = theta * (1 + 0.02 * rng.standard_normal(theta.shape))
+    case = dict(case)
+    w = rng.uniform(0.1, 2.0, x.shape) if case.pop("w", None) else None
+    loss_v, g, h, a, b = _reference(x, y, theta, phi, w=w, rows=True, **case)
+    f = rational_qr(x, y, theta, phi, chunk=chunk, **_qr_kwargs(case, w))
+    q_np, r_np = np.linalg.qr(a)
+    r, qtb = _signed(f.r, f.qtb)
+    r_ref, qtb_ref = _signed(r_np, q_np.T @ b)
+    np.testing.assert_allclose(r, r_ref, rtol=0, atol=1e-11 * np.max(np.abs(r_ref)))
+    np.testing.assert_allclose(qtb, qtb_ref, rtol=0, atol=1e-11 * np.linalg.norm(b))
+    np.testing.assert_allclose(np.triu(f.r), f.r, rtol=0, atol=0)
+    sol, res_ss, *_ = np.linalg.lstsq(a, -b, rcond=None)
+    np.testing.assert_allclose(np.linalg.solve(f.r, -f.qtb), sol, rtol=1e-9,
+                               atol=1e-11 * np.max(np.abs(sol)))
+    assert f.residual_ss == pytest.approx(float(res_ss[0]), rel=1e-8)
+    np.testing.assert_allclose(f.r.T @ f.r, h, rtol=0, atol=1e-11 * np.max(np.abs(h)))
+    # g = R^T Q^T b sums terms larger than g: the bound is their size
+    bound = np.max(np.abs(f.r).T @ np.abs(f.qtb))
+    np.testing.assert_allclose(f.gradient, g, rtol=0, atol=1e-11 * bound)
+    assert not np.any(f.gradient_extra)
+    assert f.loss == pytest.approx(loss_v, rel=1e-11)
+
+
+def test_qr_two_dimensional_and_multi_output_match_the_normal_equations():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (500, 2))
+    t = (1.0 + x[:, 0] - 0.5 * x[:, 1]) / (1.6 + 0.5 * x[:, 0] * x[:, 1])
+    theta = rng.normal(0, 0.3, 6)
+    phi = rng.normal(0, 0.1, 5)
+    _, g, h, a, b = _reference(x, t, theta, phi, rows=True)
+    f = rational_qr(x, t, theta, phi, chunk=128)
+    np.testing.assert_allclose(f.r.T @ f.r, h, atol=1e-12 * np.max(np.abs(h)))
+    np.testing.assert_allclose(np.linalg.solve(f.r, -f.qtb), np.linalg.lstsq(a, -b)[0],
+                               rtol=1e-9)
+    x1, y1, th, ph = _data(300)
+    t2 = np.stack([y1, 0.5 * y1], axis=1)
+    for ph2 in (np.stack([ph, ph * 0.99]), ph * 1.01):  # own Q per head / shared Q
+        th2 = np.stack([th * 1.02, 0.5 * th * 1.01])
+        ne = rational_normal_equations(x1, t2, th2, ph2)
+        f2 = rational_qr(x1, t2, th2, ph2, chunk=64)
+        np.testing.assert_allclose(f2.r.T @ f2.r, ne.hessian,
+                                   atol=1e-12 * np.max(np.abs(ne.hessian)))
+        np.testing.assert_allclose(f2.gradient, ne.gradient,
+                                   atol=1e-12 * np.max(np.abs(ne.gradient)))
+
+
+def test_qr_non_real_targets_give_the_gradient_only_term():
+    """The rejection term |Q| at non-REAL targets has no Gauss-Newton curvature: it is the
+    gradient-only part, and the total gradient equals the normal equations' one."""
+    x, y, theta, phi = _data(400)
+    y = y.copy()
+    y[::7] = np.nan
+    kw = dict(lambda_rej=0.5, rejection_threshold=0.3)
+    f = rational_qr(x, y, theta, phi, chunk=50, **kw)
+    ne = rational_normal_equations(x, y, theta, phi, **kw)
+    assert np.any(f.gradient_extra)
+    np.testing.assert_allclose(f.gradient, ne.gradient, atol=1e-12 * np.max(np.abs(ne.gradient)))
+    np.testing.assert_allclose(f.r.T @ f.r, ne.hessian, atol=1e-12 * np.max(np.abs(ne.hessian)))
+    assert f.loss == pytest.approx(ne.loss, rel=1e-13)
+    assert f.n_used == ne.n_used < x.size
+
+
+def test_qr_same_bits_for_one_and_two_threads_for_every_chunking():
+    """Chunks combine in chunk order: 1 and 2 numba threads give the same bits, for one
+    chunk, a few (serial) and many (parallel); chunkings differ only within rounding."""
+    import numba
+
+    x, y, theta, phi = _data(3000, seed=4)
+    theta = theta * 1.01
+    saved = numba.get_num_threads()
+    results = {}
+    try:
+        for chunk in (5000, 700, 64):
+            out = []
+            for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+                numba.set_num_threads(threads)
+                f = rational_qr(x, y, theta, phi, chunk=chunk, loss="huber", loss_scale=1e-3,
+                                lambda_rej=0.2, rejection_threshold=0.2, alpha_phi=1e-3)
+                out.append(np.r_[f.r.ravel(), f.qtb, f.gradient, f.loss, f.residual_ss])
+            np.testing.assert_array_equal(out[0], out[1])
+            results[chunk] = out[0]
+    finally:
+        numba.set_num_threads(saved)
+    n = theta.size + phi.size
+    h = {k: v[:n * n].reshape(n, n) for k, v in results.items()}
+    for k in (700, 64):
+        np.testing.assert_allclose(h[k].T @ h[k], h[5000].T @ h[5000], rtol=0,
+                                   atol=1e-12 * np.max(np.abs(h[5000].T @ h[5000])))
+
+
 def test_lm_step_matches_numpy_solve():
     x, y, theta, phi = _data()
     theta = theta * 1.01
-    loss0, g, h = _reference(x, y, theta, phi)
+    loss0, g, h, a, b = _reference(x, y, theta, phi, rows=True)
     res = levenberg_marquardt(x, y, theta, phi, max_steps=1)
-    # the first try of a step is Gauss-Newton (ridge 1e-14 D, D = diag H); it is accepted here
-    step = np.linalg.solve(h + 1e-14 * np.diag(np.diag(h)), -g)
+    # the first try of a step is Gauss-Newton (a ridge of GN_RIDGE D, D = diag H, far below
+    # rounding): the least-squares solution of the linearised problem; it is accepted here
+    step = np.linalg.lstsq(a, -b, rcond=None)[0]
     np.testing.assert_allclose(np.r_[res.theta, res.phi], np.r_[theta, phi] + step,
                                rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(h @ step, -g, rtol=0, atol=1e-9 * np.max(np.abs(g)))
     assert res.steps == 1 and res.passes == 2
     assert res.loss < loss0 and res.loss_start == pytest.approx(loss0)
 
@@ -161,6 +291,12 @@ def test_lm_damped_step_matches_numpy_when_gauss_newton_is_off():
     res = levenberg_marquardt(x, y, theta, phi, max_steps=1, state=state)
     step = np.linalg.solve(h + 1e-3 * np.diag(np.diag(h)), -g)
     np.testing.assert_allclose(np.r_[res.theta, res.phi], np.r_[theta, phi] + step,
+                               rtol=1e-9, atol=1e-12)
+    # the same step as the least-squares solution of the stacked [A; sqrt(mu) D]
+    _, _, _, a, b = _reference(x, y, theta, phi, rows=True)
+    d = np.sqrt(1e-3 * np.diag(h))
+    step_ls = np.linalg.lstsq(np.vstack([a, np.diag(d)]), -np.r_[b, np.zeros(6)], rcond=None)[0]
+    np.testing.assert_allclose(np.r_[res.theta, res.phi], np.r_[theta, phi] + step_ls,
                                rtol=1e-9, atol=1e-12)
 
 
@@ -205,11 +341,15 @@ def test_lm_same_bits_for_one_and_two_threads():
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
-            r = levenberg_marquardt(x, y, theta0, phi0, loss="huber", loss_scale=1e-3)
-            out.append(np.r_[r.theta, r.phi, r.loss])
+            for chunk in (None, 1000):  # 20 and 40 chunks, in parallel
+                r = levenberg_marquardt(x, y, theta0, phi0, loss="huber", loss_scale=1e-3,
+                                        chunk=chunk)
+                out.append(np.r_[r.theta, r.phi, r.loss])
     finally:
         numba.set_num_threads(saved)
-    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
+    np.testing.assert_array_equal(out[1], out[3])
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-9)
 
 
 def test_lm_state_carries_damping_and_validates():

@@ -13,7 +13,11 @@ gradient the exact gradient of L. One pass over the points (parallel, determinis
 thread count) gives L, the gradient and the matrix: a rational layer has few parameters, so the
 whole pool fits in one pass.
 
-:func:`levenberg_marquardt` runs the whole iteration in one compiled call: a step is accepted
+:func:`rational_qr` gives the same Gauss-Newton model as a QR factorisation R, Q^T b of the
+weighted Jacobian (R^T R = the matrix; TSQR over chunks of points, the same bits for any thread
+count). :func:`levenberg_marquardt` solves its steps from R, never from J^T J, which squares
+the condition number (1e9-1e10 for rational fits near poles) and loses the accuracy that the
+last steps to the optimum need. It runs the whole iteration in one compiled call: a step is accepted
 only when L falls and no output that took part became non-REAL, so the result is never worse
 than the start on the data it is given. Local descent cannot carry a pole across a sample (L is
 infinite where a pole sits on one): start from :func:`zeroproof_nb.fitting.linearized_fit`.
@@ -41,6 +45,8 @@ from .rational import (
 
 __all__ = [
     "NormalEquations",
+    "QRFactor",
+    "rational_qr",
     "LMResult",
     "LMState",
     "rational_normal_equations",
@@ -51,6 +57,13 @@ __all__ = [
     "held_out_loss",
     "LOSSES",
 ]
+
+#: default tolerances of :func:`levenberg_marquardt` (ftol: relative predicted reduction of the
+#: objective; the training objective is quadratic near its optimum, so a relative 1e-6 in the
+#: parameters is a relative 1e-12 in the objective, and ftol sits below that)
+FTOL = 1e-14
+XTOL = 1e-12
+GTOL = 1e-12
 
 #: loss names accepted by the least-squares functions (``"mse"`` is an alias of ``"l2"``)
 LOSSES = ("l2", "mse", "huber", "tukey")
@@ -104,6 +117,38 @@ class NormalEquations:
 
     hessian: np.ndarray | None
     gradient: np.ndarray
+    loss: float
+    data_loss: float
+    rejection_loss: float
+    n_used: int
+    n_finite_target: int
+    n_real: int
+
+
+@dataclass
+class QRFactor:
+    """Result of :func:`rational_qr`: the QR factorisation of the weighted Jacobian.
+
+    Attributes
+    ----------
+    r : (n, n) float64, upper triangular (diagonal of either sign), R^T R = the Gauss-Newton
+        matrix of :class:`NormalEquations`
+    qtb : (n,) float64, the first n entries of Q^T b (b: the weighted residuals), so that
+        R^T qtb + gradient_extra = the gradient
+    gradient_extra : (n,) float64, the gradient of the terms without Gauss-Newton curvature
+        (the rejection term |Q| at non-REAL targets)
+    gradient : (n,) float64, R^T qtb + gradient_extra
+    residual_ss : float, the squares of b that no parameter explains (L2: 2 L = |qtb|^2 +
+        residual_ss without rejection and regulariser terms)
+    loss, data_loss, rejection_loss, n_used, n_finite_target, n_real : as in
+        :class:`NormalEquations`
+    """
+
+    r: np.ndarray
+    qtb: np.ndarray
+    gradient_extra: np.ndarray
+    gradient: np.ndarray
+    residual_ss: float
     loss: float
     data_loss: float
     rejection_loss: float
@@ -234,14 +279,58 @@ def rational_normal_equations(
     )
 
 
+def rational_qr(
+    x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
+    domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
+    delta: float | None = None, saturation_bound: float = 1.0, sample_weight: Any = None,
+    loss: str = "l2", loss_scale: float = 1.0, lambda_rej: float = 0.0,
+    rejection_threshold: float = 1e-2, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
+    alpha_phi: float = 0.0, chunk: int | None = None,
+) -> QRFactor:
+    """The QR factorisation of the weighted Jacobian in one pass, as Levenberg-Marquardt uses
+    it: rows sqrt(w omega) J_i, right-hand sides sqrt(w omega) r_i, then the rejection and
+    regulariser rows (see :func:`~zeroproof_nb.kernels.least_squares_cpu.qr_equations`).
+
+    Arguments as in :func:`rational_normal_equations`; ``chunk`` points per chunk (default
+    ``QR_CHUNK``): chunks are factorised in parallel and combined in chunk order, so the result
+    is the same bits for any thread count.
+    """
+    s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+               sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+               q_epsilon)
+    alpha = check_nonnegative(alpha_phi, "alpha_phi")
+    chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
+    pb = s.pb
+    n_par = pb.theta2.size + pb.phi2.size
+    r = np.zeros((n_par, n_par))
+    qtb = np.zeros(n_par)
+    gx = np.zeros(n_par)
+    g = np.zeros(n_par)
+    fs = np.zeros(_klc.N_F)
+    cnt = np.zeros(_klc.N_C, dtype=np.int64)
+    theta2 = pb.theta2.astype(np.float64)
+    phi2 = pb.phi2.astype(np.float64)
+    reg = _klc.qr_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
+                            theta2, phi2, *s.scalars, alpha, chunk, r, qtb, gx, fs, cnt)
+    _klc.qr_gradient(r, qtb, gx, g)
+    rej = s.scalars[-2] * float(fs[_klc.F_REJ])
+    return QRFactor(
+        r=r, qtb=qtb, gradient_extra=gx, gradient=g, residual_ss=float(fs[_klc.F_RES]),
+        loss=float(fs[_klc.F_DATA]) + rej + reg, data_loss=float(fs[_klc.F_DATA]),
+        rejection_loss=rej, n_used=int(cnt[_klc.C_USED]),
+        n_finite_target=int(cnt[_klc.C_TARGET]), n_real=int(cnt[_klc.C_REAL]),
+    )
+
+
 def levenberg_marquardt(
     x: Any, target: Any, theta: Any, phi: Any, *, basis: str = "monomial",
     domain: tuple[float, float] = (-1.0, 1.0), mode: Any = "mask_real",
     delta: float | None = None, saturation_bound: float = 1.0, sample_weight: Any = None,
     loss: str = "l2", loss_scale: float = 1.0, lambda_rej: float = 0.0,
     rejection_threshold: float = 1e-2, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
-    alpha_phi: float = 0.0, max_steps: int = 100, max_tries: int = 30, ftol: float = 1e-10,
-    xtol: float = 1e-10, gtol: float = 1e-10, state: LMState | None = None,
+    alpha_phi: float = 0.0, max_steps: int = 100, max_tries: int = 30, ftol: float = FTOL,
+    xtol: float = XTOL, gtol: float = GTOL, state: LMState | None = None,
+    chunk: int | None = None,
 ) -> LMResult:
     """Minimise L (see the module doc) over theta and phi from the given start.
 
@@ -253,6 +342,8 @@ def levenberg_marquardt(
     ftol, xtol, gtol : float >= 0, stop when the relative reduction of L, the relative step, or
         the scaled gradient max_u |g_u|/sqrt(D_u) relative to sqrt(2L) falls below them
     state : LMState, optional, damping carried between calls (updated in place)
+    chunk : int >= 1, optional, points per chunk of the QR accumulation (default
+        ``QR_CHUNK``; the result depends on it within rounding, never on the thread count)
 
     Returns
     -------
@@ -274,9 +365,10 @@ def levenberg_marquardt(
         raise ValueError(f"state must be an LMState for {n_par} parameters")
     theta2 = pb.theta2.astype(np.float64)  # copies: the inputs stay as they are
     phi2 = pb.phi2.astype(np.float64)
+    chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     info = np.zeros(6)
     status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
-                             theta2, phi2, *s.scalars, alpha, state.values, max_steps,
+                             theta2, phi2, *s.scalars, alpha, chunk, state.values, max_steps,
                              max_tries, *tols, info))
     th_shape = np.shape(theta)
     ph_shape = np.shape(phi)

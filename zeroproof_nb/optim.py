@@ -19,7 +19,7 @@ from ._validation import (
     check_nonnegative,
     check_positive,
 )
-from .least_squares import LMState
+from .least_squares import FTOL, GTOL, XTOL, LMState
 from .kernels import optim as _ko
 
 __all__ = ["SGD", "Adam", "LevenbergMarquardt", "LRSchedule"]
@@ -369,8 +369,8 @@ class LevenbergMarquardt:
     _kind = "LevenbergMarquardt"
 
     def __init__(self, params: Sequence[np.ndarray], steps_per_epoch: int = 5,
-                 max_tries: int = 30, ftol: float = 1e-10, xtol: float = 1e-10,
-                 gtol: float = 1e-10) -> None:
+                 max_tries: int = 30, ftol: float = FTOL, xtol: float = XTOL,
+                 gtol: float = GTOL) -> None:
         params = [params] if isinstance(params, np.ndarray) else list(params)
         if not params or not all(isinstance(p, np.ndarray) for p in params):
             raise TypeError("params must be a non-empty list of numpy arrays")

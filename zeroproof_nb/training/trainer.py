@@ -484,6 +484,8 @@ class Trainer:
         self.held_out: dict[str, Any] = {}
         self._best_params: list[np.ndarray] | None = None
         self._start_poles: list[float] | None = None
+        #: the start's parameters, whose poles are found when first asked for (not per fit)
+        self._start_params: list[np.ndarray] | None = None
         self._pool_weight: np.ndarray | None = None
 
     # ------------------------------------------------------------------ properties
@@ -894,7 +896,8 @@ class Trainer:
                              "chosen_epoch": -1, "final": start,
                              "n": int(xv.shape[0])}
             self._best_params = [np.array(p) for p in self.model.parameters()]
-            self._start_poles = self._poles()
+            self._start_params = [np.array(p) for p in self._best_params]
+            self._start_poles = None
         bar = self._progress(end)
         try:
             while self.epoch < end and not self.stopped_early:
@@ -1025,8 +1028,23 @@ class Trainer:
             summary["converged"] = bool(self.optimizer.converged)
         poles = self._poles()
         if poles is not None:
-            summary["poles"] = {"start": self._start_poles, "final": poles}
+            summary["poles"] = {"start": self._start_pole_list(), "final": poles}
         return summary
+
+    def _start_pole_list(self) -> list[float] | None:
+        """The start's poles (:meth:`_poles` of the start's parameters), found once."""
+        if self._start_poles is None and self._start_params is not None:
+            params = self.model.parameters()
+            saved = [np.array(p) for p in params]
+            try:
+                for p, start in zip(params, self._start_params):
+                    p[...] = start
+                self._start_poles = self._poles()
+            finally:
+                for p, cur in zip(params, saved):
+                    p[...] = cur
+            self._start_params = None
+        return self._start_poles
 
     def _poles(self) -> list[float] | None:
         """The model's real poles in its domain (1-D, one shared Q), else None."""
@@ -1136,7 +1154,7 @@ class Trainer:
                 for k, v in self.held_out.items()}
         return {"split_seed": str(self.split_seed), "loss_sigma": self.loss_sigma,
                 "held_out": held, "best_params": self._best_params,
-                "start_poles": self._start_poles,
+                "start_poles": self._start_pole_list(),
                 "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict()}
 
     def _check_held_out_state(self, state: Any) -> dict[str, Any] | None:
@@ -1197,6 +1215,7 @@ class Trainer:
         self.held_out = state["held_out"]
         self._best_params = state["best_params"]
         self._start_poles = state["start_poles"]
+        self._start_params = None
         if self.lr_schedule is not None and state["lr_schedule"] is not None:
             self.lr_schedule.load_state_dict(state["lr_schedule"])
 
