@@ -63,7 +63,9 @@ __all__ = ["Target", "Noise", "BenchConfig", "QUICK", "FULL", "targets", "run_qu
 
 #: the layers' own parametrisation: Chebyshev, with the package's default denominator (the
 #: anchored one since issue #13; ``kernel_basis`` names it for the functional API)
-BASIS = getattr(TRRational(1, 1, basis="chebyshev"), "kernel_basis", "chebyshev")
+def _basis(t: "Target") -> str:
+    """The functional API's basis of the package's default Chebyshev layer at t's degrees."""
+    return getattr(TRRational(*t.degrees, basis="chebyshev"), "kernel_basis", "chebyshev")
 #: a run reached the L2 optimum when its held-out loss is within this relative distance of it
 REACHED = 1e-6
 
@@ -304,23 +306,23 @@ def _model(t: Target, dom, theta, phi, **kwargs) -> TRRational:
 
 def _lin(x, y, t: Target, dom, loss: str = "l2"):
     kw = {"loss": loss} if loss != "l2" else {}
-    return linearized_fit(x, y, *t.degrees, basis=BASIS, domain=dom, **kw)
+    return linearized_fit(x, y, *t.degrees, basis=_basis(t), domain=dom, **kw)
 
 
-def _denominator_features(x, d_q: int, dom) -> np.ndarray:
+def _denominator_features(x, d_q: int, dom, basis: str) -> np.ndarray:
     try:
         from zeroproof_nb.rational import denominator_features
     except ImportError:  # before issue #13: Q = 1 + sum phi_k psi_k
-        return basis_features(x, d_q, basis=BASIS, domain=dom)[:, 1:]
-    return denominator_features(x, d_q, basis=BASIS, domain=dom)
+        return basis_features(x, d_q, basis=basis, domain=dom)[:, 1:]
+    return denominator_features(x, d_q, basis=basis, domain=dom)
 
 
 class _Rational:
     """Residuals y - P/Q and their analytic Jacobian for ``least_squares``."""
 
     def __init__(self, x, y, t: Target, dom):
-        self.psi_p = basis_features(x, t.degrees[0], basis=BASIS, domain=dom)
-        self.psi_q = _denominator_features(x, t.degrees[1], dom)
+        self.psi_p = basis_features(x, t.degrees[0], basis=_basis(t), domain=dom)
+        self.psi_q = _denominator_features(x, t.degrees[1], dom, _basis(t))
         self.y = y
         self.n_p = self.psi_p.shape[1]
 
@@ -341,7 +343,7 @@ class _ExtendedResiduals:
     recurrence."""
 
     def __init__(self, x, y, t: Target, dom):
-        tt = basis_features(x, 1, basis=BASIS, domain=dom)[:, 1].astype(np.longdouble)
+        tt = basis_features(x, 1, basis=_basis(t), domain=dom)[:, 1].astype(np.longdouble)
         deg = max(t.degrees)
         feats = [np.ones_like(tt), tt]
         for _ in range(2, deg + 1):
@@ -349,6 +351,9 @@ class _ExtendedResiduals:
         f = np.stack(feats[:deg + 1], axis=1)
         self.psi_p = f[:, :t.degrees[0] + 1]
         self.psi_q = f[:, 1:t.degrees[1] + 1]
+        if _basis(t) == "chebyshev_anchored":  # eta_k = m(t) T_{k-1}(t), Q(t_a) = 1
+            t_a = -np.cosh(np.arccosh(10.0) / t.degrees[1])
+            self.psi_q = (1 - tt / np.longdouble(t_a))[:, None] * f[:, :t.degrees[1]]
         self.y = y.astype(np.longdouble)
         self.n_p = t.degrees[0] + 1
 
@@ -664,7 +669,7 @@ def _speed_case(t: Target, n: int, config: BenchConfig) -> list[dict[str, Any]]:
         return model.parameters()
 
     def lm():
-        r = levenberg_marquardt(x, y, th0, ph0, basis=BASIS, domain=dom)
+        r = levenberg_marquardt(x, y, th0, ph0, basis=_basis(t), domain=dom)
         return r.theta, r.phi
 
     fns = {"Trainer (defaults)": trainer, "levenberg_marquardt": lm,

@@ -169,7 +169,7 @@ def test_every_pole_configuration_in_the_domain_is_representable(roots, centre, 
 
 def test_set_domain_keeps_the_function_and_persistence_keeps_the_form(tmp_path):
     rng = np.random.default_rng(7)
-    layer = TRRational(3, 2)
+    layer = TRRational(3, 2, denominator="anchored")
     layer.set_parameters([rng.normal(size=4), np.array([0.3, -0.2])])
     x = rng.uniform(-1, 1, 200)
     before = layer.forward(x)["value"].copy()
@@ -198,6 +198,10 @@ def test_denominator_choices_are_checked():
     with pytest.raises(ValueError, match="denominator"):
         TRRational(2, 2, denominator="leading")
     assert TRRational(2, 2, input_dim=2).basis == "monomial"
+    # the default: anchored at d_q = 1 only (the anchor 4.5 domain widths away)
+    assert TRRational(3, 1).denominator == "anchored"
+    assert TRRational(3, 2).denominator == "unit_constant"
+    assert TRRational(3, 0).denominator == "unit_constant"
     assert TRRational(2, 2, basis="monomial").denominator == "unit_constant"
     with pytest.raises(ValueError, match="1-D"):
         rational_eval(np.zeros((4, 2)), np.zeros(6), np.zeros(5), basis=ANCH)

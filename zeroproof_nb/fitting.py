@@ -200,19 +200,13 @@ DOUBLET_LOSS = 0.5e-20
 #: Fewest points (finite x and y, weight > 0) :func:`fit_rational` accepts.
 MIN_POINTS = 10
 
-#: The basis of :func:`fit_rational`'s models: Chebyshev on the data's domain with the
-#: anchored denominator (a pole can sit anywhere in the domain at every d_q >= 1).
-BASIS = "chebyshev_anchored"
-
 
 def _chebyshev_layer(d_p: int, d_q: int, domain: tuple[float, float], theta: np.ndarray,
                      phi: np.ndarray, input_dim: int = 1) -> Any:
     from .layers import TRRational
 
-    anchored = BASIS == "chebyshev_anchored" and input_dim == 1
     layer = TRRational(d_p, d_q, basis="chebyshev", domain=domain, alpha_phi=0.0,
-                       input_dim=input_dim,
-                       denominator="anchored" if anchored else "unit_constant")
+                       input_dim=input_dim)  # the layers' default denominator
     layer.set_parameters([theta, phi])
     return layer
 
@@ -235,8 +229,10 @@ def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray] | None:
     z = zeros[np.argmin(np.abs(zeros - pole))]
     p_new = p // Chebyshev.fit([z.real - 1.0, z.real + 1.0], [-1.0, 1.0], 1, domain=dom)
     try:
+        target = _chebyshev_layer(layer.d_p - 1, layer.d_q - 1, layer.domain,
+                                  np.zeros(layer.d_p), np.zeros(layer.d_q - 1))
         return series_coefficients(p_new, q_new, layer.d_p - 1, layer.d_q - 1,
-                                   basis=layer.basis, denominator=layer.denominator,
+                                   basis=target.basis, denominator=target.denominator,
                                    domain=layer.domain)
     except ValueError:
         return None
@@ -314,7 +310,9 @@ def fit_rational(
     if xa.ndim == 2 and xa.shape[1] < 1:
         raise ValueError(f"x must have at least one column, got shape {xa.shape}")
     dim = 1 if xa.ndim == 1 else xa.shape[1]
-    basis = BASIS if dim == 1 else "chebyshev"
+    def basis_of(d_q: int) -> str:
+        """The functional API's basis of the default layer at this d_q (anchored at d_q = 1)."""
+        return "chebyshev_anchored" if (dim == 1 and d_q == 1) else "chebyshev"
     ya = as_float_array(y, "y", ndim=1, dtype=np.float64)
     if ya.shape[0] != xa.shape[0]:
         raise ValueError(f"y must have one value per point of x ({xa.shape[0]}), got {ya.shape}")
@@ -351,7 +349,8 @@ def fit_rational(
     wt = None if w is None else w[tr]
     if loss_scale is None and loss != "l2":
         start = linearized_fit(xt, yt, min(max_degree, 3), min(max_degree, 2),
-                               basis=basis, domain=domain, loss="tukey", sample_weight=wt)
+                               basis=basis_of(min(max_degree, 2)), domain=domain, loss="tukey",
+                               sample_weight=wt)
         layer = _chebyshev_layer(min(max_degree, 3), min(max_degree, 2), domain, *start,
                                  input_dim=dim)
         sigma = robust_scale(layer.forward(xt)["value"] - yt)
@@ -361,11 +360,11 @@ def fit_rational(
     def refine(d_p: int, d_q: int, theta: np.ndarray, phi: np.ndarray) -> tuple[Any, np.ndarray]:
         """(layer, its per-point held-out losses)."""
         if train:
-            res = levenberg_marquardt(xt, yt, theta, phi, basis=basis, domain=domain,
+            res = levenberg_marquardt(xt, yt, theta, phi, basis=basis_of(d_q), domain=domain,
                                       sample_weight=wt, loss=loss, loss_scale=scale)
             theta, phi = res.theta, res.phi
         layer = _chebyshev_layer(d_p, d_q, domain, theta, phi, input_dim=dim)
-        rho = held_out_point_losses(xv, yv, layer.theta, layer.phi, basis=basis,
+        rho = held_out_point_losses(xv, yv, layer.theta, layer.phi, basis=layer.kernel_basis,
                                     domain=domain, loss=loss, loss_scale=scale)
         return layer, rho
 
@@ -404,7 +403,7 @@ def fit_rational(
             if n_coef > (tr.size if dim == 1 else tr.size // 2):
                 continue
             try:
-                start = linearized_fit(xt, yt, d_p, d_q, basis=basis, domain=domain,
+                start = linearized_fit(xt, yt, d_p, d_q, basis=basis_of(d_q), domain=domain,
                                        loss=loss, loss_scale=loss_scale, sample_weight=wt)
             except ValueError:
                 continue

@@ -1,10 +1,10 @@
 """TRRational: a rational layer y = P(x)/Q(x) whose parameters are NumPy arrays.
 
 P(x) = Σ_{k=0..d_p} θ_k ψ_k(x), Q(x) = 1 + Σ_{k=1..d_q} φ_k η_k(x) (``phi[k-1]`` holds φ_k),
-with η_k = ψ_k (upstream's "unit_constant" denominator) or, for the default "anchored"
-denominator of a 1-D Chebyshev layer, η_k = m(t) T_{k-1}(t) with m(t) = 1 − t/t_a, so that
-Q = 1 at the anchor t_a = −cosh(acosh(10)/d_q) below the domain and Q can vanish anywhere
-inside it (see :mod:`zeroproof_nb.kernels.basis`). Evaluated by the kernels behind :func:`zeroproof_nb.rational_eval` and
+with η_k = ψ_k (upstream's "unit_constant" denominator) or, for the "anchored" denominator
+(the default of a 1-D Chebyshev layer with d_q = 1), η_k = m(t) T_{k-1}(t) with
+m(t) = 1 − t/t_a, so that Q = 1 at the anchor t_a = −cosh(acosh(10)/d_q) below the domain and
+Q can vanish anywhere inside it (see :mod:`zeroproof_nb.kernels.basis`). Evaluated by the kernels behind :func:`zeroproof_nb.rational_eval` and
 :func:`zeroproof_nb.rational_loss_and_grad`. The layer holds the parameters, the basis, the
 domain, an optional tag policy and the φ regulariser; it has no hidden state and no side effects
 in ``forward``.
@@ -150,7 +150,10 @@ class TRRational:
         None (default): Chebyshev for 1-D input, monomial (upstream's default) for n-D input,
         whose single ``domain`` would have to cover every coordinate.
     denominator : {"anchored", "unit_constant"} or None
-        Normalisation of Q. "anchored" (the default of a 1-D Chebyshev layer): Q = 1 at a point
+        Normalisation of Q. None (default): "anchored" for a 1-D Chebyshev layer with d_q = 1,
+        else "unit_constant" (with the T_0 coefficient fixed, d_q = 1 cannot put its pole at the
+        domain centre; from d_q = 2 on a pole can sit anywhere, with the other roots free).
+        "anchored": Q = 1 at a point
         t_a = −cosh(acosh(10)/d_q) below the domain (in the mapped coordinate t ∈ [−1, 1]:
         −10 for d_q = 1, −1.54 for 3, −1.13 for 6), Q = 1 + (1 − t/t_a) Σ_{k<d_q} φ_{k+1} T_k(t),
         so that a
@@ -214,7 +217,11 @@ class TRRational:
             basis = "chebyshev" if one_d else "monomial"
         self.basis = check_choice(basis, "basis", _BASES)
         if denominator is None:
-            denominator = "anchored" if (self.basis == "chebyshev" and one_d) else "unit_constant"
+            # anchored where it costs nothing: at d_q = 1 the anchor lies 4.5 domain widths
+            # away (t_a = -10); at higher degrees it comes close to the domain, and a true pole
+            # near it (gamma's at -4 on [-3.5, 3]) blows the coefficients up
+            denominator = "anchored" if (self.basis == "chebyshev" and one_d and self.d_q == 1) \
+                else "unit_constant"
         self.denominator = check_choice(denominator, "denominator", _DENOMINATORS)
         if self.denominator == "anchored" and not (self.basis == "chebyshev" and one_d):
             raise ValueError("denominator='anchored' needs basis='chebyshev' and input_dim=1, "
