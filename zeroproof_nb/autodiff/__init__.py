@@ -1,7 +1,7 @@
 """Upstream's ``zeroproof.autodiff`` path for the gradient-mode names that exist here (the
 objects live in :mod:`zeroproof_nb.gradients`; there is no per-scalar autodiff graph: the
 gradients come from the fused kernels)."""
-from ..gradients import (
+from .hybrid_gradient import (
     GradientMode,
     HybridGradientContext,
     HybridGradientSchedule,

@@ -230,6 +230,30 @@ def denominator_block(basis, m, n_q, feat, qfeat):
 
 
 @njit(cache=True, error_model="numpy")
+def block_pq(theta2, phi2, j, jq, poff, m, feat, qfeat, col, pb, qb):
+    """P and Q of head ``j`` (Q row ``jq``) over the block's points, as sums over k of point
+    vectors (``pb``, ``qb``), and ``col``: the parameter index of each local Jacobian column
+    (θ of head j, then φ of Q row jq starting at ``poff``)."""
+    n_tp = theta2.shape[1]
+    n_tq1 = phi2.shape[1]
+    for k in range(n_tp):
+        col[k] = j * n_tp + k
+    for k in range(n_tq1):
+        col[n_tp + k] = poff + k
+    for i in range(m):
+        pb[i] = theta2[j, 0]
+        qb[i] = 1.0
+    for k in range(1, n_tp):
+        ck = theta2[j, k]
+        for i in range(m):
+            pb[i] += ck * feat[k, i]
+    for k in range(n_tq1):
+        ck = phi2[jq, k]
+        for i in range(m):
+            qb[i] += ck * qfeat[k, i]
+
+
+@njit(cache=True, error_model="numpy")
 def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                      scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
                      kind, c, lam, inv_tau, start, stop, want_h, h, g, fs, cnt):
@@ -273,22 +297,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
         for j in range(n_out):
             jq = 0 if n_qh == 1 else j
             poff = n_theta + jq * n_tq1
-            for k in range(n_tp):
-                col[k] = j * n_tp + k
-            for k in range(n_tq1):
-                col[n_tp + k] = poff + k
-            # P and Q: sums over k of point vectors
-            for i in range(m):
-                pb[i] = theta2[j, 0]
-                qb[i] = 1.0
-            for k in range(1, n_tp):
-                ck = theta2[j, k]
-                for i in range(m):
-                    pb[i] += ck * feat[k, i]
-            for k in range(n_tq1):
-                ck = phi2[jq, k]
-                for i in range(m):
-                    qb[i] += ck * qfeat[k, i]
+            block_pq(theta2, phi2, j, jq, poff, m, feat, qfeat, col, pb, qb)
             # the per-point rule (one loop per gradient rule and loss: see rule_block)
             nt, nr, nu, dl = rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight,
                                         has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
@@ -528,21 +537,7 @@ def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2
         for j in range(n_out):
             jq = 0 if n_qh == 1 else j
             poff = n_theta + jq * n_tq1
-            for k in range(n_tp):
-                col[k] = j * n_tp + k
-            for k in range(n_tq1):
-                col[n_tp + k] = poff + k
-            for i in range(m):
-                pb[i] = theta2[j, 0]
-                qb[i] = 1.0
-            for k in range(1, n_tp):
-                ck = theta2[j, k]
-                for i in range(m):
-                    pb[i] += ck * feat[k, i]
-            for k in range(n_tq1):
-                ck = phi2[jq, k]
-                for i in range(m):
-                    qb[i] += ck * qfeat[k, i]
+            block_pq(theta2, phi2, j, jq, poff, m, feat, qfeat, col, pb, qb)
             nt, nr, nu, dl = rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight,
                                         has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
                                         delta, bound, c, ab, bb, gw, hwb)
