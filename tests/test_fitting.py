@@ -150,3 +150,16 @@ def test_fit_rational_refuses_degenerate_data():
         fit_rational(np.linspace(0, 1, 3), np.ones(3))
     with pytest.raises(ValueError, match="at least 10 points"):
         fit_rational(np.r_[np.linspace(0, 1, 5), np.full(20, np.nan)], np.ones(25))
+
+
+def test_rational_fit_predicts_plain_floats():
+    from zeroproof_nb.fitting import fit_rational
+
+    x = np.linspace(-1, 1, 401)
+    x = x[np.abs(x - 0.25) > 1e-3]
+    fit = fit_rational(x, 1.0 / (x - 0.25) + 2.0, max_degree=3)
+    xt = np.array([-0.5, 0.0, 0.75, np.nan])
+    out = fit.predict(xt)
+    assert out.dtype == np.float64 and out.shape == (4,)
+    np.testing.assert_allclose(out[:3], 1.0 / (xt[:3] - 0.25) + 2.0, rtol=1e-9)
+    assert np.isnan(out[3]) and np.array_equal(fit(xt[:3]), out[:3])

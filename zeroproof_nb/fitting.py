@@ -181,6 +181,15 @@ class RationalFit:
     removed: list
     report: dict = field(default_factory=dict)
 
+    def predict(self, x: Any) -> np.ndarray:
+        """The model's values at ``x`` as plain floats (shape (N,)): REAL outputs as they are,
+        ±∞ at a pole, NaN for PHI (the IEEE view of ``model.forward(x)``)."""
+        from .core import to_ieee
+
+        return np.asarray(to_ieee(self.model.forward(x)), dtype=np.float64)
+
+    __call__ = predict
+
 
 #: Held-out loss, relative to the mean y², below which :func:`fit_rational` counts two models
 #: as equal: (1e-12)²/2, the loss r²/2 of a relative error of 1e-12 (rounding on clean data).
