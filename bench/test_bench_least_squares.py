@@ -96,7 +96,7 @@ def test_trainer_fit(benchmark, n):
     p0 = np.r_[theta0, phi0]
 
     def fit():
-        model = TRRational(3, 2, domain=(-1.0, 1.0))
+        model = TRRational(3, 2, domain=(-1.0, 1.0), basis="monomial")  # as linearized_fit
         model.set_parameters([theta0, phi0])
         Trainer(model, config=TrainingConfig(verbose=False, seed=0)).fit(x, y, x_val=xv,
                                                                          y_val=yv)

@@ -104,6 +104,15 @@ def poly_sum(basis, c, j, deg, t):
 
 
 @njit(error_model="numpy")
+def mapped_point(basis, x, scale, shift):
+    """The basis coordinate t of x: x*scale + shift (the domain onto [-1, 1]) for the Chebyshev
+    bases, x itself for the monomial basis."""
+    if basis != MONOMIAL:
+        return x * scale + shift
+    return x
+
+
+@njit(error_model="numpy")
 def anchor_point(deg):
     """The anchor t_a = -cosh(acosh(G)/deg) of the anchored denominator of degree deg >= 1."""
     return -math.cosh(math.acosh(ANCHOR_GROWTH) / max(deg, 1))
@@ -173,10 +182,7 @@ def basis_row_nd(basis, xrow, scale, shift, exps, n_t, deg, one, table, row):
     """
     d = exps.shape[1]
     for jd in range(d):
-        tj = xrow[jd]
-        if basis != MONOMIAL:
-            tj = tj * scale + shift
-        basis_row_1d(basis, tj, deg, one, table[jd], 0)
+        basis_row_1d(basis, mapped_point(basis, xrow[jd], scale, shift), deg, one, table[jd], 0)
     for k in range(n_t):
         acc = one
         for jd in range(d):
@@ -214,10 +220,7 @@ def feature_denom(c, j, row, n_t, one):
 def features_1d(x, basis, deg, scale, shift, one, out):
     """out[i, k] = psi_k(x_i), out of shape (N, deg+1)."""
     for i in range(x.shape[0]):
-        t = x[i]
-        if basis != MONOMIAL:
-            t = t * scale + shift
-        basis_row_1d(basis, t, deg, one, out[i], 0)
+        basis_row_1d(basis, mapped_point(basis, x[i], scale, shift), deg, one, out[i], 0)
 
 
 @njit(cache=True)
@@ -225,9 +228,7 @@ def denominator_features_1d(x, basis, deg, scale, shift, one, out):
     """out[i, k-1] = eta_k(x_i), k = 1..deg (Q = 1 + out @ phi), out of shape (N, deg)."""
     row = np.empty(deg + 1, dtype=out.dtype)
     for i in range(x.shape[0]):
-        t = x[i]
-        if basis != MONOMIAL:
-            t = t * scale + shift
+        t = mapped_point(basis, x[i], scale, shift)
         basis_row_1d(basis, t, deg, one, row, 0)
         if basis == CHEBYSHEV_ANCHORED:
             m = anchor_factor(t, deg, one)

@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd
+from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd, mapped_point
 from .least_squares import jacobian_coefficients, rejection_terms, robust_loss
 from .rational import (
     LOSS_HUBER,
@@ -186,8 +186,7 @@ def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, 
         for i in range(m):
             t = x[b0 + i, 0]
             fin[i] = (t - t) == 0.0
-            if basis != MONOMIAL:
-                t = t * scale + shift
+            t = mapped_point(basis, t, scale, shift)
             feat[0, i] = 1.0
             if n_f > 1:
                 feat[1, i] = t

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .basis import denom_sum, feature_denom
+from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, denom_sum, feature_denom, poly_sum
 from .tags import NINF, PHI, PINF, REAL
 
 MODE_MASK_REAL = 0
@@ -126,6 +126,19 @@ def output_point(p, q, nan_check, has_policy, tau_q, tau_p):
     if has_policy:
         tag = policy_tag(tag, p, q, tau_q, tau_p)
     return v, tag
+
+
+@njit(**_JIT)
+def head_output(basis, theta, phi, j, dp, dq, shared_q, t, one, has_eps, eps, q0, nan_check,
+                has_policy, tau_q, tau_p):
+    """(value, tag, Q) of output head ``j`` at the mapped point ``t``: its own denominator row
+    unless Q is shared (``q0``, Q of row 0, is reused then and for j = 0), P, and
+    :func:`output_point`."""
+    q = q0 if (shared_q or j == 0) else point_denominator(basis, phi, j, dq, t, one, has_eps,
+                                                          eps)
+    p = poly_sum(basis, theta, j, dp, t)
+    v, tag = output_point(p, q, nan_check, has_policy, tau_q, tau_p)
+    return v, tag, q
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,6 +270,19 @@ def psi_bound(scaled_max_abs, deg):
     b = 1.0
     for _ in range(deg):
         b = b * scaled_max_abs
+    return b
+
+
+@njit(**_JIT)
+def feature_bound(basis, t64, dmax, slope):
+    """Bound on |psi_k| and |eta_k| (k <= dmax) at the mapped point t64 (float64), for the
+    overflow guard: :func:`psi_bound` of (max(1, c|t|)) with c = 2 for the Chebyshev bases,
+    1 for monomials, times 1 + slope*|t| for the anchored denominator (|eta_k| =
+    |m(t) T_{k-1}(t)|, ``slope`` = anchor_slope(d_q))."""
+    c = 1.0 if basis == MONOMIAL else 2.0
+    b = psi_bound(max(1.0, c * abs(t64)), dmax)
+    if basis == CHEBYSHEV_ANCHORED:
+        b = b * (1.0 + slope * abs(t64))
     return b
 
 

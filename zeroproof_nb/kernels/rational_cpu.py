@@ -86,10 +86,11 @@ import numpy as np
 from numba import njit, prange, types
 
 from .basis import (
-    anchor_slope,
     CHEBYSHEV_ANCHORED,
     MONOMIAL,
+    anchor_slope,
     basis_row_nd,
+    mapped_point,
     feature_dot,
     n_terms,
     poly_sum,
@@ -123,7 +124,9 @@ from .rational import (
     MODE_MASK_REAL,
     MODE_SATURATING,
     backward_point,
+    feature_bound,
     guard_coefficients,
+    head_output,
     output_point,
     point_denominator,
     psi_bound,
@@ -363,16 +366,13 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                 xs = x[b0:b0 + m]
                 qs = qout[b0:b0 + m]
                 for ii in range(m):
-                    t = xs[ii]
-                    if BASIS != MONOMIAL:
-                        t = t * scale + shift
+                    t = mapped_point(BASIS, xs[ii], scale, shift)
                     nan_check = t - t
                     q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
                     for j in range(NOUT):
-                        q = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
-                                                                             HAS_EPS, eps)
-                        p = poly_sum(BASIS, theta, j, DP, t)
-                        v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
+                        v, g, q = head_output(BASIS, theta, phi, j, DP, DQ, SHARED, t, one,
+                                              HAS_EPS, eps, q0, nan_check, HAS_POLICY, tau_q,
+                                              tau_p)
                         yb[ii * NOUT + j] = v
                         tb[ii * NOUT + j] = g
                         if WRITE_Q:
@@ -550,7 +550,6 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
     key = (BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig.args[0].dtype)
     DMAX = max(DP, DQ)
     BSCALE = 2.0 if BASIS != MONOMIAL else 1.0
-    ANCHORED = BASIS == CHEBYSHEV_ANCHORED
     SLOPE = anchor_slope(DQ)
     SUMS_IN_REGISTERS = _sums_in_registers(D, DP, DQ, NOUT)
     if D == 0:
@@ -560,15 +559,11 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             xs = x[b0:b0 + m]
             qs = qout[b0:b0 + m]
             for ii in range(m):
-                t = xs[ii]
-                if BASIS != MONOMIAL:
-                    t = t * scale + shift
+                t = mapped_point(BASIS, xs[ii], scale, shift)
                 nan_check = t - t
                 finite = nan_check == nan_check
                 t64 = np.float64(t) if finite else 0.0
-                b = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
-                if ANCHORED:  # |eta_k| = |m(t) T_{k-1}(t)| <= (1 + 0.4|t|) * the bound
-                    b = b * (1.0 + SLOPE * abs(t64))
+                b = feature_bound(BASIS, t64, DMAX, SLOPE)
                 bnd[ii] = b if finite else np.nan
                 if DMAX >= 1:
                     # psi_1 = t for grad_sums_fn; with b = inf some psi_k overflow, but such
@@ -589,9 +584,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                 for j in range(NOUT):
                     jq = 0 if SHARED else j
                     for ii in range(m):
-                        t = xs[ii]
-                        if BASIS != MONOMIAL:
-                            t = t * scale + shift
+                        t = mapped_point(BASIS, xs[ii], scale, shift)
                         nan_check = t - t
                         q = point_denominator(BASIS, phi, jq, DQ, t, one, HAS_EPS, eps)
                         p = poly_sum(BASIS, theta, j, DP, t)
@@ -631,9 +624,7 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
             tmax = 1.0
             for jd in range(D):
                 nan_check = nan_check + (xi[jd] - xi[jd])
-                tj = xi[jd]
-                if BASIS != MONOMIAL:
-                    tj = tj * scale + shift
+                tj = mapped_point(BASIS, xi[jd], scale, shift)
                 tmax = max(tmax, BSCALE * abs(np.float64(tj)))
             finite = nan_check == nan_check
             bnd[ii] = psi_bound(tmax, DMAX) if finite else np.nan

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from numba import cuda, float64
 
-from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, poly_sum
+from .basis import CHEBYSHEV_ANCHORED, anchor_slope, basis_row_1d, mapped_point
 from .rational import (
     backward_point,
+    feature_bound,
     guard_coefficients,
-    output_point,
+    head_output,
     point_denominator,
-    psi_bound,
 )
 
 #: Threads per block of the forward kernel.
@@ -49,16 +49,12 @@ def forward_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has
         i = cuda.grid(1)
         if i >= x.shape[0]:
             return
-        t = x[i]
-        if BASIS != MONOMIAL:
-            t = t * scale + shift
+        t = mapped_point(BASIS, x[i], scale, shift)
         nan_check = t - t
         q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
         for j in range(NOUT):
-            qj = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
-                                                                 HAS_EPS, eps)
-            p = poly_sum(BASIS, theta, j, DP, t)
-            v, g = output_point(p, qj, nan_check, HAS_POLICY, tau_q, tau_p)
+            v, g, qj = head_output(BASIS, theta, phi, j, DP, DQ, SHARED, t, one, HAS_EPS, eps,
+                                   q0, nan_check, HAS_POLICY, tau_q, tau_p)
             val[i, j] = v
             tag[i, j] = g
             if WRITE_Q:
@@ -116,7 +112,6 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
     NSLOT = NPAR + N_LOSS_SLOTS
     ANCHORED = BASIS == CHEBYSHEV_ANCHORED
     SLOPE = anchor_slope(DQ)
-    BSCALE = 2.0 if BASIS != MONOMIAL else 1.0
     NPSI = DMAX + 1
 
     @cuda.jit
@@ -131,32 +126,19 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
         for s in range(NSLOT):
             contrib[s] = 0.0
         if i < x.shape[0]:
-            t = x[i]
-            if BASIS != MONOMIAL:
-                t = t * scale + shift
+            t = mapped_point(BASIS, x[i], scale, shift)
             nan_check = t - t
             finite = nan_check == nan_check
             t64 = float64(t) if finite else 0.0
-            bnd = psi_bound(max(1.0, BSCALE * abs(t64)), DMAX)
-            if ANCHORED:
-                bnd = bnd * (1.0 + SLOPE * abs(t64))
-            # psi_k(t) in float64 (the CPU pass builds its feature rows the same way)
-            psi[0] = 1.0
-            if NPSI > 1:
-                psi[1] = t64
-            for k in range(2, NPSI):
-                if BASIS == MONOMIAL:
-                    psi[k] = psi[k - 1] * t64
-                else:
-                    psi[k] = 2.0 * t64 * psi[k - 1] - psi[k - 2]
+            bnd = feature_bound(BASIS, t64, DMAX, SLOPE)
+            # psi_k(t) in float64, the recurrence of the CPU pass's feature rows
+            basis_row_1d(BASIS, t64, DMAX, 1.0, psi, 0)
             m_anchor = 1.0 + SLOPE * t64
             q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
             for j in range(NOUT):
                 jq = 0 if SHARED else j
-                qj = q0 if (SHARED or j == 0) else point_denominator(BASIS, phi, j, DQ, t, one,
-                                                                     HAS_EPS, eps)
-                p = poly_sum(BASIS, theta, j, DP, t)
-                v, g = output_point(p, qj, nan_check, HAS_POLICY, tau_q, tau_p)
+                v, g, qj = head_output(BASIS, theta, phi, j, DP, DQ, SHARED, t, one, HAS_EPS,
+                                       eps, q0, nan_check, HAS_POLICY, tau_q, tau_p)
                 val[i, j] = v
                 tag[i, j] = g
                 q[i, j] = qj
