@@ -6,7 +6,9 @@ linear in (θ, φ), so a least-squares solve finds the poles directly; a few re-
 (weights 1/|Q_prev|, Sanathanan & Koerner 1963) remove the linearisation's bias toward small Q.
 Use it to initialise a model, then refine with the Trainer.
 
-Robust fits (``loss="huber"`` or ``"tukey"``) iterate: residuals y − P/Q of the current fit,
+Robust fits (``loss="huber"`` or ``"tukey"``) start from the least-median fit (the best of the
+fit of all points and seeded subset fits by the median residual over all points: a fit of all
+points can absorb gross outliers with pole-zero pairs) and iterate: residuals y − P/Q of the current fit,
 their scale σ (the normalised MAD, unless ``loss_scale`` is given), IRLS weights ω(r) of the
 robust loss with threshold 1.345σ (Huber) or 4.685σ (Tukey), and a new re-weighted solve, so
 that gross outliers lose their pull on the poles (Tukey: outliers beyond 4.685σ get weight 0).
