@@ -24,6 +24,7 @@ from ..core import TRTag
 from ..layers import TRRational
 from ..least_squares import (
     held_out_loss,
+    REFINE_STEPS,
     levenberg_marquardt,
     robust_scale,
     robust_threshold,
@@ -360,18 +361,21 @@ class Trainer(CheckpointMixin):
         acc: dict[str, Any] = {"q_abs": [], "x": []}
         t0 = time.perf_counter()
         kw = self.pass_options()
-        res = levenberg_marquardt(
-            x, y, model.theta, model.phi, basis=model.kernel_basis, domain=model.domain,
+        objective = dict(
+            basis=model.kernel_basis, domain=model.domain,
             policy=model.policy, mode=kw["mode"], delta=kw["delta"],
             saturation_bound=kw["saturation_bound"], sample_weight=self._pool_weight,
             loss="l2" if kw["loss"] == "mse" else kw["loss"],
             loss_scale=self._loss_threshold() / _ROBUST_K.get(kw["loss"], 1.0),
             lambda_rej=self.lambda_rej if "rejection_threshold" in kw else 0.0,
             rejection_threshold=kw.get("rejection_threshold", 1e-2),
-            q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi),
-            max_steps=opt.steps_per_epoch, max_tries=opt.max_tries, ftol=opt.ftol,
-            xtol=opt.xtol, gtol=opt.gtol, state=opt.state)
-        if res.steps:
+            q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi))
+        # once converged, the float64 optimum is refined on double-double residuals
+        res = levenberg_marquardt(
+            x, y, model.theta, model.phi, **objective, max_steps=opt.steps_per_epoch,
+            max_tries=opt.max_tries, ftol=opt.ftol, xtol=opt.xtol, gtol=opt.gtol,
+            state=opt.state, refine_steps=REFINE_STEPS if opt.refine else 0)
+        if res.steps or res.refined:
             model.set_parameters([res.theta, res.phi])
             model.project_phi()
         opt.step_count += res.steps
@@ -390,7 +394,8 @@ class Trainer(CheckpointMixin):
         record = self._epoch_record(float(full.loss), float(coverage), 0.0,
                                     (t1 - t0) * 1000.0, 1, acc)
         record["lm"] = {"status": res.status, "steps": res.steps, "passes": res.passes,
-                        "objective": res.loss}
+                        "objective": res.loss,
+                        "refine_steps": res.refined}
         return record
 
     def _compiled_batches(self, x: np.ndarray, y: np.ndarray,
