@@ -28,7 +28,7 @@ keys are merged with their global offsets: the indices are those of the in-core 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 try:
@@ -43,8 +43,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 import numpy as np
 
 from . import _dask_blocks as _blocks
+from . import _dask_refine as _refine
 from . import rational as _rational
 from ._validation import check_config, check_draws
+from .kernels.refine import cell_dtype
+from .training.active_sampler import ActiveSamplerConfig
 from .training.importance_sampler import ImportanceSamplerConfig
 from .training.sampler_state import make_rng
 
@@ -57,6 +60,7 @@ __all__ = [
     "importance_weights",
     "q_abs",
     "rational_eval",
+    "refine_cells",
     "sample_indices",
     "stream_key",
 ]
@@ -263,7 +267,8 @@ def _check_nan(n_nan: int, nan_policy: str) -> None:
 
 @dataclass(frozen=True)
 class ImportanceWeights:
-    """Result of :func:`importance_weights`.
+    """Result of :func:`importance_weights`: a pool's weights pass, reusable by
+    :func:`sample_indices` (``prepared=``) for any number of batches without a new pass.
 
     Attributes
     ----------
@@ -272,6 +277,8 @@ class ImportanceWeights:
         of BLOCK points, each the in-core kernel's (lazy)
     total : float, sum of the unnormalised weights (by segments, see the module notes)
     n_positive, n_nan : ints, points with a positive weight / with a NaN q
+    params : the (min_q_abs, weight_power, 1/max_weight, 1/temperature) used
+    chunks : the pool's block-aligned chunk sizes
     """
 
     weights: "da.Array"
@@ -279,6 +286,11 @@ class ImportanceWeights:
     total: float
     n_positive: int
     n_nan: int
+    params: tuple[float, float, float, float]
+    chunks: tuple[int, ...]
+    table: Any = field(repr=False, default=None)
+    extra: Any = field(repr=False, default=None)
+    top: float = field(repr=False, default=1.0)
 
 
 def importance_weights(q: Any, config: ImportanceSamplerConfig | None = None, *,
@@ -308,13 +320,14 @@ def importance_weights(q: Any, config: ImportanceSamplerConfig | None = None, *,
     bs = da.map_blocks(_blocks.chunk_block_sums, qd, *args, top, params, dtype=np.float64,
                        chunks=(nb,), meta=np.empty(0, dtype=np.float64))
     return ImportanceWeights(weights=w, block_sums=bs, total=table.total,
-                             n_positive=table.n_positive, n_nan=table.n_nan)
+                             n_positive=table.n_positive, n_nan=table.n_nan, params=params,
+                             chunks=qd.chunks[0], table=table, extra=ex, top=top)
 
 
 # ------------------------------------------------------------------------------ draws
 def sample_indices(q: Any, batch_size: int, *, config: ImportanceSamplerConfig | None = None,
-                   seed: Any, replace: bool | None = None,
-                   sample_weights: Any = None) -> np.ndarray:
+                   seed: Any, replace: bool | None = None, sample_weights: Any = None,
+                   prepared: ImportanceWeights | None = None) -> np.ndarray:
     """``batch_size`` importance draws from a dask pool: global int64 indices into q (flattened).
 
     Parameters
@@ -328,6 +341,10 @@ def sample_indices(q: Any, batch_size: int, *, config: ImportanceSamplerConfig |
         over q (weights, then draws) -- persist q when memory allows, else its chunks are
         computed twice; without: one pass, the indices distinct, ordered as successive draws
     sample_weights : (N,) dask array or array-like >= 0, optional; draws ∝ w(q)·sample_weights
+    prepared : ImportanceWeights, optional; the weights pass of this q by
+        :func:`importance_weights` (same weight fields; its sample weights apply, pass none
+        here): a batch with replacement then costs one pass over the chunks that receive
+        draws. The indices are the same as without it.
 
     Returns
     -------
@@ -344,11 +361,15 @@ def sample_indices(q: Any, batch_size: int, *, config: ImportanceSamplerConfig |
         raise TypeError(f"replace must be a bool or None, got {type(repl).__name__}")
     key = stream_key(seed)
     qd = _pool(q)
-    ex, top = _sample_weights(sample_weights, qd)
     params = config.weight_params()
+    if prepared is not None:
+        table, ex, top = _use_prepared(prepared, qd, params, sample_weights)
+    else:
+        ex, top = _sample_weights(sample_weights, qd)
     if not repl:
         return _smallest_keys(qd, ex, top, params, key, batch_size, config.nan_policy)
-    table = _scan(qd, ex, top, params, config.nan_policy)
+    if prepared is None:
+        table = _scan(qd, ex, top, params, config.nan_policy)
     jobs = _blocks.route_draws(table, key, batch_size)
     draw = dask.delayed(_blocks.chunk_draws, pure=True)
     chunks = _blockwise(qd, ex)
@@ -359,6 +380,21 @@ def sample_indices(q: Any, batch_size: int, *, config: ImportanceSamplerConfig |
     for c, idx in found.items():
         out[jobs[c][0]] = idx
     return out
+
+
+def _use_prepared(prepared: Any, q: "da.Array", params: tuple[float, ...],
+                  sample_weights: Any) -> tuple[Any, Any, float]:
+    """Check that ``prepared`` is the weights pass of ``q`` under ``params``."""
+    if not isinstance(prepared, ImportanceWeights):
+        raise TypeError("prepared must be an ImportanceWeights from importance_weights(), got "
+                        f"{type(prepared).__name__}")
+    if sample_weights is not None:
+        raise ValueError("sample_weights: pass them to importance_weights(), not with prepared")
+    if tuple(prepared.params) != tuple(params):
+        raise ValueError("prepared was computed with other weight parameters than config")
+    if tuple(prepared.chunks) != tuple(q.chunks[0]):
+        raise ValueError("prepared was computed for a pool of other chunks or length than q")
+    return prepared.table, prepared.extra, prepared.top
 
 
 def _smallest_keys(q: "da.Array", ex: "da.Array | None", top: float,
@@ -401,3 +437,94 @@ def gather(x: Any, indices: Any) -> np.ndarray:
     uniq, inverse = np.unique(idx.astype(np.int64), return_inverse=True)
     rows = xd[uniq].compute() if uniq.size else np.empty((0,) + xd.shape[1:], dtype=xd.dtype)
     return rows[inverse]
+
+
+# ------------------------------------------------------------------------------ refinement
+def _grid(cells: Any) -> tuple["da.Array", int]:
+    """A 1-D dask array of grid cells and its dimension d (dtype ``cell_dtype(d)``)."""
+    if not isinstance(cells, da.Array):
+        cells = da.from_array(np.asarray(cells), chunks="auto")
+    sub = cells.dtype.fields.get("center") if cells.dtype.fields else None
+    if sub is None:
+        raise TypeError(f"cells must have the grid cell dtype (cell_dtype(d)), got {cells.dtype}")
+    dim = sub[0].shape[0] if sub[0].shape else 1
+    if cells.dtype != cell_dtype(dim):
+        raise TypeError(f"cells must have dtype cell_dtype({dim}), got {cells.dtype}")
+    if cells.ndim != 1:
+        raise ValueError(f"cells must be 1-dimensional, got shape {cells.shape}")
+    if any(np.isnan(c) for c in cells.shape):
+        raise ValueError("cells must have known chunk sizes (call compute_chunk_sizes())")
+    return cells, dim
+
+
+def refine_cells(cells: Any, q: Any, config: ActiveSamplerConfig | None = None
+                 ) -> tuple["da.Array", dict[str, int]]:
+    """One :meth:`ActiveSampler.refine` step on a grid whose cells are a dask array.
+
+    Marks and splits blockwise; the cap is exact: when more cells qualify than
+    ``config.max_grid_points`` leaves room for, the ones with the smallest (|Q|, index) are
+    split, chosen by merging each chunk's smallest candidates (as in-core). The new grid is the
+    in-core one row for row: the old cells (|Q| written, parents marked refined), then the
+    children in parent order.
+
+    Parameters
+    ----------
+    cells : (n,) dask array (or array) of ``kernels.refine.cell_dtype(d)``, e.g.
+        ``da.from_array(ActiveSampler(config, d).cells)``
+    q : (n,) dask array or array-like of Q (or |Q|) at the cell centres, or a callable mapping
+        an (m, d) array of centres to (m,) values (called chunk by chunk on the workers)
+    config : ActiveSamplerConfig (threshold, relative_threshold, max_refinement_level,
+        refinement_ratio, max_grid_points)
+
+    Returns
+    -------
+    cells : dask array (n + n_added,) of the same dtype (lazy; persist it between steps)
+    entry : dict ``{"n_refined", "n_added", "total_points"}`` as in-core
+    """
+    config = check_config(config, ActiveSamplerConfig)
+    config.validate()
+    cd, dim = _grid(cells)
+    config.bounds_array(dim)
+    n = int(cd.shape[0])
+    if callable(q):
+        qa = da.map_blocks(_refine.chunk_abs_q, cd, q, dtype=np.float64,
+                           meta=np.empty(0, dtype=np.float64))
+    else:
+        qd = _as_dask(q, "q", (1, 2))
+        if qd.size != n or (qd.ndim == 2 and qd.shape[1] != 1):
+            raise ValueError(f"q must give one value per cell ({n}), got shape {qd.shape}")
+        qa = da.map_blocks(_refine.chunk_abs_q, cd, qd.reshape(-1).rechunk({0: cd.chunks[0]}),
+                           dtype=np.float64, meta=np.empty(0, dtype=np.float64))
+    qa = qa.persist()
+    per_axis = 2 * int(config.refinement_ratio) if dim == 1 else 2  # ActiveSampler.per_axis
+    per_cell = per_axis ** dim
+    threshold = float(config.refinement_threshold)
+    if config.relative_threshold:
+        base = da.map_blocks(_refine.chunk_level0, cd, qa, dtype=np.float64,
+                             chunks=(tuple(np.nan for _ in cd.chunks[0]),),
+                             meta=np.empty(0, dtype=np.float64)).compute()
+        threshold *= float(np.median(base)) if base.size else 0.0
+    budget = max((int(config.max_grid_points) - n) // per_cell, 0)
+    starts = _chunk_starts(cd)
+    cand = dask.delayed(_refine.chunk_candidates, pure=True)
+    merge = dask.delayed(_blocks.merge_smallest, pure=True)
+    cs, qs = list(cd.to_delayed().ravel()), list(qa.to_delayed().ravel())
+    level = [cand(c, a, threshold, int(config.max_refinement_level), int(starts[i]), budget)
+             for i, (c, a) in enumerate(zip(cs, qs))]
+    while len(level) > 1:
+        level = [merge(level[i:i + MERGE_FAN_IN], budget)
+                 for i in range(0, len(level), MERGE_FAN_IN)]
+    chosen = np.sort(dask.compute(merge(level, budget))[0][1])
+    split = dask.delayed(_refine.chunk_split, pure=True)
+    olds, kids = [], []
+    for i, (c, a) in enumerate(zip(cs, qs)):
+        lo, hi = np.searchsorted(chosen, starts[i:i + 2])
+        parents = chosen[lo:hi] - starts[i]
+        olds.append(da.from_delayed(split(c, a, parents, per_axis, "cells"),
+                                    shape=(int(starts[i + 1] - starts[i]),), dtype=cd.dtype))
+        if parents.size:
+            kids.append(da.from_delayed(split(c, a, parents, per_axis, "children"),
+                                        shape=(parents.size * per_cell,), dtype=cd.dtype))
+    k = int(chosen.shape[0])
+    entry = {"n_refined": k, "n_added": k * per_cell, "total_points": n + k * per_cell}
+    return da.concatenate(olds + kids), entry
