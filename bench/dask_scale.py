@@ -9,7 +9,7 @@ pipeline in-core on one thread for the ratio.
 
 Run from the repository root::
 
-    python -m bench.dask_scale                 # N = 1e9, 2 workers, chunks of 2**22
+    python -m bench.dask_scale                 # N = 1e9, 2 workers, chunks of 2**21
     python -m bench.dask_scale --n 1e8 --json out.json
 """
 from __future__ import annotations
@@ -94,10 +94,12 @@ def worker_cpu_s() -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=float, default=1e9, help="pool size (points)")
-    ap.add_argument("--chunk", type=int, default=1 << 22, help="points per chunk")
+    ap.add_argument("--chunk", type=int, default=1 << 21, help="points per chunk")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=65536)
     ap.add_argument("--in-core-n", type=int, default=1 << 24)
+    ap.add_argument("--persist", action="store_true",
+                    help="persist |Q| on the workers (8 bytes per point) between the passes")
     ap.add_argument("--trim", type=int, default=1 << 30,
                     help="glibc malloc trim / mmap threshold of the workers (bytes)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -106,13 +108,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ["NUMBA_NUM_THREADS"] = "1"  # one numba thread per single-threaded worker
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-    from dask.distributed import Client, LocalCluster
+    import dask
+    from dask.distributed import Client, LocalCluster, wait
 
     from zeroproof_nb import distributed as zd
     from zeroproof_nb.training.importance_sampler import ImportanceSamplerConfig
 
     config = ImportanceSamplerConfig(weight_power=2.0, min_q_abs=1e-6, max_weight=1e4, seed=3)
     res: dict[str, Any] = {"n": n, "chunk": args.chunk, "workers": args.workers,
+                           "persist": bool(args.persist),
                            "batch": args.batch, "machine": platform.processor() or
                            platform.machine(), "cpus": os.cpu_count()}
     res["load_average_before"] = os.getloadavg()
@@ -120,12 +124,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res["in_core_1thread_s"] = base
     res["in_core_ns_per_point"] = base["total"] / args.in_core_n * 1e9
 
-    # workers keep freed chunk buffers (Dask's default trim threshold of 64 KiB returns them to
-    # the OS after every task, and each new chunk then pays its page faults again)
+    # workers reuse freed chunk buffers: Dask's default trim threshold (64 KiB) returns them to
+    # the OS after every task, and arrays above glibc's mmap threshold are unmapped when freed;
+    # each new chunk then pays its page faults again (~1 ns per byte on this VM, more than the
+    # kernels). Chunks of 2**21 points keep every buffer under the 32 MiB threshold. The
+    # variables must be set before the worker processes start (pre-spawn).
+    malloc_env = {"MALLOC_TRIM_THRESHOLD_": str(args.trim),
+                  "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+    dask.config.set({"distributed.nanny.pre-spawn-environ": {
+        **dask.config.get("distributed.nanny.pre-spawn-environ"), **malloc_env}})
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address=None, silence_logs=40,
-                           env={"MALLOC_TRIM_THRESHOLD_": str(args.trim),
-                                "MALLOC_MMAP_THRESHOLD_": str(args.trim)})
+                           env=malloc_env)
     client = Client(cluster)
     try:
         # warm-up: compile every kernel on every worker (a pool of a few chunks per worker)
@@ -137,12 +147,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         x = pool_x(n, args.chunk)
         q = zd.q_abs(x, THETA, PHI)
+        d0 = time.process_time()
         t0 = time.perf_counter()
+        if args.persist:  # |Q| kept on the workers: the draw pass reads it, not x
+            q = q.persist()
+            wait(q)
         w = zd.importance_weights(q, config)
         t1 = time.perf_counter()
         idx = zd.sample_indices(q, args.batch, config=config, seed=3, prepared=w)
         t2 = time.perf_counter()
         cpu2 = client.run(worker_cpu_s)
+        res["driver_and_scheduler_cpu_s_passes"] = time.process_time() - d0
         xb = zd.gather(x, idx)
         t3 = time.perf_counter()
         rss1 = client.run(worker_peak_rss_mib)

@@ -21,6 +21,10 @@ import cloudpickle  # noqa: E402  (a dependency of distributed)
 
 from zeroproof_nb import distributed as zd  # noqa: E402
 from zeroproof_nb.rational import rational_eval as rational_eval_np  # noqa: E402
+from zeroproof_nb.training.active_sampler import (  # noqa: E402
+    ActiveSampler,
+    ActiveSamplerConfig,
+)
 from zeroproof_nb.training.importance_sampler import (  # noqa: E402
     ImportanceSampler,
     ImportanceSamplerConfig,
@@ -185,6 +189,46 @@ def test_importance_weights_block_sums(client):
     assert res.n_positive == 1000 and res.n_nan == 0
 
 
+# --------------------------------------------------------------------------- refinement
+def same_cells(a, b):
+    assert a.shape == b.shape
+    for f in a.dtype.names:
+        np.testing.assert_array_equal(a[f], b[f], err_msg=f)
+
+
+def q_2d(c):
+    """Q with a pole line x0 = 0.3 and one x1 = -0.55 (works on the workers: a module
+    function pickled by value)."""
+    return (c[:, 0] - 0.3) * (c[:, -1] + 0.55)
+
+
+@pytest.mark.parametrize("dim,cap", [(1, 1300), (2, 1300)])
+def test_refine_cells_matches_in_core_and_cap_is_exact(client, dim, cap):
+    cfg = ActiveSamplerConfig(initial_grid_size=1000 if dim == 1 else 900,
+                              max_grid_points=cap, refinement_threshold=0.4,
+                              grid_bounds=(-1.0, 1.0))
+    s = ActiveSampler(cfg, dim)
+    cells = da.from_array(s.cells.copy(), chunks=97)
+    for step in range(3):
+        n0 = s.n_cells
+        qa0 = np.abs(q_2d(s.points()))
+        want = s.refine(q_2d(s.points()))
+        cells, got = zd.refine_cells(cells, q_2d if step % 2 else
+                                     da.from_array(q_2d(s.cells["center"][:n0]), chunks=50), cfg)
+        assert got == want
+        assert got["total_points"] <= cap
+        grid = cells.compute()
+        same_cells(grid, s.cells)
+        if step == 0:  # the cap binds here: an independent NumPy check of the choice
+            thr = 0.4 * np.median(qa0)
+            qualify = np.flatnonzero(qa0 < thr)
+            room = (cap - n0) // (s.children_per_cell)
+            assert qualify.size > room > 0
+            chosen = np.sort(qualify[np.lexsort((qualify, qa0[qualify]))[:room]])
+            np.testing.assert_array_equal(np.flatnonzero(grid["refined"][:n0]), chosen)
+            assert got["total_points"] == n0 + room * s.children_per_cell
+
+
 # --------------------------------------------------------------------------- failures
 def _slow(b):
     time.sleep(0.05)
@@ -248,3 +292,10 @@ def test_nan_policy_and_bad_arguments(client):
         zd.gather(qd, [512])
     with pytest.raises(TypeError, match="indices"):
         zd.gather(qd, [0.5])
+    with pytest.raises(TypeError, match="cells"):
+        zd.refine_cells(qd, q, ActiveSamplerConfig())
+    grid = ActiveSampler(ActiveSamplerConfig(initial_grid_size=10), 1).cells
+    with pytest.raises(ValueError, match="q"):
+        zd.refine_cells(grid, np.ones(3), ActiveSamplerConfig(initial_grid_size=10))
+    with pytest.raises(TypeError, match="config"):
+        zd.refine_cells(grid, np.ones(10), {"max_grid_points": 5})

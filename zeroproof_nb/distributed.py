@@ -170,8 +170,8 @@ def _eval_block(xb: np.ndarray, theta: Any, phi: Any, kw: dict, what: str) -> np
         return y
     if what == "q":
         return q
-    qa = np.abs(q)
-    return qa.min(axis=1) if qa.ndim == 2 else qa
+    np.abs(q, out=q)  # in place: q is this call's array
+    return q.min(axis=1) if q.ndim == 2 else q
 
 
 def _map_rows(x: "da.Array", fn: Any, out_ndim: int, width: int, dtype: np.dtype,
@@ -435,9 +435,17 @@ def gather(x: Any, indices: Any) -> np.ndarray:
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise ValueError(f"indices must lie in [0, {n})")
     uniq, inverse = np.unique(idx.astype(np.int64), return_inverse=True)
-    rows = xd[uniq].compute() if uniq.size else np.empty((0,) + xd.shape[1:], dtype=xd.dtype)
+    if xd.ndim > 1 and any(len(c) > 1 for c in xd.chunks[1:]):
+        xd = xd.rechunk({a: -1 for a in range(1, xd.ndim)})
+    starts = _chunk_starts(xd)
+    cut = np.searchsorted(uniq, starts)
+    take = dask.delayed(np.take, pure=True)
+    tasks = [take(block, uniq[cut[c]:cut[c + 1]] - starts[c], axis=0)
+             for c, block in enumerate(xd.to_delayed().ravel()) if cut[c + 1] > cut[c]]
+    parts = dask.compute(*tasks)
+    rows = (np.concatenate(parts) if parts else
+            np.empty((0,) + xd.shape[1:], dtype=xd.dtype))
     return rows[inverse]
-
 
 # ------------------------------------------------------------------------------ refinement
 def _grid(cells: Any) -> tuple["da.Array", int]:
@@ -478,7 +486,8 @@ def refine_cells(cells: Any, q: Any, config: ActiveSamplerConfig | None = None
 
     Returns
     -------
-    cells : dask array (n + n_added,) of the same dtype (lazy; persist it between steps)
+    cells : dask array (n + n_added,) of the same dtype, persisted (held on the workers with a
+        distributed client; in memory with Dask's local schedulers)
     entry : dict ``{"n_refined", "n_added", "total_points"}`` as in-core
     """
     config = check_config(config, ActiveSamplerConfig)
@@ -527,4 +536,5 @@ def refine_cells(cells: Any, q: Any, config: ActiveSamplerConfig | None = None
                                         shape=(parents.size * per_cell,), dtype=cd.dtype))
     k = int(chosen.shape[0])
     entry = {"n_refined": k, "n_added": k * per_cell, "total_points": n + k * per_cell}
-    return da.concatenate(olds + kids), entry
+    # persisted before qa (persisted above, held only here) is released
+    return da.concatenate(olds + kids).persist(), entry
