@@ -189,6 +189,24 @@ def test_importance_weights_block_sums(client):
     assert res.n_positive == 1000 and res.n_nan == 0
 
 
+def test_gather_epoch_rows_and_importance_correction(client):
+    x = np.random.default_rng(12).uniform(-1.0, 1.0, 20_000)
+    y = x * x
+    theta, phi = [1.0, 2.0, -0.5], [0.5, -1.2]  # Q = 1 + 0.5x - 1.2x^2: poles inside
+    ep = zd.gather_epoch(da.from_array(x, chunks=4096), da.from_array(y, chunks=5000), theta,
+                         phi, n_batches=20, batch_size=2000, config=CFG, seed=3)
+    assert ep.x.shape == (40_000,) and ep.offsets[-1] == 40_000
+    np.testing.assert_array_equal(ep.x, x[ep.indices])
+    np.testing.assert_array_equal(ep.y, y[ep.indices])
+    p = reference_probs(np.abs(1 + 0.5 * x - 1.2 * x * x))  # independent NumPy weights
+    np.testing.assert_allclose(ep.weight, 1.0 / (x.size * p[ep.indices]), rtol=1e-9)
+    # the corrected batch means estimate the pool mean of y (the objective is the pool's)
+    est = [np.mean(ep.weight[a:b] * ep.y[a:b]) for a, b in zip(ep.offsets[:-1], ep.offsets[1:])]
+    se = np.std(est, ddof=1) / np.sqrt(len(est))
+    assert abs(np.mean(est) - y.mean()) < 5 * se
+    assert abs(np.mean(ep.y) - y.mean()) > 5 * se  # uncorrected draws are biased
+
+
 # --------------------------------------------------------------------------- refinement
 def same_cells(a, b):
     assert a.shape == b.shape

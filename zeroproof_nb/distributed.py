@@ -50,12 +50,15 @@ from .kernels.refine import cell_dtype
 from .training.active_sampler import ActiveSamplerConfig
 from .training.importance_sampler import ImportanceSamplerConfig
 from .training.sampler_state import make_rng
+from .training.sampling import scan_weights
 
 __all__ = [
     "BLOCK",
     "SEGMENT_BLOCKS",
     "ImportanceWeights",
+    "EpochBatches",
     "aligned_chunks",
+    "gather_epoch",
     "gather",
     "importance_weights",
     "q_abs",
@@ -538,3 +541,77 @@ def refine_cells(cells: Any, q: Any, config: ActiveSamplerConfig | None = None
     entry = {"n_refined": k, "n_added": k * per_cell, "total_points": n + k * per_cell}
     # persisted before qa (persisted above, held only here) is released
     return da.concatenate(olds + kids).persist(), entry
+
+
+# ------------------------------------------------------------------------------ training
+@dataclass(frozen=True)
+class EpochBatches:
+    """One epoch's importance batches from a dask pool, gathered to the driver
+    (:func:`gather_epoch`): batch b is rows ``offsets[b]:offsets[b + 1]`` of ``x``, ``y`` and
+    ``weight``.
+
+    Attributes
+    ----------
+    x : (n_batches·B,) or (n_batches·B, d) ndarray, the drawn pool rows
+    y : (n_batches·B, ...) ndarray, their targets
+    weight : (n_batches·B,) float64, 1/(N·p_i) times the loss weights: a batch's weighted mean
+        loss estimates the pool's mean loss (the trainers' importance correction)
+    indices : (n_batches·B,) int64 pool indices
+    offsets : (n_batches + 1,) int64
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    indices: np.ndarray
+    offsets: np.ndarray
+
+
+def gather_epoch(x: Any, y: Any, theta: Any, phi: Any, *, n_batches: int, batch_size: int,
+                 config: ImportanceSamplerConfig | None = None, seed: Any,
+                 basis: str = "monomial", domain: tuple[float, float] = (-1.0, 1.0),
+                 loss_weights: Any = None) -> EpochBatches:
+    """An epoch of importance batches from a dask pool: the model's |Q| pass and the weights
+    pass on the cluster, ``n_batches·batch_size`` draws with replacement in one draw pass, and
+    the rows brought to the driver, where a trainer steps on them as on an in-memory batch.
+
+    Parameters
+    ----------
+    x : (N,) or (N, d) dask array of pool inputs; y : (N, ...) dask array of targets
+    theta, phi, basis, domain : the model (as :func:`q_abs`)
+    n_batches, batch_size : ints >= 1
+    config : ImportanceSamplerConfig (weight fields, nan_policy)
+    seed : int >= 0 or SeedSequence; use a new one per epoch (e.g. ``SeedSequence([s, epoch])``)
+    loss_weights : (N,) dask array, optional per-point loss weights (gathered, multiplied in)
+
+    Moves per epoch: the chunk scans (~24 bytes per segment), 32 bytes per draw for the draw
+    jobs and indices, and the drawn rows of x, y and loss_weights. The per-row weights are
+    recomputed on the driver from the drawn rows' |Q| by the same kernel.
+    """
+    n_batches = check_draws(n_batches, "n_batches")
+    batch_size = check_draws(batch_size, "batch_size")
+    total_draws = check_draws(n_batches * batch_size, "n_batches * batch_size")
+    config = _config(config)
+    xd = _points(x)
+    yd = _as_dask(y, "y", tuple(range(1, 33)))
+    if yd.shape[0] != xd.shape[0]:
+        raise ValueError(f"x and y must have the same length, got {xd.shape[0]} and {yd.shape[0]}")
+    if loss_weights is not None:
+        lw = _as_dask(loss_weights, "loss_weights", (1,))
+        if lw.shape[0] != xd.shape[0]:
+            raise ValueError(f"loss_weights has {lw.shape[0]} entries but x has {xd.shape[0]}")
+    stream_key(seed)
+    q = q_abs(xd, theta, phi, basis=basis, domain=domain)
+    prepared = importance_weights(q, config)
+    idx = sample_indices(q, total_draws, config=config, seed=seed, replace=True,
+                         prepared=prepared)
+    xb, yb = gather(xd, idx), gather(yd, idx)
+    _, qb = _rational.rational_eval(xb, theta, phi, return_q=True, basis=basis, domain=domain)
+    np.abs(qb, out=qb)
+    qb = qb.min(axis=1) if qb.ndim == 2 else qb
+    wb = scan_weights(np.ascontiguousarray(qb), None, config.weight_params(), True).weights
+    weight = prepared.total / (xd.shape[0] * wb)  # drawn rows have w > 0
+    if loss_weights is not None:
+        weight = weight * gather(lw, idx).astype(np.float64)
+    offsets = np.arange(n_batches + 1, dtype=np.int64) * batch_size
+    return EpochBatches(x=xb, y=yb, weight=weight, indices=idx, offsets=offsets)
