@@ -20,6 +20,7 @@ distributed = pytest.importorskip("dask.distributed")
 import cloudpickle  # noqa: E402  (a dependency of distributed)
 
 from zeroproof_nb import distributed as zd  # noqa: E402
+from zeroproof_nb.layers import TRRational  # noqa: E402
 from zeroproof_nb.rational import rational_eval as rational_eval_np  # noqa: E402
 from zeroproof_nb.training.active_sampler import (  # noqa: E402
     ActiveSampler,
@@ -192,9 +193,12 @@ def test_importance_weights_block_sums(client):
 def test_gather_epoch_rows_and_importance_correction(client):
     x = np.random.default_rng(12).uniform(-1.0, 1.0, 20_000)
     y = x * x
-    theta, phi = [1.0, 2.0, -0.5], [0.5, -1.2]  # Q = 1 + 0.5x - 1.2x^2: poles inside
-    ep = zd.gather_epoch(da.from_array(x, chunks=4096), da.from_array(y, chunks=5000), theta,
-                         phi, n_batches=20, batch_size=2000, config=CFG, seed=3)
+    # a layer's q_values, as a trainer would pass it: Q = 1 + 0.5x - 1.2x^2, poles inside
+    layer = TRRational(d_p=2, d_q=2, basis="monomial")
+    layer.theta[:] = [1.0, 2.0, -0.5]
+    layer.phi[:] = [0.5, -1.2]
+    ep = zd.gather_epoch(da.from_array(x, chunks=4096), da.from_array(y, chunks=5000),
+                         layer.q_values, n_batches=20, batch_size=2000, config=CFG, seed=3)
     assert ep.x.shape == (40_000,) and ep.offsets[-1] == 40_000
     np.testing.assert_array_equal(ep.x, x[ep.indices])
     np.testing.assert_array_equal(ep.y, y[ep.indices])

@@ -59,6 +59,7 @@ __all__ = [
     "EpochBatches",
     "aligned_chunks",
     "gather_epoch",
+    "q_of",
     "gather",
     "importance_weights",
     "q_abs",
@@ -567,9 +568,19 @@ class EpochBatches:
     offsets: np.ndarray
 
 
-def gather_epoch(x: Any, y: Any, theta: Any, phi: Any, *, n_batches: int, batch_size: int,
+def q_of(q_fn: Any, xb: np.ndarray) -> np.ndarray:
+    """|Q| per point of the points ``xb`` by the in-core callable ``q_fn`` (e.g. a layer's
+    ``q_values``): shape (m,), float64; with one value per head, the smallest."""
+    q = np.abs(np.asarray(q_fn(xb), dtype=np.float64))
+    if q.ndim == 2:
+        q = q.min(axis=1)
+    if q.shape != (xb.shape[0],):
+        raise ValueError(f"q_fn must give one |Q| per point ({xb.shape[0]}), got shape {q.shape}")
+    return q
+
+
+def gather_epoch(x: Any, y: Any, q_fn: Any, *, n_batches: int, batch_size: int,
                  config: ImportanceSamplerConfig | None = None, seed: Any,
-                 basis: str = "monomial", domain: tuple[float, float] = (-1.0, 1.0),
                  loss_weights: Any = None) -> EpochBatches:
     """An epoch of importance batches from a dask pool: the model's |Q| pass and the weights
     pass on the cluster, ``n_batches·batch_size`` draws with replacement in one draw pass, and
@@ -578,7 +589,9 @@ def gather_epoch(x: Any, y: Any, theta: Any, phi: Any, *, n_batches: int, batch_
     Parameters
     ----------
     x : (N,) or (N, d) dask array of pool inputs; y : (N, ...) dask array of targets
-    theta, phi, basis, domain : the model (as :func:`q_abs`)
+    q_fn : callable mapping an (m,) or (m, d) ndarray of points to their Q or |Q| ((m,), or
+        (m, n_heads): the smallest |Q| is used), e.g. ``TRRational.q_values``; it runs on the
+        workers chunk by chunk (pickled) and on the driver for the drawn rows
     n_batches, batch_size : ints >= 1
     config : ImportanceSamplerConfig (weight fields, nan_policy)
     seed : int >= 0 or SeedSequence; use a new one per epoch (e.g. ``SeedSequence([s, epoch])``)
@@ -600,16 +613,16 @@ def gather_epoch(x: Any, y: Any, theta: Any, phi: Any, *, n_batches: int, batch_
         lw = _as_dask(loss_weights, "loss_weights", (1,))
         if lw.shape[0] != xd.shape[0]:
             raise ValueError(f"loss_weights has {lw.shape[0]} entries but x has {xd.shape[0]}")
+    if not callable(q_fn):
+        raise TypeError(f"q_fn must be callable, got {type(q_fn).__name__}")
     stream_key(seed)
-    q = q_abs(xd, theta, phi, basis=basis, domain=domain)
+    q = da.map_blocks(q_of, q_fn, xd, dtype=np.float64, meta=np.empty(0, dtype=np.float64),
+                      **({"drop_axis": 1} if xd.ndim == 2 else {}))
     prepared = importance_weights(q, config)
     idx = sample_indices(q, total_draws, config=config, seed=seed, replace=True,
                          prepared=prepared)
     xb, yb = gather(xd, idx), gather(yd, idx)
-    _, qb = _rational.rational_eval(xb, theta, phi, return_q=True, basis=basis, domain=domain)
-    np.abs(qb, out=qb)
-    qb = qb.min(axis=1) if qb.ndim == 2 else qb
-    wb = scan_weights(np.ascontiguousarray(qb), None, config.weight_params(), True).weights
+    wb = scan_weights(q_of(q_fn, xb), None, config.weight_params(), True).weights
     weight = prepared.total / (xd.shape[0] * wb)  # drawn rows have w > 0
     if loss_weights is not None:
         weight = weight * gather(lw, idx).astype(np.float64)
