@@ -169,13 +169,27 @@ def _probe(x: "da.Array", theta: Any, phi: Any, kw: dict) -> tuple[np.ndarray, n
 
 
 def _eval_block(xb: np.ndarray, theta: Any, phi: Any, kw: dict, what: str) -> np.ndarray:
+    """One chunk's evaluation: ``what`` = 'y' (transreal), 'yq' (records of value, tag and
+    q, split by :func:`_tr_part`) or 'abs' (|Q|, the smallest over the heads)."""
     y, q = _rational.rational_eval(xb, theta, phi, return_q=True, **kw)
     if what == "y":
         return y
-    if what == "q":
-        return q
+    if what == "yq":
+        rec = np.empty(y.shape, dtype=_with_q(y.dtype))
+        rec["value"], rec["tag"], rec["q"] = y["value"], y["tag"], q
+        return rec
     np.abs(q, out=q)  # in place: q is this call's array
     return q.min(axis=1) if q.ndim == 2 else q
+
+
+def _with_q(tr: np.dtype) -> np.dtype:
+    return np.dtype([("value", tr["value"]), ("tag", np.uint8), ("q", tr["value"])])
+
+
+def _tr_part(rec: np.ndarray, tr: np.dtype) -> np.ndarray:
+    y = np.empty(rec.shape, dtype=tr)
+    y["value"], y["tag"] = rec["value"], rec["tag"]
+    return y
 
 
 def _map_rows(x: "da.Array", fn: Any, out_ndim: int, width: int, dtype: np.dtype,
@@ -213,11 +227,12 @@ def rational_eval(x: Any, theta: Any, phi: Any, *, basis: str = "monomial",
     kw = {"basis": basis, "domain": domain, "policy": policy, "q_epsilon": q_epsilon}
     y0, q0 = _probe(xd, theta, phi, kw)
     width = y0.shape[1] if y0.ndim == 2 else 1
-    y = _map_rows(xd, _eval_block, y0.ndim, width, y0.dtype, theta, phi, kw, "y")
     if not return_q:
-        return y
-    q = _map_rows(xd, _eval_block, q0.ndim, width, q0.dtype, theta, phi, kw, "q")
-    return y, q
+        return _map_rows(xd, _eval_block, y0.ndim, width, y0.dtype, theta, phi, kw, "y")
+    rec = _map_rows(xd, _eval_block, y0.ndim, width, _with_q(y0.dtype), theta, phi, kw, "yq")
+    meta = np.empty((0,) * y0.ndim, dtype=y0.dtype)
+    y = rec.map_blocks(_tr_part, y0.dtype, dtype=y0.dtype, meta=meta)
+    return y, rec["q"]
 
 
 def q_abs(x: Any, theta: Any, phi: Any, *, basis: str = "monomial",
