@@ -134,6 +134,16 @@ def test_matches_in_core_sampler(client):
     qd = da.from_array(q, chunks=128 * 700)
     want = ImportanceSampler(cfg).sample_indices(q, 5000)
     np.testing.assert_array_equal(zd.sample_indices(qd, 5000, config=cfg, seed=42), want)
+    prepared = zd.importance_weights(qd, cfg)  # one weights pass, reused
+    np.testing.assert_array_equal(zd.sample_indices(qd, 5000, config=cfg, seed=42,
+                                                    prepared=prepared), want)
+    with pytest.raises(ValueError, match="prepared"):
+        zd.sample_indices(qd, 10, config=CFG, seed=42, prepared=prepared)  # other weights
+    q2d = da.from_array(q[: 600 * 100].reshape(600, 100), chunks=(128, 50))  # flattened, C order
+    np.testing.assert_array_equal(zd.sample_indices(q2d, 500, config=cfg, seed=1),
+                                  ImportanceSampler(ImportanceSamplerConfig(
+                                      weight_power=1.5, temperature=2.0, seed=1)
+                                  ).sample_indices(q[:60000], 500))
     want = ImportanceSampler(cfg).sample_indices(q, 3000, replacement=False)
     got = zd.sample_indices(qd, 3000, config=cfg, seed=42, replace=False)
     np.testing.assert_array_equal(got, want)
