@@ -67,6 +67,10 @@ LAST_NOISE = 1e-15
 GN_REENABLE = 1e-6
 
 
+#: condition of a float64 value of P/Q (sum |terms| / |sum| of P and of Q) below which
+#: :func:`value_corrections` leaves it as it is: its error is at most ~64 eps relative
+COMPENSATE_CONDITION = 32.0
+
 #: points per block of :func:`accumulate_chunk` (its Jacobian buffer stays in L1/L2)
 LS_BLOCK = 256
 #: points per parallel chunk (fixed: the sums do not depend on the thread count); smaller than
@@ -752,26 +756,27 @@ def lm_step(r, cvec, dscale, mu, rm, cm, a, b, step):
 def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
     """out[i, j] = P/Q (double-double, rounded) minus the float64 value that the pass of
     this module computes for output ``j`` of point ``i`` (1-D points, no tag
-    policy, no Q regularisation); 0 where that output is not REAL. Blocks of ``LS_BLOCK``
-    points, serially (the refinement of :func:`lm_run` calls it; a parallel region could
-    not be cached with its caller)."""
+    policy, no Q regularisation); 0 where that output is not REAL, and where the float64
+    value is well conditioned: sum |terms of P| / |P| + sum |terms of Q| / |Q| below
+    ``COMPENSATE_CONDITION`` (an error below ~1e-14 relative; only points near a pole or a
+    zero need the double-double value). Blocks of ``LS_BLOCK`` points, serially (the
+    refinement of :func:`lm_run` calls it; a parallel region could not be cached with its
+    caller)."""
     n = x.shape[0]
     n_out, n_tp = theta2.shape
     n_qh, n_tq1 = phi2.shape
     n_f = max(n_tp, n_tq1 + 1)
     exps = np.zeros((1, 1), dtype=np.int64)
-    n_blocks = (n + LS_BLOCK - 1) // LS_BLOCK
-    for bi in range(n_blocks):
-        b0 = bi * LS_BLOCK
+    feat = np.empty((n_f, LS_BLOCK))
+    qfeat = np.empty((n_tq1, LS_BLOCK))
+    fin = np.empty(LS_BLOCK, dtype=np.bool_)
+    row = np.empty(n_f)
+    table = np.empty((1, deg + 1))
+    col = np.empty(n_tp + n_tq1, dtype=np.int64)
+    pb = np.empty(LS_BLOCK)
+    qb = np.empty(LS_BLOCK)
+    for b0 in range(0, n, LS_BLOCK):
         m = min(LS_BLOCK, n - b0)
-        feat = np.empty((n_f, LS_BLOCK))
-        qfeat = np.empty((n_tq1, LS_BLOCK))
-        fin = np.empty(LS_BLOCK, dtype=np.bool_)
-        row = np.empty(n_f)
-        table = np.empty((1, deg + 1))
-        col = np.empty(n_tp + n_tq1, dtype=np.int64)
-        pb = np.empty(LS_BLOCK)
-        qb = np.empty(LS_BLOCK)
         block_features(x, 0, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
         denominator_block(basis, m, n_tq1, feat, qfeat)
         for j in range(n_out):
@@ -781,11 +786,21 @@ def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
             for i in range(m):
                 v, tag = output_point(pb[i], qb[i], 0.0 if fin[i] else math.nan, False, 0.0,
                                       0.0)
+                out[b0 + i, j] = 0.0
                 if tag != REAL:
-                    out[b0 + i, j] = 0.0
+                    continue
+                sp = abs(theta2[j, 0])
+                for k in range(1, n_tp):
+                    sp += abs(theta2[j, k] * feat[k, i])
+                sq = 1.0
+                for k in range(n_tq1):
+                    sq += abs(phi2[jq, k] * qfeat[k, i])
+                if sp <= COMPENSATE_CONDITION * abs(pb[i]) and \
+                        sq <= COMPENSATE_CONDITION * abs(qb[i]):
                     continue
                 fh, fl = rational_point_dd(basis, theta2, phi2, j, jq, feat[1, i])
-                out[b0 + i, j] = (fh - v) + fl if math.isfinite(fh) else 0.0
+                if math.isfinite(fh):
+                    out[b0 + i, j] = (fh - v) + fl
 
 
 @njit(cache=True, error_model="numpy")
@@ -996,6 +1011,14 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                 if not dref[u] > 0.0:
                     dref[u] = max(hmax, 1.0) * 1e-12 + 1e-300
             if not lm_step(r, cvec, dref, GN_RIDGE, rm, cm, a, b, step):
+                break
+            pred = 0.0
+            for u in range(n_par):
+                rs = 0.0
+                for v in range(u, n_par):
+                    rs += r[u, v] * step[v]
+                pred -= cvec[u] * rs + 0.5 * rs * rs
+            if not pred > LAST_NOISE * loss:  # nothing to gain beyond rounding: no trial pass
                 break
             for jt in range(n_out):
                 for k in range(n_tp):
