@@ -132,3 +132,50 @@ def test_layer_contract_keys_and_upstream_fallbacks():
 
     c = TRRational(2, 2, basis="chebyshev").get_layer_contract()
     assert c == {"B_k": 1.0, "H_k": 1.0, "G_max": 1.0, "H_max": 1.0, "depth_hint": 4}
+
+
+# --- sampler names and return shapes ------------------------------------------------------
+
+def test_factory_takes_config_field_names_and_upstream_spellings():
+    from zeroproof_nb.training import create_integrated_sampler
+
+    short = create_integrated_sampler("hybrid", importance_ratio=0.6, grid_size=40,
+                                      max_refinement=3, seed=0)
+    long = create_integrated_sampler("hybrid", importance_batch_ratio=0.6, initial_grid_size=40,
+                                     max_refinement_level=3, seed=0)
+    for s in (short, long):
+        assert s.importance_sampler.config.importance_batch_ratio == 0.6
+        assert s.active_sampler.config.initial_grid_size == 40
+        assert s.active_sampler.config.max_refinement_level == 3
+    with pytest.raises(TypeError, match="both 'grid_size' and 'initial_grid_size'"):
+        create_integrated_sampler(grid_size=10, initial_grid_size=10)
+    with pytest.raises(TypeError, match="unexpected"):
+        create_integrated_sampler(grid_sise=10)
+
+
+def test_every_sampler_draws_the_same_shape_and_sample_batch_keeps_upstreams():
+    import numpy as np
+
+    from zeroproof_nb.training import (ActiveSampler, ActiveSamplerConfig, ImportanceSampler,
+                                       ImportanceSamplerConfig, SampledBatch,
+                                       create_integrated_sampler)
+
+    x = np.linspace(-1, 1, 501)
+    q = x - 0.3
+    samplers = [ImportanceSampler(ImportanceSamplerConfig(seed=1)),
+                ActiveSampler(ActiveSamplerConfig(grid_bounds=(-1.0, 1.0), seed=1)),
+                create_integrated_sampler("hybrid", seed=1),
+                create_integrated_sampler("importance", seed=1)]
+    for s in samplers:
+        b = s.draw(x, q, 64)
+        assert isinstance(b, SampledBatch) and b.x.shape == (64,) and b.indices.shape == (64,)
+        np.testing.assert_array_equal(b.x, x[b.indices])
+        assert b.info["indices"] is b.indices and isinstance(b.info["strategy"], str)
+    # upstream's shapes, same draws for the same seed
+    imp_x, imp_idx = ImportanceSampler(ImportanceSamplerConfig(seed=1)).sample_batch(x, q, 64)
+    np.testing.assert_array_equal(imp_idx, samplers[0].__class__(
+        ImportanceSamplerConfig(seed=1)).draw(x, q, 64).indices)
+    int_x, info = create_integrated_sampler("hybrid", seed=1).sample_batch(x, q, 64)
+    assert isinstance(info, dict)
+    np.testing.assert_array_equal(info["indices"],
+                                  create_integrated_sampler("hybrid", seed=1).draw(x, q, 64).indices)

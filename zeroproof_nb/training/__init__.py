@@ -20,7 +20,7 @@ _MODULES = {
     "hybrid_trainer": ("HybridTrainingConfig", "HybridTrainer", "PoleScoreHead"),
     "sampling_diagnostics": ("SamplingStrategy", "ImportanceSamplerConfig", "ImportanceSampler",
                              "PreparedPool", "ActiveSamplerConfig", "ActiveSampler",
-                             "IntegratedSampler", "create_integrated_sampler"),
+                             "IntegratedSampler", "create_integrated_sampler", "SampledBatch"),
     "tag_loss": ("TagClass", "tag_cross_entropy", "adaptive_tag_weight", "TagPredictionHead",
                  "compute_tag_accuracy", "compute_tag_confusion_matrix"),
     "trainer": ("TrainingConfig", "Trainer", "BatchSource"),
