@@ -194,7 +194,7 @@ def test_cold_cache_notice_is_one_line_on_stderr(monkeypatch, capsys, tmp_path):
     assert cli.main(["demo", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert err == (f"zeroproof-nb demo: compiling kernels (first run only, about "
-                   f"{cli.COLD_COMPILE_SECONDS} s)\n")
+                   f"{cli.COLD_COMPILE_SECONDS} s on 2 cores)\n")
     assert cli.main(["demo", "--quiet", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(cli, "kernel_cache_is_warm", lambda: True)
