@@ -237,3 +237,19 @@ def test_demo_epochs_0_json_and_outside_pole(tmp_path, capsys):
     assert trained["far_mse"] == start["far_mse"]
     written = json.loads((out / "summary.json").read_text(), parse_constant=_no_nonfinite)
     assert written["models"].keys() == s["models"].keys()
+
+
+@pytest.mark.cuda
+def test_device_cuda_predictor_matches_the_cpu_in_the_simulator(tmp_path):
+    """What ``demo --device cuda`` evaluates on the GPU equals the CPU forward (run in
+    numba-cuda's simulator, where CUDA counts as usable)."""
+    pytest.importorskip("numba.cuda")
+    probe = ROOT / "tests" / "cuda_sim" / "demo_device_probe.py"
+    out = tmp_path / "gpu.npz"
+    sim = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_ENABLE_CUDASIM="1", NUMBA_DISABLE_JIT="1")
+    subprocess.run([sys.executable, str(probe), "gpu", str(out)], env=sim, check=True,
+                   capture_output=True, timeout=600)
+    res = subprocess.run([sys.executable, str(probe), "cpu", str(out)], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["chebyshev_anchored", "ok", "chebyshev", "ok"]
