@@ -1,25 +1,81 @@
-"""The ``zeroproof-nb`` command."""
+"""The ``zeroproof-nb`` command (also ``python -m zeroproof_nb``).
+
+Subcommands:
+
+* ``info``: versions, the numba threading layer and thread count, CUDA availability;
+* ``demo``: the main job, where are the poles of noisy samples, seven models side by side.
+
+Bad input ends in one line on stderr and exit status 2, before any work; ``--json`` makes
+``info`` and ``demo`` print one JSON object on stdout for scripts.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from . import __version__
+from ._device import cuda_problem
+
+__all__ = ["main", "build_parser", "join_negative_lists", "limit_blas_threads",
+           "kernel_cache_is_warm", "threading_info", "COLD_COMPILE_SECONDS"]
+
+#: what the first ``demo`` on an empty numba cache spends compiling on the 2-core dev box, in
+#: round figures (cold runs there took 60-70 s with other jobs on the machine, see README); the
+#: notice on stderr quotes it
+COLD_COMPILE_SECONDS = 60
+
+_EPILOG = ("examples:\n"
+           "  zeroproof-nb demo                          the default two-pole problem\n"
+           "  zeroproof-nb demo --poles -0.37,0.61 --residues 1,1 --noise 0\n"
+           "  zeroproof-nb demo --json --out '' > summary.json\n"
+           "  zeroproof-nb info --json\n"
+           "exit status: 0 success, 2 bad usage or arguments (one line on stderr)")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (``prog: error: message``)
+    and exit status 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the descriptions' line breaks and appends ``(default: ...)`` to option help."""
 
 
 def _cuda_status() -> str:
+    problem = cuda_problem()
+    if problem is not None:
+        return f"not usable: {problem}"
+    from numba import cuda
+
     try:
-        from numba import cuda  # noqa: F401  (numba-cuda or numba's built-in target)
-    except Exception as exc:  # pragma: no cover - depends on the install
-        return f"not installed ({type(exc).__name__})"
+        return f"usable ({cuda.get_current_device().name!s})"
+    except Exception:  # pragma: no cover - the simulator has no device name
+        return "usable"
+
+
+def threading_info() -> tuple[str, int]:
+    """``(layer, threads)``: numba's threading layer after a parallel kernel ran on enough
+    points to start the thread pool (a tiny call may finish before the layer is chosen)."""
+    import numba
+    import numpy as np
+
+    from .core import count_tags
+
+    count_tags(np.zeros(1 << 20, dtype=np.uint8))
     try:
-        if cuda.is_available():
-            return f"usable ({cuda.get_current_device().name!s})"
-        return "installed, no usable GPU"
-    except Exception as exc:  # pragma: no cover
-        return f"installed, not usable ({exc})"
+        layer = str(numba.threading_layer())
+    except ValueError:  # pragma: no cover - only if no parallel region ever ran
+        layer = "not initialised"
+    return layer, int(numba.get_num_threads())
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -28,30 +84,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     import numpy
     import scipy
 
-    from . import __version__
-    from .core import count_tags
-    import numpy as np
-
-    count_tags(np.zeros(4, dtype=np.uint8))  # compile a parallel kernel so the layer is chosen
-    try:
-        layer = numba.threading_layer()
-    except ValueError:
-        layer = "not initialised"
-    print(f"zeroproof_nb   {__version__}")
-    print(f"python         {platform.python_version()} ({sys.platform})")
-    print(f"numpy          {numpy.__version__}")
-    print(f"scipy          {scipy.__version__}")
-    print(f"numba          {numba.__version__}")
-    print(f"threading      {layer}, {numba.get_num_threads()} threads")
-    print(f"cuda           {_cuda_status()}")
+    layer, threads = threading_info()
+    info: dict[str, Any] = {
+        "zeroproof_nb": __version__, "python": platform.python_version(), "platform": sys.platform,
+        "numpy": numpy.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
+        "threading_layer": layer, "threads": threads, "cuda": _cuda_status(),
+        "kernel_cache": "warm" if kernel_cache_is_warm() else "cold",
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"zeroproof_nb   {info['zeroproof_nb']}")
+    print(f"python         {info['python']} ({info['platform']})")
+    print(f"numpy          {info['numpy']}")
+    print(f"scipy          {info['scipy']}")
+    print(f"numba          {info['numba']}")
+    print(f"threading      {layer}, {threads} threads")
+    print(f"cuda           {info['cuda']}")
+    print(f"kernel cache   {info['kernel_cache']}")
     return 0
 
 
 def _floats(text: str) -> list[float]:
+    values = [v.strip() for v in text.split(",")]
+    if any(v == "" for v in values) and text.strip():
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+        return [float(v) for v in values if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}") from None
 
 
 #: demo options that take a comma-separated list of numbers, which may start with a minus sign
@@ -83,66 +145,133 @@ def join_negative_lists(argv: Sequence[str]) -> list[str]:
     return out
 
 
+#: a kernel on the demo's path whose disk-cache index tells whether the cache is warm
+_PROBE_KERNEL = "least_squares_cpu.lm_run-*.nbi"
+
+
+def kernel_cache_is_warm() -> bool:
+    """Whether numba's disk cache already holds the demo's kernels (judged by the index file
+    of the Levenberg–Marquardt kernel, in ``NUMBA_CACHE_DIR`` or beside the sources)."""
+    import numba
+
+    kernels = Path(__file__).resolve().parent / "kernels"
+    cache_dir = numba.config.CACHE_DIR
+    if cache_dir:
+        patterns = [Path(cache_dir).glob(f"kernels_*/{_PROBE_KERNEL}")]
+    else:
+        patterns = [(kernels / "__pycache__").glob(_PROBE_KERNEL)]
+    return any(next(iter(p), None) is not None for p in patterns)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Fit the demo's noisy target with seven models; print and write the comparison."""
+    from ._jsonutil import dumps_strict
     from .demo import run_demo
 
-    run_demo(poles=args.poles, residues=args.residues, domain=tuple(args.domain),
-             noise=args.noise, epochs=args.epochs, seed=args.seed, device=args.device,
-             log_every=args.log_every, out=args.out, n_pool=args.n_pool,
-             verbose=not args.quiet, plot=not args.no_plot)
+    for line in args.warnings:
+        print(f"{args.prog}: warning: {line}", file=sys.stderr)
+    if not args.quiet and not kernel_cache_is_warm():
+        print(f"{args.prog}: compiling kernels (first run only, about {COLD_COMPILE_SECONDS} s "
+              f"on 2 cores)", file=sys.stderr, flush=True)
+    summary = run_demo(poles=args.poles, residues=args.residues, domain=tuple(args.domain),
+                       noise=args.noise, epochs=args.epochs, seed=args.seed, device=args.device,
+                       log_every=args.log_every, out=args.out or None, n_pool=args.n_pool,
+                       verbose=not args.quiet, plot=not args.no_plot,
+                       stream=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(dumps_strict(summary, indent=2))
     return 0
 
 
+_ARG_NAMES = ("poles", "residues", "domain", "noise", "epochs", "seed", "n_pool", "out",
+              "device", "log_every")
+
+
 def check_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Validate the demo's arguments before any work: ``parser.error`` (usage, the message,
-    exit status 2, no traceback) on the first bad one."""
+    """Validate the demo's arguments before any work: ``parser.error`` (one line, exit
+    status 2, no traceback) on the first bad one; keep the warnings (poles not scored)."""
     from .demo import check_demo_arguments
 
     try:
-        check_demo_arguments(poles=args.poles, residues=args.residues, domain=args.domain,
-                             noise=args.noise, epochs=args.epochs, seed=args.seed,
-                             n_pool=args.n_pool, out=args.out, device=args.device,
-                             log_every=args.log_every)
+        checked = check_demo_arguments(poles=args.poles, residues=args.residues,
+                                       domain=args.domain, noise=args.noise, epochs=args.epochs,
+                                       seed=args.seed, n_pool=args.n_pool, out=args.out or None,
+                                       device=args.device, log_every=args.log_every)
     except (TypeError, ValueError) as exc:
         msg = str(exc)
-        for name in ("poles", "residues", "domain", "noise", "epochs", "seed", "n_pool", "out",
-                     "device", "log_every"):
+        for name in _ARG_NAMES:
+            flag = f"--{name.replace('_', '-')}"
+            if msg.startswith(name + ": "):
+                msg = flag + msg[len(name):]
+                break
             if msg.startswith(name):
-                flag = "--" + name.replace("_", "-")
                 msg = f"{flag}: {msg}"
                 break
         parser.error(msg)
+    args.warnings = checked["warnings"]
+    args.prog = parser.prog
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zeroproof-nb", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_info = sub.add_parser("info", help="versions, threading layer, CUDA availability")
+    """The command's parser: one subparser per subcommand, each with ``func`` (and, where it
+    has arguments to validate, ``check``) set as defaults."""
+    parser = Parser(prog="zeroproof-nb", description=__doc__, epilog=_EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"zeroproof-nb {__version__} (python {platform.python_version()})")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,demo}",
+                                parser_class=Parser)
+    p_info = sub.add_parser("info", help="versions, threading layer, CUDA availability",
+                            description="Print the versions of zeroproof_nb, Python, NumPy, "
+                                        "SciPy and numba, numba's threading layer and thread "
+                                        "count, whether CUDA is usable and whether the kernel "
+                                        "cache is warm.", formatter_class=_Formatter)
+    p_info.add_argument("--json", action="store_true", help="print one JSON object instead")
     p_info.set_defaults(func=cmd_info)
+
     p_demo = sub.add_parser(
         "demo", help="the main job: find the poles of noisy samples, seven models side by side",
-        description="Fit a rational target with known poles from noisy samples with seven models "
-                    "(linearised start, trained, fit_rational, AAA twice, ε-rational, polynomial) "
-                    "and compare matched / missed / extra poles, PLE, far / near MSE and time. "
-                    "Lists may start with a minus sign: --poles -0.37,0.61.")
-    p_demo.add_argument("--poles", type=_floats, default=[0.3, -0.55],
-                        help="true poles, inside the domain (default 0.3,-0.55)")
-    p_demo.add_argument("--residues", type=_floats, default=[1.0, -2.0],
-                        help="one non-zero residue per pole (default 1,-2)")
-    p_demo.add_argument("--domain", type=_floats, default=[-1.0, 1.0], help="lo,hi (default -1,1)")
+        formatter_class=_Formatter,
+        description="Fit a rational target with known poles from noisy samples with seven "
+                    "models\n(linearised start, trained, fit_rational, AAA twice, ε-rational, "
+                    "polynomial) and compare\nmatched / missed / extra poles, PLE, far / near "
+                    "MSE and time (README: \"The demo and\nits metrics\"). Lists may start with "
+                    "a minus sign: --poles -0.37,0.61.",
+        epilog="Poles outside the domain shape the target but are not scored (a warning says "
+               "so);\npoles within the match tolerance (1% of the width) of an edge are "
+               "refused.\nWrites OUT/summary.json (strict JSON), OUT/history.json and "
+               "OUT/demo.png.")
+    p_demo.add_argument("--poles", type=_floats, default="0.3,-0.55", metavar="P1,P2,...",
+                        help="true poles of the target, distinct")
+    p_demo.add_argument("--residues", type=_floats, default="1,-2", metavar="R1,R2,...",
+                        help="one non-zero residue per pole")
+    p_demo.add_argument("--domain", type=_floats, default="-1,1", metavar="LO,HI",
+                        help="the interval the samples are drawn from, lo < hi")
     p_demo.add_argument("--noise", type=float, default=0.01,
-                        help="relative noise of the samples, y*(1 + noise*N(0,1)); 0: clean "
-                             "(default 0.01)")
-    p_demo.add_argument("--epochs", type=int, default=30, help="most training epochs (default 30)")
-    p_demo.add_argument("--seed", type=int, default=0)
+                        help="relative noise of the samples, y*(1 + noise*N(0,1)); 0: clean")
+    p_demo.add_argument("--epochs", type=int, default=30,
+                        help="most training epochs per trained model (0: no training, the "
+                             "trained rows keep their start)")
+    p_demo.add_argument("--seed", type=int, default=0,
+                        help="seed of the samples, the noise, the trainers and fit_rational's "
+                             "held-out split")
     p_demo.add_argument("--n-pool", type=int, default=4000, dest="n_pool",
-                        help="number of samples (default 4000)")
-    p_demo.add_argument("--device", choices=["cpu", "auto", "cuda"], default="cpu")
-    p_demo.add_argument("--log-every", type=int, default=5, dest="log_every")
-    p_demo.add_argument("--out", default="zeroproof_demo", help="output directory")
-    p_demo.add_argument("--no-plot", action="store_true", dest="no_plot", help="skip demo.png")
-    p_demo.add_argument("--quiet", action="store_true", help="print only errors")
+                        help="number of samples, uniform on the domain (>= 50)")
+    p_demo.add_argument("--device", choices=["cpu", "auto", "cuda"], default="cpu",
+                        help="where the models are evaluated on the test points: cuda needs a "
+                             "GPU and numba-cuda, auto takes cuda when usable; training runs "
+                             "on the CPU")
+    p_demo.add_argument("--log-every", type=int, default=5, dest="log_every", metavar="N",
+                        help="print a progress line every N epochs")
+    p_demo.add_argument("--out", default="zeroproof_demo", metavar="DIR",
+                        help="output directory, checked before any work ('': write nothing)")
+    p_demo.add_argument("--no-plot", action="store_true", dest="no_plot",
+                        help="skip demo.png (it needs matplotlib)")
+    p_demo.add_argument("--quiet", action="store_true",
+                        help="print only warnings and errors (and the JSON with --json)")
+    p_demo.add_argument("--json", action="store_true",
+                        help="print the summary as one strict-JSON object on stdout (progress "
+                             "and table go to stderr)")
     p_demo.set_defaults(func=cmd_demo, check=lambda args: check_demo(p_demo, args))
     return parser
 
@@ -164,6 +293,7 @@ def limit_blas_threads() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     limit_blas_threads()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -171,7 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = getattr(args, "check", None)
     if check is not None:
         check(args)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

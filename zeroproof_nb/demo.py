@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import IO, Any, Callable, Sequence
 
 import numpy as np
 
+from ._device import cuda_problem
 from ._jsonutil import dump_strict
 from ._validation import as_float_array, check_finite, check_int
 from .core import to_ieee
@@ -60,11 +63,18 @@ def check_demo_arguments(
     """Validate the demo's arguments before any work; return them normalised.
 
     Raises ``ValueError`` / ``TypeError`` naming the argument and what was expected: poles and
-    residues finite, as many of each, poles distinct and strictly inside the domain, residues
-    non-zero; ``domain`` two finite numbers lo < hi; ``noise`` finite >= 0; ``epochs``,
-    ``log_every`` ints >= 1; ``seed`` int >= 0; ``n_pool`` int >= 50; ``out`` a directory that
+    residues finite, as many of each, poles distinct, none within the match tolerance
+    (``MATCH_FRACTION`` · width) of a domain edge, residues non-zero; ``domain`` two finite
+    numbers lo < hi; ``noise`` finite >= 0; ``epochs`` int >= 0 (0: no training);
+    ``log_every`` int >= 1; ``seed`` int >= 0; ``n_pool`` int >= 50; ``out`` a directory that
     exists and is writable or can be created (checked without creating anything); ``device``
-    "cpu" or "auto".
+    "cpu", "auto" or "cuda" (CUDA usable: numba-cuda and a GPU, else
+    ``ValueError("device: CUDA not available: <reason>")``).
+
+    Returns
+    -------
+    dict of the normalised arguments, ``device`` resolved to "cpu" or "cuda", and ``warnings``:
+    one line per pole outside the domain (it shapes the target but is not scored).
     """
     p = as_float_array(poles, "poles", ndim=(0, 1), dtype=np.float64).reshape(-1)
     check_finite(p, "poles")
@@ -83,45 +93,73 @@ def check_demo_arguments(
     if d.size != 2 or not np.all(np.isfinite(d)) or not d[0] < d[1]:
         raise ValueError(f"domain must be two finite numbers lo < hi, got {d.tolist()}")
     lo, hi = float(d[0]), float(d[1])
-    outside = [float(v) for v in p if not lo < v < hi]
-    if outside:
-        raise ValueError(f"poles must lie strictly inside the domain ({lo:g}, {hi:g}), got "
-                         f"{outside}")
+    tol = MATCH_FRACTION * (hi - lo)
+    edge = [float(v) for v in p if min(abs(v - lo), abs(v - hi)) <= tol]
+    if edge:
+        raise ValueError(f"poles must not lie within {tol:g} (the match tolerance) of a domain "
+                         f"edge, got {edge} for the domain ({lo:g}, {hi:g}): a model's pole "
+                         f"there may fall on either side of the edge")
+    warns = [f"pole {v:g} lies outside the domain ({lo:g}, {hi:g}): it shapes the target but "
+             f"is not scored (no sample is near it)" for v in p if not lo < v < hi]
     if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
         raise TypeError(f"noise must be a number, got {type(noise).__name__}")
     if not (math.isfinite(float(noise)) and float(noise) >= 0):
         raise ValueError(f"noise must be a finite number >= 0 (the relative noise level, "
                          f"0.01 = 1%), got {noise!r}")
-    epochs = check_int(epochs, "epochs", minimum=1)
+    epochs = check_int(epochs, "epochs", minimum=0)
     seed = check_int(seed, "seed", minimum=0)
     n_pool = check_int(n_pool, "n_pool", minimum=50)
     log_every = check_int(log_every, "log_every", minimum=1)
-    if device not in ("cpu", "auto"):
-        raise ValueError(f"device must be 'cpu' or 'auto' (CUDA kernels are not available yet), "
-                         f"got {device!r}")
+    device = _resolve_device(device)
     out_path = None if out is None else Path(out)
     if out_path is not None:
         _check_writable_dir(out_path)
     return {"poles": tuple(float(v) for v in p), "residues": tuple(float(v) for v in r),
             "domain": (lo, hi), "noise": float(noise), "epochs": epochs, "seed": seed,
-            "n_pool": n_pool, "out": out_path, "device": device, "log_every": log_every}
+            "n_pool": n_pool, "out": out_path, "device": device, "log_every": log_every,
+            "warnings": warns}
+
+
+def _resolve_device(device: Any) -> str:
+    """"cpu" or "cuda" for ``device`` in ("cpu", "auto", "cuda"); ValueError naming
+    ``device`` when CUDA is asked for and not usable."""
+    if device not in ("cpu", "auto", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'auto' or 'cuda', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    problem = cuda_problem()
+    if problem is None:
+        return "cuda"
+    if device == "auto":
+        return "cpu"
+    raise ValueError(f"device: CUDA not available: {problem}")
 
 
 def _check_writable_dir(path: Path) -> None:
-    """ValueError unless ``path`` is a writable directory or can be created as one."""
+    """ValueError unless ``path`` is a writable directory or can be created as one.
+
+    Tried, not judged from permission bits (``os.access`` says yes to root everywhere, /proc
+    included): a temporary file in ``path``, or a temporary directory in its nearest existing
+    ancestor, made and removed at once, so nothing is left behind."""
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"out must be a directory, {str(path)!r} is a file")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"out directory {str(path)!r} is not writable")
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise ValueError(f"out directory {str(path)!r} is not writable ({exc.strerror})") from None
         return
     parent = path.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise ValueError(f"out {str(path)!r} cannot be created: {str(parent)!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"out {str(path)!r} cannot be created: {str(parent)!r} is not writable")
+    try:
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as exc:
+        raise ValueError(f"out {str(path)!r} cannot be created in {str(parent)!r} "
+                         f"({exc.strerror})") from None
 
 
 def demo_test_points(problem: RationalProblem, n_far: int = 4001,
@@ -226,6 +264,7 @@ def run_demo(
     batch_size: int | None = None,
     verbose: bool = True,
     plot: bool = True,
+    stream: IO[str] | None = None,
 ) -> dict[str, Any]:
     """Run the demo and return ``summary`` (also written to ``out/summary.json``).
 
@@ -234,9 +273,12 @@ def run_demo(
     poles, residues : the target's simple poles (strictly inside ``domain``) and residues
     domain : (lo, hi) of the inputs
     noise : relative noise of the training targets, ``y·(1 + noise·N(0, 1))`` (0: clean)
-    epochs : most epochs of every trained model (Levenberg–Marquardt may stop earlier)
+    epochs : most epochs of every trained model (Levenberg–Marquardt may stop earlier; 0: no
+        training, the trained rows keep their start)
     seed : seed of the samples, the noise, the trainers and fit_rational's held-out split
-    device : "cpu" ("auto" means cpu; CUDA kernels are not part of this release)
+    device : where the models are evaluated on the test points: "cpu", "cuda"
+        (:func:`zeroproof_nb.rational_cuda.rational_eval_cuda`; ValueError when CUDA is not
+        usable) or "auto" (cuda when usable); training runs on the CPU
     log_every : print a progress line every this many epochs (when verbose)
     out : output directory (None: write nothing)
     n_pool : number of training samples, uniform on the domain
@@ -244,6 +286,7 @@ def run_demo(
         the default optimizer for a TRRational, uses the whole pool)
     verbose : print progress and the table
     plot : write ``out/demo.png`` (needs matplotlib)
+    stream : where the progress lines and the table go (default ``sys.stdout``)
 
     Returns
     -------
@@ -257,7 +300,11 @@ def run_demo(
     t_start = time.perf_counter()
     domain, noise, epochs, seed, n_pool = (args["domain"], args["noise"], args["epochs"],
                                            args["seed"], args["n_pool"])
-    say = print if verbose else (lambda *a, **k: None)
+    def say(*a: Any) -> None:
+        if verbose:
+            print(*a, file=sys.stdout if stream is None else stream)
+
+    device = args["device"]
     problem = make_problem(args["poles"], args["residues"], domain=domain)
     rng = np.random.default_rng(seed)
     x_pool = rng.uniform(domain[0], domain[1], n_pool)
@@ -312,11 +359,24 @@ def run_demo(
     poly_trainer, t_poly = train(poly, "polynomial")
 
     def tr_predict(layer: Any) -> Callable[[np.ndarray], np.ndarray]:
+        if device == "cuda":
+            from .rational_cuda import rational_eval_cuda
+
+            return lambda x: np.asarray(to_ieee(rational_eval_cuda(
+                x, layer.theta, layer.phi, basis=layer.kernel_basis, domain=layer.domain)),
+                dtype=np.float64)
         return lambda x: np.asarray(to_ieee(layer.forward(x)), dtype=np.float64)
 
     def eps_predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(to_ieee(rational_eval(x, eps.theta, eps.phi, basis=eps.kernel_basis,
-                                                domain=domain, q_epsilon=DEMO_EPSILON)), dtype=np.float64)
+        if device == "cuda":
+            from .rational_cuda import rational_eval_cuda
+
+            y = rational_eval_cuda(x, eps.theta, eps.phi, basis=eps.kernel_basis, domain=domain,
+                                   q_epsilon=DEMO_EPSILON)
+        else:
+            y = rational_eval(x, eps.theta, eps.phi, basis=eps.kernel_basis, domain=domain,
+                              q_epsilon=DEMO_EPSILON)
+        return np.asarray(to_ieee(y), dtype=np.float64)
 
     def with_res(layer: TRRational) -> tuple[np.ndarray, np.ndarray]:
         return layer.poles(return_residues=True)
@@ -359,7 +419,8 @@ def run_demo(
     summary: dict[str, Any] = {
         "problem": problem.to_dict() | {
             "noise": noise, "noise_model": "multiplicative: y * (1 + noise * N(0, 1))",
-            "n_pool": n_pool, "seed": seed, "epochs": epochs},
+            "n_pool": n_pool, "seed": seed, "epochs": epochs, "device": device,
+            "not_scored": [float(v) for v in args["poles"] if not domain[0] < v < domain[1]]},
         "definitions": {
             "match_tol": MATCH_FRACTION * width, "miss_cost": width,
             "far": f"distance to the nearest true pole > {FAR_FRACTION:g}*width "

@@ -32,6 +32,7 @@ import numpy as np
 
 from ._validation import as_float_array, check_int, check_nonnegative, check_positive
 from .kernels import least_squares as _kls
+from .kernels import held_out_cpu as _kho
 from .kernels import least_squares_cpu as _klc
 from .rational import (
     TRPolicy,
@@ -40,7 +41,6 @@ from .rational import (
     policy_thresholds,
     prepare_plan,
     target_array,
-    rational_eval,
 )
 
 __all__ = [
@@ -482,14 +482,20 @@ def held_out_point_losses(
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     c = robust_threshold(loss, check_positive(loss_scale, "loss_scale"))
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
-    out = rational_eval(xa, theta, phi, basis=basis, domain=domain, policy=policy,
-                        q_epsilon=q_epsilon)
-    t = target_array(target, out.shape, np.dtype(np.float64))
+    # one compiled loop for every degree pair (kernels.held_out_cpu), not a forward kernel
+    # specialised per pair: fit_rational scores dozens of pairs on a cold cache
+    s = _setup(xa, target, theta, phi, basis, domain, "mask_real", None, 1.0, None, "l2", 1.0,
+               0.0, 1e-2, policy, q_epsilon)
+    pb = s.pb
+    basis_code, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p = s.scalars[:9]
+    resid = np.empty(s.target.shape)
+    _kho.held_out_residuals(s.x2, pb.d, pb.exps, s.target, pb.theta2.astype(np.float64),
+                            pb.phi2.astype(np.float64), basis_code, deg, scale, shift, has_eps,
+                            eps, has_policy, tau_q, tau_p, resid)
+    t = s.target
     finite_x = np.isfinite(xa) if xa.ndim == 1 else np.all(np.isfinite(xa), axis=1)
-    if out.ndim == 2:
-        finite_x = np.repeat(finite_x[:, None], out.shape[1], axis=1)
-    use = np.isfinite(t) & finite_x
-    r = np.where(out["tag"] == 0, out["value"] - t, np.inf)[use]
+    use = np.isfinite(t) & finite_x[:, None]
+    r = resid[use]
     rho = np.empty(r.size)
     if r.size:
         _klc.robust_losses(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r), c, rho)

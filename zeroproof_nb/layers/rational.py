@@ -745,6 +745,22 @@ class TRRational:
         layer.load_state_dict(state)
         return layer
 
+    # -- upstream's scale queries (zeroproof_nb.layer_contract) -------------------------------
+
+    def estimate_local_scales(self) -> tuple[float, float]:
+        """Upstream's ``(1 + B·‖φ‖₁, 1 + B·‖θ‖₁)``, B the basis bound on the domain
+        (:func:`zeroproof_nb.layer_contract.local_scales`)."""
+        from ..layer_contract import local_scales
+
+        return local_scales(self)
+
+    def get_layer_contract(self) -> dict[str, Any]:
+        """Upstream's ``{B_k, H_k, G_max, H_max, depth_hint}``
+        (:func:`zeroproof_nb.layer_contract.layer_contract`)."""
+        from ..layer_contract import layer_contract
+
+        return layer_contract(self)
+
     def __repr__(self) -> str:
         return (
             f"TRRational(d_p={self.d_p}, d_q={self.d_q}, basis={self.basis!r}, "

@@ -20,8 +20,9 @@ _MODULES = {
     "hybrid_trainer": ("HybridTrainingConfig", "HybridTrainer", "PoleScoreHead"),
     "sampling_diagnostics": ("SamplingStrategy", "ImportanceSamplerConfig", "ImportanceSampler",
                              "PreparedPool", "ActiveSamplerConfig", "ActiveSampler",
-                             "IntegratedSampler", "create_integrated_sampler"),
-    "tag_loss": ("TagClass", "tag_cross_entropy", "adaptive_tag_weight", "TagPredictionHead"),
+                             "IntegratedSampler", "create_integrated_sampler", "SampledBatch"),
+    "tag_loss": ("TagClass", "tag_cross_entropy", "adaptive_tag_weight", "TagPredictionHead",
+                 "compute_tag_accuracy", "compute_tag_confusion_matrix"),
     "trainer": ("TrainingConfig", "Trainer", "BatchSource"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}

@@ -24,6 +24,7 @@ from .._validation import (
 from ..kernels import refine as _kr
 from . import sampling as _sampling
 from .sampler_state import (
+    SampledBatch,
     as_pool_q,
     as_pool_x,
     check_seed,
@@ -433,6 +434,16 @@ class ActiveSampler:
         inner = order[np.minimum(start[leaf] + offset, max(order.shape[0] - 1, 0))] \
             if order.shape[0] else np.zeros(n, dtype=np.int64)
         return np.where(c > 0, inner, nearest[leaf]).astype(np.int64)
+
+    def draw(self, x_pool: Any, q_pool: Any, batch_size: int) -> SampledBatch:
+        """A batch of labelled pool points (:meth:`sample_pool_indices`) in the shape every
+        sampler's ``draw`` returns: ``SampledBatch(x, indices, info)`` with ``info =
+        {"strategy": "active", "indices": ..., "active_stats": ...}``. The grid is not refined
+        here (:meth:`refine_from_pool`)."""
+        idx = self.sample_pool_indices(x_pool, q_pool, batch_size)
+        x = np.asarray(x_pool)[idx]
+        return SampledBatch(x, idx, {"strategy": "active", "indices": idx,
+                                     "active_stats": self.get_statistics()})
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from .._validation import (
 )
 from . import sampling as _sampling
 from .sampler_state import (
+    SampledBatch,
     as_pool_q,
     as_pool_x,
     check_seed,
@@ -487,6 +488,15 @@ class ImportanceSampler:
         x = as_pool_x(x_pool, n)
         idx = self.sample_indices(q_pool, batch_size, sample_weights=sample_weights)
         return x[idx], idx
+
+    def draw(self, x_pool: Any, q_pool: Any, batch_size: int, *,
+             sample_weights: Any = None) -> SampledBatch:
+        """:meth:`sample_batch` in the shape every sampler's ``draw`` returns:
+        ``SampledBatch(x, indices, info)`` with ``info = {"strategy": "importance",
+        "indices": ..., "importance_stats": ...}``, as :meth:`IntegratedSampler.draw`."""
+        x, idx = self.sample_batch(x_pool, q_pool, batch_size, sample_weights=sample_weights)
+        return SampledBatch(x, idx, {"strategy": "importance", "indices": idx,
+                                     "importance_stats": self.get_statistics()})
 
     def hybrid_sample(self, x_pool: Any, q_pool: Any, batch_size: int, *,
                       sample_weights: Any = None) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from .active_sampler import ActiveSampler, ActiveSamplerConfig
 from .diagnostics import DiagnosticConfig, DiagnosticMonitor
 from .importance_sampler import ImportanceSampler, ImportanceSamplerConfig, PreparedPool
 from .sampler_state import (
+    SampledBatch,
     as_pool_q,
     as_pool_x,
     check_seed,
@@ -28,7 +29,7 @@ from .sampler_state import (
     state_mapping,
 )
 
-__all__ = ["SamplingStrategy", "IntegratedSampler", "create_integrated_sampler"]
+__all__ = ["SamplingStrategy", "IntegratedSampler", "create_integrated_sampler", "FACTORY_ALIASES"]
 
 
 class SamplingStrategy(Enum):
@@ -245,6 +246,14 @@ class IntegratedSampler:
         self.sampling_history.append(entry)
         return batch_x, info
 
+    def draw(self, x_pool: Any, q_pool: Any, batch_size: int, epoch: int = 0, *,
+             sample_weights: Any = None, prepared: PreparedPool | None = None) -> SampledBatch:
+        """:meth:`sample_batch` in the shape every sampler's ``draw`` returns:
+        ``SampledBatch(x, indices, info)`` (``indices`` is ``info["indices"]``)."""
+        x, info = self.sample_batch(x_pool, q_pool, batch_size, epoch,
+                                    sample_weights=sample_weights, prepared=prepared)
+        return SampledBatch(x, info["indices"], info)
+
     # ----------------------------------------------------------------------- diagnostics
     def update_diagnostics(self, **kwargs: Any) -> None:
         """Forward to :meth:`DiagnosticMonitor.update`."""
@@ -321,7 +330,12 @@ _FACTORY_KEYS = {
     # ours
     "max_weight", "min_q_abs", "replacement", "nan_policy", "grid_bounds", "max_grid_points",
     "refinement_ratio", "adapt_frequency", "input_dim", "max_history",
+    # the config fields' own names, accepted beside upstream's shorter spellings
+    "importance_batch_ratio", "initial_grid_size", "max_refinement_level",
 }
+#: upstream's factory keyword -> the config field it sets (either spelling is accepted)
+FACTORY_ALIASES = {"importance_ratio": "importance_batch_ratio", "grid_size": "initial_grid_size",
+                   "max_refinement": "max_refinement_level"}
 
 
 def create_integrated_sampler(strategy: str = "hybrid", weight_power: float = 2.0,
@@ -331,7 +345,8 @@ def create_integrated_sampler(strategy: str = "hybrid", weight_power: float = 2.
 
     Upstream's keywords: ``temperature``, ``importance_ratio`` (→ importance_batch_ratio),
     ``grid_size`` (→ initial_grid_size), ``refinement_threshold``, ``max_refinement``
-    (→ max_refinement_level), ``export_frequency``, ``track_gradients``, ``track_tags``
+    (→ max_refinement_level), each of the three also under the config field's own name
+    (:data:`FACTORY_ALIASES`; both spellings at once raise ``TypeError``), ``export_frequency``, ``track_gradients``, ``track_tags``
     (→ track_tag_distribution). Ours: ``max_weight``, ``min_q_abs``, ``replacement``,
     ``nan_policy``, ``grid_bounds``, ``max_grid_points``, ``refinement_ratio``,
     ``adapt_frequency``, ``input_dim``, ``max_history``. Unknown keywords raise ``TypeError``.
@@ -340,6 +355,12 @@ def create_integrated_sampler(strategy: str = "hybrid", weight_power: float = 2.
     unknown = sorted(set(kwargs) - _FACTORY_KEYS)
     if unknown:
         raise TypeError(f"create_integrated_sampler got unexpected keyword argument(s) {unknown}")
+    for short, field in FACTORY_ALIASES.items():
+        if field in kwargs:
+            if short in kwargs:
+                raise TypeError(f"create_integrated_sampler got both {short!r} and {field!r} "
+                                f"(the same setting); pass one")
+            kwargs[short] = kwargs.pop(field)
     imp_kw = {"weight_power": weight_power,
               "temperature": kwargs.get("temperature", 1.0),
               "importance_batch_ratio": kwargs.get("importance_ratio", 0.7)}

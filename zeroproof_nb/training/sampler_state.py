@@ -10,7 +10,7 @@ import copy
 import math
 import numbers
 from dataclasses import fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -114,3 +114,14 @@ def stat_float(v: Any, name: str) -> float:
     if f in (math.inf, -math.inf):
         raise ValueError(f"{name} must be finite (or NaN for none), got {f}")
     return f
+
+
+class SampledBatch(NamedTuple):
+    """One batch from any sampler's ``draw``: the batch inputs, their pool indices and the
+    sampler's ``info`` (``"strategy"``, ``"indices"`` and the statistics of the samplers
+    involved). ``sample_batch`` keeps upstream's shapes: ``(x, idx)`` for
+    :class:`ImportanceSampler`, ``(x, info)`` for :class:`IntegratedSampler`."""
+
+    x: np.ndarray
+    indices: np.ndarray
+    info: dict[str, Any]

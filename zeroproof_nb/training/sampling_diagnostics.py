@@ -31,9 +31,11 @@ from .curriculum import CurriculumConfig, CurriculumScheduler, combine_sample_we
 from .diagnostics import DiagnosticConfig, DiagnosticMonitor
 from .importance_sampler import ImportanceSampler, ImportanceSamplerConfig, PreparedPool
 from .integrated_sampler import IntegratedSampler, SamplingStrategy, create_integrated_sampler
+from .sampler_state import SampledBatch
 
 __all__ = [
     "SamplingStrategy",
+    "SampledBatch",
     "ImportanceSamplerConfig",
     "ImportanceSampler",
     "PreparedPool",

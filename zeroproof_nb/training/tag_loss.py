@@ -13,6 +13,7 @@ import numpy as np
 
 from .._validation import as_float_array, check_finite, check_in_range, check_int, check_nonnegative
 from ..core import TRTag, as_tags
+from ..tag_metrics import compute_tag_accuracy, compute_tag_confusion_matrix
 
 __all__ = [
     "TagClass",
@@ -21,6 +22,8 @@ __all__ = [
     "tag_cross_entropy",
     "adaptive_tag_weight",
     "TagPredictionHead",
+    "compute_tag_accuracy",
+    "compute_tag_confusion_matrix",
 ]
 
 N_TAG_CLASSES = 4
