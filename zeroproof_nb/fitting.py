@@ -113,24 +113,56 @@ def linearized_fit(
     a = np.hstack([psi_p, -ya[:, None] * psi_q])
     theta, phi = _sk_solve(a, ya, w, psi_q, psi_p.shape[1], iterations)
     if loss != "l2":
-        theta, phi = _least_median_start(a, ya, w, psi_p, psi_q, iterations, theta, phi)
-        omega = np.empty_like(ya)
-        for _ in range(robust_iterations):
-            r = ya - (psi_p @ theta) / (1.0 + psi_q @ phi)
-            sigma = loss_scale if loss_scale is not None else robust_scale(r)
-            if not sigma > 0:  # an exact fit: nothing to down-weight
-                break
-            _klc.irls_weights(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r),
-                              robust_threshold(loss, sigma), omega)
-            if np.count_nonzero(omega) < n_unknown:
-                break
-            new = _sk_solve(a, ya, w * omega, psi_q, psi_p.shape[1], iterations)
-            step = max(np.max(np.abs(new[0] - theta), initial=0.0),
-                       np.max(np.abs(new[1] - phi), initial=0.0))
-            theta, phi = new
-            if step <= 1e-12 * max(1.0, np.max(np.abs(theta)), np.max(np.abs(phi), initial=0.0)):
-                break
+        # IRLS from the fit of all points and from the least-median start; the robust loss is
+        # not convex, so the fit with the lower robust loss (at the scale of the least-median
+        # run, the cleaner estimate) is kept
+        runs = [_irls(a, ya, w, psi_p, psi_q, theta, phi, loss, loss_scale, robust_iterations,
+                      iterations, n_unknown)]
+        median_start = _least_median_start(a, ya, w, psi_p, psi_q, iterations, theta, phi)
+        if median_start[0] is not theta:
+            runs.append(_irls(a, ya, w, psi_p, psi_q, *median_start, loss, loss_scale,
+                              robust_iterations, iterations, n_unknown))
+        sigma = runs[-1][2]
+        if len(runs) > 1 and sigma > 0:
+            c = robust_threshold(loss, sigma)
+            totals = []
+            for th, ph, _ in runs:
+                with np.errstate(all="ignore"):
+                    r = ya - (psi_p @ th) / (1.0 + psi_q @ ph)
+                r = np.where(np.isfinite(r), r, np.inf)
+                rho = np.empty_like(r)
+                _klc.robust_losses(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r), c, rho)
+                totals.append(float(np.sum(w * rho)))
+            theta, phi = runs[int(np.argmin(totals))][:2]
+        else:
+            theta, phi = runs[-1][:2]
     return np.ascontiguousarray(theta), np.ascontiguousarray(phi)
+
+
+def _irls(a: np.ndarray, ya: np.ndarray, w: np.ndarray, psi_p: np.ndarray, psi_q: np.ndarray,
+          theta: np.ndarray, phi: np.ndarray, loss: str, loss_scale: float | None,
+          robust_iterations: int, iterations: int, n_unknown: int
+          ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Iteratively re-weighted linearised solves of a robust loss from (theta, phi):
+    (theta, phi, the last residual scale σ)."""
+    omega = np.empty_like(ya)
+    sigma = 0.0
+    for _ in range(robust_iterations):
+        r = ya - (psi_p @ theta) / (1.0 + psi_q @ phi)
+        sigma = loss_scale if loss_scale is not None else robust_scale(r)
+        if not sigma > 0:  # an exact fit: nothing to down-weight
+            break
+        _klc.irls_weights(_kls.ROBUST_CODES[loss], np.ascontiguousarray(r),
+                          robust_threshold(loss, sigma), omega)
+        if np.count_nonzero(omega) < n_unknown:
+            break
+        new = _sk_solve(a, ya, w * omega, psi_q, psi_p.shape[1], iterations)
+        step = max(np.max(np.abs(new[0] - theta), initial=0.0),
+                   np.max(np.abs(new[1] - phi), initial=0.0))
+        theta, phi = new
+        if step <= 1e-12 * max(1.0, np.max(np.abs(theta)), np.max(np.abs(phi), initial=0.0)):
+            break
+    return theta, phi, float(sigma)
 
 
 #: Random subsets of a robust fit's least-median start, each of ``ROBUST_SUBSET_FACTOR``
