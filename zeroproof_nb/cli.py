@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--no-plot", action="store_true", dest="no_plot", help="skip demo.png")
     p_demo.add_argument("--quiet", action="store_true", help="print only errors")
     p_demo.set_defaults(func=cmd_demo, check=lambda args: check_demo(p_demo, args))
+    from .bench_report import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

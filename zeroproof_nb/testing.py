@@ -307,7 +307,8 @@ class RatioGate:
     Call it once per test as
     ``ratio_gate(kernel, references, floors=None, setup=None, budget_s=None, rounds=None)``;
     ``floors`` maps a reference name (``"numpy"``) or a ratio name (``"ratio_vs_numpy"``) to its
-    floor and adds to the floors file's entries for this test. Returns the ratios (empty under
+    floor; the ``--ratio-floors`` file's entries for this test take precedence (so a pipeline
+    can tune its floors without editing tests). Returns the ratios (empty under
     ``--benchmark-disable``).
     """
 
@@ -328,9 +329,9 @@ class RatioGate:
         result.name = request.node.nodeid
         if result.kernel_s is None:
             return {}
-        wanted = floors_for(result.name, request.config.stash.get(_FLOORS_KEY, {}))
-        for key, floor in (floors or {}).items():
-            wanted[key if key.startswith("ratio_vs_") else f"ratio_vs_{key}"] = float(floor)
+        wanted = {key if key.startswith("ratio_vs_") else f"ratio_vs_{key}": float(floor)
+                  for key, floor in (floors or {}).items()}
+        wanted.update(floors_for(result.name, request.config.stash.get(_FLOORS_KEY, {})))
         result.failures = below_floor(result.name, result.ratios, wanted)
         request.config.stash.setdefault(_STASH_KEY, []).append(result)
         if result.failures:
