@@ -14,8 +14,11 @@ fastest round over the kernel's. The gate runs ``bench/test_bench_*.py`` at the 
 with numba on one thread (``--threads``; a parallel region on a busy 2-core machine waits for
 the other core, which makes multi-thread ratios swing by several times) and BLAS on one thread,
 writes pytest-benchmark's JSON, and checks it with
-:func:`zeroproof_nb.testing.check_benchmark_json`: one ``FAIL`` line per ratio below its floor
-(or floored and not recorded), exit status 1 then or when pytest itself fails, else 0.
+:func:`zeroproof_nb.testing.check_benchmark_json`. A benchmark below a floor runs again (up to
+``--retries`` times, default 2) and passes if an attempt meets its floors: a kernel made slower
+fails every attempt, while a burst of load from other jobs on a shared machine (which can halve
+a ratio for seconds) rarely lasts through the next. Then one ``FAIL`` line per ratio still below
+its floor (or floored and not recorded), exit status 1 then or when pytest itself fails, else 0.
 """
 from __future__ import annotations
 
@@ -49,18 +52,19 @@ def size_expression(sizes: Sequence[str]) -> str:
 
 
 def run_benchmarks(json_path: Path, sizes: Sequence[str], threads: int,
-                   extra: Sequence[str] = ()) -> tuple[int, str]:
-    """Run the speed benchmarks into ``json_path``; returns pytest's exit status and its
-    summary line."""
+                   node_ids: Sequence[str] = ()) -> tuple[int, str]:
+    """Run the speed benchmarks (or only ``node_ids``) into ``json_path``; returns pytest's exit
+    status and its summary line."""
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("MKL_NUM_THREADS", "1")
     env["NUMBA_NUM_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bench").glob("test_bench_*.py"))
+    files = list(node_ids) or sorted(str(p.relative_to(ROOT))
+                                     for p in (ROOT / "bench").glob("test_bench_*.py"))
     cmd = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
            "-m", size_expression(sizes), f"--benchmark-json={json_path}",
-           "--benchmark-columns=min,median,rounds", "--benchmark-sort=name", *extra]
+           "--benchmark-columns=min,median,rounds", "--benchmark-sort=name"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     summary = lines[-1] if lines else proc.stderr.strip()[-300:]
@@ -70,19 +74,52 @@ def run_benchmarks(json_path: Path, sizes: Sequence[str], threads: int,
     return proc.returncode, summary
 
 
+def _merge_best(data: dict[str, Any], retry: dict[str, Any]) -> None:
+    """Keep, per benchmark and gated ratio, the better of the two runs' values (in ``data``)."""
+    by_name = {b["fullname"]: b for b in data.get("benchmarks", [])}
+    for bench in retry.get("benchmarks", []):
+        old = by_name.get(bench["fullname"])
+        if old is None:
+            data.setdefault("benchmarks", []).append(bench)
+            continue
+        extra, new = old.setdefault("extra_info", {}), bench.get("extra_info", {})
+        for name, value in new.items():
+            if GATED.match(name) and isinstance(value, (int, float)):
+                if not isinstance(extra.get(name), (int, float)) or value > extra[name]:
+                    extra[name] = value
+        extra["gate_attempts"] = extra.get("gate_attempts", 1) + 1
+
+
 def gate_once(floors_path: Path, sizes: Sequence[str], threads: int, json_out: Path | None,
-              extra: Sequence[str] = ()) -> tuple[bool, list[str], dict[str, Any]]:
-    """Run and check once; returns (passed, output lines, the benchmark JSON)."""
+              retries: int = 2) -> tuple[bool, list[str], dict[str, Any]]:
+    """Run and check once; a benchmark with a ratio below its floor is run again, up to
+    ``retries`` times, and passes when one attempt meets each floor (a kernel made slower fails
+    every attempt; a burst of load on a shared machine rarely lasts through the next).
+    Returns (passed, output lines, the benchmark JSON with each ratio's best attempt)."""
     floors = load_floors(floors_path)
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = json_out or Path(tmp) / "bench.json"
         t0 = time.perf_counter()
-        rc, summary = run_benchmarks(path, sizes, threads, extra)
-        wall = time.perf_counter() - t0
+        rc, summary = run_benchmarks(path, sizes, threads)
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"benchmarks": []}
-    report = check_benchmark_json(data, floors)
-    lines = report.failures[:]
-    lines.append(f"pytest: {summary.splitlines()[-1] if summary else rc} ({wall:.0f} s)")
+        report = check_benchmark_json(data, floors)
+        for attempt in range(retries):
+            if rc != 0 or report.ok:
+                break
+            failing = sorted({line.split(" ", 2)[1].rstrip(":") for line in report.failures})
+            lines.append(f"retry {attempt + 1}/{retries}: {len(failing)} benchmark(s) below a floor")
+            retry_path = Path(tmp) / f"retry-{attempt + 1}.json"
+            retry_rc, _ = run_benchmarks(retry_path, sizes, threads, failing)
+            if retry_path.exists():
+                _merge_best(data, json.loads(retry_path.read_text(encoding="utf-8")))
+            report = check_benchmark_json(data, floors)
+            rc = rc or retry_rc
+        wall = time.perf_counter() - t0
+        if json_out is not None:
+            json_out.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
+    lines = report.failures + lines
+    lines.append(f"pytest: {summary.splitlines()[-1] if summary else rc} ({wall:.0f} s in all)")
     if rc != 0:
         lines[-1:-1] = summary.splitlines()[:-1]
     ok = report.ok and rc == 0
@@ -120,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, default=None,
                         help="keep the run's JSON here (with --calibrate: a directory)")
     parser.add_argument("--runs", type=int, default=1, help="run the gate this many times")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="run a benchmark below a floor again, up to this many times (2)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="RUNS",
                         help="run RUNS times (or read --json) and write floors to --floors")
     parser.add_argument("--factor", type=float, default=0.6,
@@ -167,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     failures = 0
     for i in range(args.runs):
-        ok, lines, _ = gate_once(args.floors, args.sizes, args.threads, args.save)
+        ok, lines, _ = gate_once(args.floors, args.sizes, args.threads, args.save, args.retries)
         prefix = f"[run {i + 1}/{args.runs}] " if args.runs > 1 else ""
         for line in lines:
             print(prefix + line, flush=True)

@@ -106,6 +106,21 @@ def test_gate_calibration_rule():
     assert size_expression(["small"]) == "(small) or not (small or medium or large)"
 
 
+def test_gate_retry_keeps_the_better_attempt_per_ratio():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench.gate import _merge_best
+    finally:
+        sys.path.remove(str(ROOT))
+    first = _run_json({"f.py::test_k": {"ratio_vs_numpy": 5.0, "ratio_vs_copy": 0.9}})
+    retry = _run_json({"f.py::test_k": {"ratio_vs_numpy": 9.0, "ratio_vs_copy": 0.7}})
+    _merge_best(first, retry)
+    extra = first["benchmarks"][0]["extra_info"]
+    assert extra == {"ratio_vs_numpy": 9.0, "ratio_vs_copy": 0.9, "gate_attempts": 2}
+    floors = {"f.py::test_k": {"ratio_vs_numpy": 6.0, "ratio_vs_copy": 0.8}}
+    assert check_benchmark_json(first, floors).ok
+
+
 EXAMPLE = re.compile(r"```python\n(# test_pipeline_bench\.py.*?)```", re.S)
 
 
