@@ -5,8 +5,9 @@ Usage (from the repository root)::
     python -m bench.gate                       # small sizes, bench/floors.json, exit 1 on a failure
     python -m bench.gate --sizes small medium  # more sizes (their floors are in the file too)
     python -m bench.gate --json run.json       # check an existing --benchmark-json file instead
-    python -m bench.gate --runs 10             # ten gates in a row (the CI robustness check)
-    python -m bench.gate --calibrate 5         # five runs -> new floors (written to --floors)
+    python -m bench.gate --runs 10             # ten gates in a row (the robustness check)
+    python -m bench.gate --smoke               # each benchmark once, untimed: what CI runs
+    python -m bench.gate --calibrate 6         # six runs -> floors 0.6 x median (to --floors)
 
 Every speed benchmark times its kernel and its references round by round (the ``ratio_gate``
 fixture of :mod:`zeroproof_nb.testing`) and records ``ratio_vs_<reference>``, the reference's
@@ -51,8 +52,8 @@ def size_expression(sizes: Sequence[str]) -> str:
     return f"({chosen}) or not ({' or '.join(SIZES)})"
 
 
-def run_benchmarks(json_path: Path, sizes: Sequence[str], threads: int,
-                   node_ids: Sequence[str] = ()) -> tuple[int, str]:
+def run_benchmarks(json_path: Path | None, sizes: Sequence[str], threads: int,
+                   node_ids: Sequence[str] = (), smoke: bool = False) -> tuple[int, str]:
     """Run the speed benchmarks (or only ``node_ids``) into ``json_path``; returns pytest's exit
     status and its summary line."""
     env = dict(os.environ)
@@ -63,8 +64,12 @@ def run_benchmarks(json_path: Path, sizes: Sequence[str], threads: int,
     files = list(node_ids) or sorted(str(p.relative_to(ROOT))
                                      for p in (ROOT / "bench").glob("test_bench_*.py"))
     cmd = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
-           "-m", size_expression(sizes), f"--benchmark-json={json_path}",
-           "--benchmark-columns=min,median,rounds", "--benchmark-sort=name"]
+           "-m", size_expression(sizes)]
+    if smoke:
+        cmd.append("--benchmark-disable")
+    else:
+        cmd += [f"--benchmark-json={json_path}", "--benchmark-columns=min,median,rounds",
+                "--benchmark-sort=name"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     summary = lines[-1] if lines else proc.stderr.strip()[-300:]
@@ -128,9 +133,10 @@ def gate_once(floors_path: Path, sizes: Sequence[str], threads: int, json_out: P
     return ok, lines, data
 
 
-def calibrate(runs: list[dict[str, Any]], factor: float, cap: float) -> dict[str, dict[str, float]]:
-    """Floors from repeated runs: ``min(factor * median, cap * min)`` of every gated ratio,
-    rounded down to two significant digits."""
+def calibrate(runs: list[dict[str, Any]], factor: float,
+              cap: float | None = None) -> dict[str, dict[str, float]]:
+    """Floors from repeated runs: ``factor * median`` of every gated ratio (with ``cap``:
+    at most ``cap * min``), rounded down to two significant digits."""
     seen: dict[str, dict[str, list[float]]] = {}
     for data in runs:
         for bench in data.get("benchmarks", []):
@@ -141,7 +147,9 @@ def calibrate(runs: list[dict[str, Any]], factor: float, cap: float) -> dict[str
     floors: dict[str, dict[str, float]] = {}
     for key in sorted(seen):
         for name, values in sorted(seen[key].items()):
-            floor = min(factor * statistics.median(values), cap * min(values))
+            floor = factor * statistics.median(values)
+            if cap is not None:
+                floor = min(floor, cap * min(values))
             digits = 1 - int(math.floor(math.log10(floor)))
             floors.setdefault(key, {})[name] = math.floor(floor * 10**digits) / 10**digits
     return floors
@@ -157,13 +165,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, default=None,
                         help="keep the run's JSON here (with --calibrate: a directory)")
     parser.add_argument("--runs", type=int, default=1, help="run the gate this many times")
+    parser.add_argument("--smoke", action="store_true",
+                        help="run every benchmark once, untimed (--benchmark-disable), no floors")
     parser.add_argument("--retries", type=int, default=2,
                         help="run a benchmark below a floor again, up to this many times (2)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="RUNS",
                         help="run RUNS times (or read --json) and write floors to --floors")
     parser.add_argument("--factor", type=float, default=0.6,
-                        help="calibration: floor = min(factor * median, cap * min) (0.6)")
-    parser.add_argument("--cap", type=float, default=0.8, help="calibration cap (0.8)")
+                        help="calibration: floor = factor * median over the runs (0.6: a kernel "
+                             "made 2x slower halves its ratio and fails)")
+    parser.add_argument("--cap", type=float, default=None,
+                        help="calibration: also at most cap * min over the runs (default: none)")
     args = parser.parse_args(argv)
 
     if args.calibrate or (args.json and not args.floors.exists()):
@@ -183,15 +195,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         old = load_floors(args.floors) if args.floors.exists() else {}
         new = calibrate(runs, args.factor, args.cap)
         merged = {**old, **new}
+        rule = f"{args.factor} x median over {len(runs)} runs"
+        if args.cap is not None:
+            rule += f", at most {args.cap} x min"
         doc = {"comment": "Ratio floors for python -m bench.gate: benchmark (node id suffix) -> "
                           "ratio name -> floor. Calibrated with python -m bench.gate --calibrate "
-                          f"(floor = min({args.factor} * median, {args.cap} * min over the runs), "
-                          f"numba on {args.threads} thread(s).",
+                          f"(floor = {rule}), numba on {args.threads} thread(s).",
                "numba_threads": args.threads, "floors": merged}
         args.floors.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         print(f"wrote {sum(len(v) for v in new.values())} floors for {len(new)} benchmarks "
               f"from {len(runs)} runs to {args.floors}")
         return 0
+
+    if args.smoke:
+        t0 = time.perf_counter()
+        rc, summary = run_benchmarks(None, args.sizes, args.threads, smoke=True)
+        print(f"{summary}\nbenchmark smoke run ({', '.join(args.sizes)} sizes, untimed): "
+              f"{'passed' if rc == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s")
+        return rc
 
     if args.json:
         failed = 0

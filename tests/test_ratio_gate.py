@@ -101,8 +101,11 @@ def test_gate_calibration_rule():
         sys.path.remove(str(ROOT))
     runs = [_run_json({"f.py::test_k": {"ratio_vs_numpy": v, "ratio_vs_numpy_median": 1.0,
                                         "kernel_min_s": 1e-3}}) for v in (10.0, 11.0, 12.0)]
-    # min(0.6 * median 11, 0.8 * min 10) = 6.6; medians and times are not gated
-    assert calibrate(runs, 0.6, 0.8) == {"f.py::test_k": {"ratio_vs_numpy": 6.6}}
+    # 0.6 * median 11 = 6.6 (capped: 0.7 * min 10 = 7 > 6.6, 0.5 * 10 = 5); medians and times
+    # are not gated
+    assert calibrate(runs, 0.6) == {"f.py::test_k": {"ratio_vs_numpy": 6.6}}
+    assert calibrate(runs, 0.6, 0.7) == {"f.py::test_k": {"ratio_vs_numpy": 6.6}}
+    assert calibrate(runs, 0.6, 0.5) == {"f.py::test_k": {"ratio_vs_numpy": 5.0}}
     assert size_expression(["small"]) == "(small) or not (small or medium or large)"
 
 

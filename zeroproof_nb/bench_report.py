@@ -70,13 +70,21 @@ def interleaved_ratios(kernel: Callable[[], object], references: Mapping[str, Ca
     kernel()
     for ref in references.values():
         ref()
-    per_round = _timed(kernel) + sum(_timed(ref) for ref in references.values())
+    one = _timed(kernel)
+    single = {name: _timed(ref) for name, ref in references.items()}
+    # a much shorter reference runs several times per sample (as zeroproof_nb.testing does)
+    reps = {name: max(1, min(64, int(one / max(t, 1e-9)))) if t < one / 2 else 1
+            for name, t in single.items()}
+    per_round = one + sum(single[n] * reps[n] for n in references)
     rounds = int(min(max_rounds, max(min_rounds, budget_s / max(per_round, 1e-9))))
     best_k = math.inf
     best = {name: math.inf for name in references}
     for _ in range(rounds):
         for name, ref in references.items():
-            best[name] = min(best[name], _timed(ref))
+            t0 = time.perf_counter()
+            for _ in range(reps[name]):
+                ref()
+            best[name] = min(best[name], (time.perf_counter() - t0) / reps[name])
         best_k = min(best_k, _timed(kernel))
     return best_k, best, rounds
 
@@ -209,7 +217,7 @@ def quick_cases() -> list[tuple[str, str, Callable[[], object], dict[str, Callab
     return cases
 
 
-def run_quick(*, budget_s: float = 1.0,
+def run_quick(*, budget_s: float = 0.5,
               progress: Callable[[str], None] | None = None) -> list[QuickResult]:
     """Run :func:`quick_cases`; ``progress`` is called with each case's name before it runs."""
     results = []
@@ -374,7 +382,7 @@ def cmd_bench(args: Any) -> int:
         if not quiet and sys.stderr.isatty():
             print(f"\r  {name} ...".ljust(50), end="", file=sys.stderr, flush=True)
 
-    results = run_quick(budget_s=getattr(args, "budget", 1.0), progress=progress)
+    results = run_quick(budget_s=getattr(args, "budget", 0.5), progress=progress)
     if not quiet and sys.stderr.isatty():
         print("\r" + " " * 50 + "\r", end="", file=sys.stderr)
     print(machine_line())
@@ -397,8 +405,8 @@ def add_bench_parser(sub: Any) -> Any:
                     "copy as the bandwidth bound), alternating round by round, and print the "
                     "ratios in the terminal's width. The full suite with the ratio gate is "
                     "bench/ in the repository (python -m bench.gate).")
-    p.add_argument("--budget", type=float, default=1.0, metavar="SECONDS",
-                   help="seconds of rounds per case (default 1)")
+    p.add_argument("--budget", type=float, default=0.5, metavar="SECONDS",
+                   help="seconds of rounds per case (default 0.5)")
     p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
     p.add_argument("--quiet", action="store_true", help="no progress line")

@@ -20,7 +20,9 @@ How it measures: every round runs each reference once (untimed by pytest-benchma
 here) and then the kernel once (timed by pytest-benchmark), so kernel and references share the
 machine's state round by round. The ratio is ``min(reference times) / min(kernel times)``: on a
 shared machine noise only ever adds time, and the fastest round of each is the one least
-disturbed. Under ``--benchmark-disable`` the kernel runs once and no ratio is measured or
+disturbed. A reference much shorter than the kernel is called several times per sample, so
+that the two samples last about as long (a long sample on a loaded machine is always
+interrupted, a short one often not). Under ``--benchmark-disable`` the kernel runs once and no ratio is measured or
 checked (a smoke run).
 
 Floors come from the ``floors=`` argument or from a strict-JSON floors file given with
@@ -59,6 +61,8 @@ __all__ = [
 DEFAULT_BUDGET_S = 0.5
 MIN_ROUNDS = 5
 MAX_ROUNDS = 400
+#: most calls of a reference per timed sample (see :func:`measure_ratios`)
+MAX_REPEATS = 64
 
 _STASH_KEY = pytest.StashKey[list]()
 
@@ -244,7 +248,9 @@ def measure_ratios(benchmark: Any, kernel: Callable[..., object],
         Untimed, before every kernel call: returns ``(args, kwargs)`` for it, or None.
     budget_s : float, optional
         Seconds of rounds to aim for (default :data:`DEFAULT_BUDGET_S`); the number of rounds is
-        this over the time of one round, between 5 and 400.
+        this over the time of one round, between 5 and 400. A reference that takes less than
+        half the kernel's time runs that many times per sample (at most 64), its time per call
+        recorded, so that kernel and reference samples last about as long.
     rounds : int, optional
         A fixed number of rounds instead of the budget.
 
@@ -271,15 +277,25 @@ def measure_ratios(benchmark: Any, kernel: Callable[..., object],
     one = timed[-1]
     for ref in references.values():
         ref()
+    single = {name: _time_once(ref) for name, ref in references.items()}
+    # a reference much shorter than the kernel runs several times per sample, so that both
+    # samples span about as many of the scheduler's time slices (under sustained load a long
+    # sample is always stretched and a short one often not, which skews a min/min ratio)
+    repeats = {name: max(1, min(MAX_REPEATS, int(one / max(t, 1e-9)))) if t < one / 2 else 1
+               for name, t in single.items()}
     if rounds is None:
-        per_round = one + sum(_time_once(ref) for ref in references.values())
+        per_round = one + sum(single[n] * repeats[n] for n in references)
         budget = DEFAULT_BUDGET_S if budget_s is None else budget_s
         rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, budget / max(per_round, 1e-9))))
     times: dict[str, list[float]] = {name: [] for name in references}
 
     def interleaved():
         for name, ref in references.items():
-            times[name].append(_time_once(ref))
+            k = repeats[name]
+            t0 = time.perf_counter()
+            for _ in range(k):
+                ref()
+            times[name].append((time.perf_counter() - t0) / k)
         return setup() if setup is not None else None
 
     benchmark.pedantic(kernel, setup=interleaved, rounds=rounds, warmup_rounds=1)
@@ -289,6 +305,7 @@ def measure_ratios(benchmark: Any, kernel: Callable[..., object],
     info = benchmark.extra_info
     info["kernel_min_s"] = kernel_min
     info["ratio_rounds"] = rounds
+    info["reference_repeats"] = repeats
     for name, ts in times.items():
         ts = sorted(ts[1:])  # the first call was the warm-up round's
         ref_min, ref_median = ts[0], ts[len(ts) // 2]
