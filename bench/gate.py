@@ -113,7 +113,8 @@ def gate_once(floors_path: Path, sizes: Sequence[str], threads: int, json_out: P
             if rc != 0 or report.ok:
                 break
             failing = sorted({line.split(" ", 2)[1].rstrip(":") for line in report.failures})
-            lines.append(f"retry {attempt + 1}/{retries}: {len(failing)} benchmark(s) below a floor")
+            lines.append(f"retry {attempt + 1}/{retries}: {len(failing)} benchmark(s) below a floor: "
+                         + ", ".join(f.split("::")[-1] for f in failing))
             retry_path = Path(tmp) / f"retry-{attempt + 1}.json"
             retry_rc, _ = run_benchmarks(retry_path, sizes, threads, failing)
             if retry_path.exists():
