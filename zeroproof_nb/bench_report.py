@@ -382,6 +382,11 @@ def cmd_bench(args: Any) -> int:
         if not quiet and sys.stderr.isatty():
             print(f"\r  {name} ...".ljust(50), end="", file=sys.stderr, flush=True)
 
+    threads = getattr(args, "threads", None)
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     results = run_quick(budget_s=getattr(args, "budget", 0.5), progress=progress)
     if not quiet and sys.stderr.isatty():
         print("\r" + " " * 50 + "\r", end="", file=sys.stderr)
@@ -399,7 +404,7 @@ def cmd_bench(args: Any) -> int:
 def add_bench_parser(sub: Any) -> Any:
     """Add the ``bench`` subcommand to the ``zeroproof-nb`` parser's subparsers."""
     p = sub.add_parser(
-        "bench", help="time each kernel family beside NumPy/SciPy (about 30 s)",
+        "bench", help="time each kernel family beside NumPy/SciPy (10-30 s)",
         description="Time one case of each kernel family beside its reference (NumPy, "
                     "numpy.polynomial, Generator.choice, scipy least_squares and AAA, a parallel "
                     "copy as the bandwidth bound), alternating round by round, and print the "
@@ -407,6 +412,9 @@ def add_bench_parser(sub: Any) -> Any:
                     "bench/ in the repository (python -m bench.gate).")
     p.add_argument("--budget", type=float, default=0.5, metavar="SECONDS",
                    help="seconds of rounds per case (default 0.5)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="numba threads (default: numba's, all CPUs; 1 gives steadier ratios on a "
+                        "busy machine)")
     p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
     p.add_argument("--quiet", action="store_true", help="no progress line")
