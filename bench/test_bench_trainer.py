@@ -8,15 +8,20 @@ kernels the rational factories return) is wrapped in a timer after a warm-up epo
 Python layer's share of an epoch is 1 − (time inside kernels)/(epoch time), and the median over
 the rounds is reported (the time inside a wrapped dispatcher includes numba's argument
 dispatch).
+
+``test_trainer_epoch_vs_numpy``: the compiled epoch beside the same epoch written in NumPy, the
+ratio in ``extra_info`` (gated).
 """
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from numba.core.registry import CPUDispatcher
 
 import zeroproof_nb.kernels.rational_cpu as kr
+from bench.references import numpy_adam_epoch  # noqa: I001 (the repository's bench package)
 from zeroproof_nb.layers import TRRational
 from zeroproof_nb.problems import get_problem
 from zeroproof_nb.training.sampling_diagnostics import ImportanceSampler, ImportanceSamplerConfig
@@ -108,4 +113,27 @@ def test_trainer_epoch_python_share(benchmark, monkeypatch, degrees, loop):
         python_share_min=shares[0], python_share_max=shares[-1],
         kernel_s_by_name={k: v / n_epochs for k, v in clock.by_name.items()},
     )
-    assert n_epochs == 15
+    assert n_epochs == (15 if benchmark.enabled else 1)  # --benchmark-disable: one call
+
+
+@pytest.mark.parametrize("degrees", [(3, 2), (10, 10)], ids=["deg3-2", "deg10-10"])
+def test_trainer_epoch_vs_numpy(benchmark, ratio_gate, degrees):
+    """A compiled Adam epoch (16 importance batches of 4096 from a pool of 65536) beside the
+    same epoch in NumPy (pool |Q|, weights, ``Generator.choice``, fused pass, Adam)."""
+    pr = get_problem("two_poles")
+    x, y = pr.sample(N_POOL, seed=0)
+    d_p, d_q = degrees
+    model = TRRational(d_p, d_q).fit_linearized(x[:4000], y[:4000])
+    cfg = TrainingConfig(batch_size=BATCH, max_epochs=10**6, learning_rate=1e-6, seed=0,
+                         verbose=False, optimizer="adam", importance_weighting=False,
+                         validation_fraction=0.0, early_stopping=False, restore_best=False)
+    trainer = Trainer(model, config=cfg, sampler=ImportanceSampler(ImportanceSamplerConfig(seed=0)))
+    theta0 = np.asarray(model.theta, float).ravel()
+    phi0 = np.asarray(model.phi, float).ravel()
+    th, ph = numpy_adam_epoch(x, y, theta0, phi0, (N_POOL // BATCH, BATCH))
+    assert np.all(np.isfinite(th)) and np.all(np.isfinite(ph))
+    benchmark.group = "trainer-epoch"
+    benchmark.extra_info.update(degrees=list(degrees), batches_per_epoch=N_POOL // BATCH,
+                                batch_size=BATCH, pool=N_POOL)
+    ratio_gate(lambda: trainer.fit(x, y, epochs=1),
+               {"numpy": lambda: numpy_adam_epoch(x, y, theta0, phi0, (N_POOL // BATCH, BATCH))})

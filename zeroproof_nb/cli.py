@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the summary as one strict-JSON object on stdout (progress "
                              "and table go to stderr)")
     p_demo.set_defaults(func=cmd_demo, check=lambda args: check_demo(p_demo, args))
+    from .bench_report import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
