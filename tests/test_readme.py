@@ -27,6 +27,8 @@ def readme_examples() -> list[dict]:
         lang, body = m.group(1), m.group(2)
         lead_in = text[last_end:m.start()]
         last_end = m.end()
+        if lang == "python" and body.startswith("# test_"):
+            continue  # a test file for the user's suite: tests/test_ratio_gate.py runs it
         if lang == "python":
             examples.append({"code": body, "stdout": None, "stderr": "", "cuda": False})
         elif lang == "text" and examples:

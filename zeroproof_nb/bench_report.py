@@ -411,12 +411,13 @@ def add_bench_parser(sub: Any) -> Any:
                     "ratios in the terminal's width. The full suite with the ratio gate is "
                     "bench/ in the repository (python -m bench.gate).")
     p.add_argument("--budget", type=float, default=0.5, metavar="SECONDS",
-                   help="seconds of rounds per case (default 0.5)")
+                   help="seconds of rounds per case (default: 0.5)")
     p.add_argument("--threads", type=int, default=None,
-                   help="numba threads (default: numba's, all CPUs; 1 gives steadier ratios on a "
-                        "busy machine)")
+                   help="numba threads; 1 gives steadier ratios on a busy machine (default: "
+                        "numba's, all CPUs)")
     p.add_argument("--width", type=int, default=None, help="table width (default: terminal)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the results here (default: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress line (default: off)")
     p.set_defaults(func=cmd_bench)
     return p

@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``info``: versions, the numba threading layer and thread count, CUDA availability;
-* ``demo``: the main job, where are the poles of noisy samples, seven models side by side.
+* ``demo``: the main job, where are the poles of noisy samples, seven models side by side;
+* ``bench``: one case of each kernel family beside its NumPy / SciPy reference, the ratios.
 
 Bad input ends in one line on stderr and exit status 2, before any work; ``--json`` makes
 ``info`` and ``demo`` print one JSON object on stdout for scripts.
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
                         version=f"zeroproof-nb {__version__} (python {platform.python_version()})")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,demo}",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{info,demo,bench}",
                                 parser_class=Parser)
     p_info = sub.add_parser("info", help="versions, threading layer, CUDA availability",
                             description="Print the versions of zeroproof_nb, Python, NumPy, "
