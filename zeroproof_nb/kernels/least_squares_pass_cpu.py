@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd, mapped_point
-from .least_squares import jacobian_coefficients, rejection_terms, robust_loss
+from .least_squares import rejection_terms, robust_loss, rule_point
 from .rational import (
     LOSS_HUBER,
     LOSS_MSE,
@@ -24,8 +24,6 @@ from .rational import (
     MODE_HYBRID,
     MODE_MASK_REAL,
     MODE_SATURATING,
-    output_point,
-    regularised_denominator,
 )
 from .tags import REAL
 
@@ -72,24 +70,17 @@ def _rule_loop(MODE, KIND, m, b0, j, fin, pb, qb, target, weight, has_w, w_const
     n_used = 0
     data = 0.0
     for i in range(m):
-        q = qb[i]
-        if has_eps:
-            q = regularised_denominator(q, eps)
-            qb[i] = q
-        v, tag = output_point(pb[i], q, 0.0 if fin[i] else math.nan, has_policy, tau_q, tau_p)
         tj = target[b0 + i, j]
+        wt = weight[b0 + i, j] if has_w else w_const
+        q, tag, use, a, bq, drho, gwi, hw = rule_point(
+            MODE, KIND, fin[i], pb[i], qb[i], tj, wt, has_eps, eps, has_policy, tau_q, tau_p,
+            delta, bound, c)
+        if has_eps:
+            qb[i] = q
         n_target += fin[i] and math.isfinite(tj)
         n_real += tag == REAL
-        use, r, a, bq = jacobian_coefficients(fin[i], tag == REAL, q, v, tj, MODE, delta, bound)
-        hw = 0.0
-        gwi = 0.0
-        if use:
-            wt = weight[b0 + i, j] if has_w else w_const
-            n_used += 1
-            rho, psi, om = robust_loss(KIND, r, c)
-            data += wt * rho
-            gwi = wt * psi
-            hw = wt * om
+        n_used += use
+        data += drho
         ab[i] = a
         bb[i] = bq
         gw[i] = gwi
@@ -145,6 +136,8 @@ def rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const
 @njit(cache=True, error_model="numpy")
 def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table):
     """feat[k, i] = psi_k of point b0 + i (k < n_f, i < m), fin[i] = the point is finite.
+    A non-finite point gets the features of t = 0 (it takes no part, and its Jacobian
+    coefficients, 0, times NaN features would put NaN into every sum).
 
     1-D: the recurrences run over k with the points innermost (unit stride: they vectorise);
     n-D: :func:`~.basis.basis_row_nd` per point into ``row``, copied into the column."""
@@ -155,7 +148,7 @@ def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, 
             t = mapped_point(basis, t, scale, shift)
             feat[0, i] = 1.0
             if n_f > 1:
-                feat[1, i] = t
+                feat[1, i] = t if fin[i] else 0.0  # no NaN features: 0 * NaN is NaN
         for k in range(2, n_f):
             if basis != MONOMIAL:
                 for i in range(m):
@@ -172,7 +165,7 @@ def block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, 
         fin[i] = nan_check == 0.0
         basis_row_nd(basis, x[b0 + i], scale, shift, exps, n_f, deg, 1.0, table, row)
         for k in range(n_f):
-            feat[k, i] = row[k]
+            feat[k, i] = row[k] if fin[i] else 0.0
 
 
 @njit(cache=True, error_model="numpy")
