@@ -91,3 +91,15 @@ def test_sampler_draws_on_cuda_equal_the_cpu(replacement):
     np.testing.assert_array_equal(cpu.sample_counts, gpu.sample_counts)
     with pytest.raises(ValueError, match="device"):
         gpu.sample_indices(q, 4, device="tpu")
+
+
+def test_prepared_pool_draws_on_cuda_equal_the_cpu():
+    q = np.random.default_rng(2).uniform(-1, 1, 300)
+    cpu = ImportanceSampler(rng=11)
+    gpu = ImportanceSampler(rng=11)
+    pool_c, pool_g = cpu.prepare(q), gpu.prepare(q)
+    for _ in range(2):
+        np.testing.assert_array_equal(cpu.sample_indices(pool_c, 50),
+                                      gpu.sample_indices(pool_g, 50, device="cuda"))
+    np.testing.assert_array_equal(cpu.sample_counts, gpu.sample_counts)
+    assert cpu.get_statistics() == gpu.get_statistics()

@@ -398,14 +398,22 @@ class ImportanceSampler:
         """Key of a batch's stream of uniforms: one raw 64-bit word of the generator."""
         return np.uint64(self.rng.bit_generator.random_raw())
 
-    def _alias_draws(self, pool: PreparedPool, k: int, count: bool) -> np.ndarray:
+    def _alias_draws(self, pool: PreparedPool, k: int, count: bool,
+                     device: str = "cpu") -> np.ndarray:
         """k alias-method draws from ``pool``; with ``count``, recorded in the statistics by
-        the same kernel call."""
+        the same kernel call (on ``device="cuda"``: drawn on the GPU, the same indices, then
+        counted on the CPU)."""
         track = count and self.track_counts
         if track:
             self._grow_counts(pool.size)
-        out, new = _sampling.alias_draws(pool.table, self._stream_key(), k, self._low,
-                                         self._high, track)
+        if device == "cuda":
+            from .sampling_cuda import alias_draws_cuda
+
+            out = alias_draws_cuda(pool.table, self._stream_key(), k).copy_to_host()
+            new = _sampling.count_draws(self._low, self._high, out) if track else 0
+        else:
+            out, new = _sampling.alias_draws(pool.table, self._stream_key(), k, self._low,
+                                             self._high, track)
         if count:
             self.total_samples += k
             self._unique += new
@@ -444,9 +452,11 @@ class ImportanceSampler:
             curriculum), so indices are drawn ∝ w(q)·sample_weights
         replacement : bool, optional; defaults to ``config.replacement``. Without replacement
             the indices are distinct and ordered as successive weighted draws.
-        device : {"cpu", "cuda", "auto"}; where the weighted draws of a scanned pool run
+        device : {"cpu", "cuda", "auto"}; where the weighted draws run
             (:mod:`zeroproof_nb.device`): the same indices and statistics for the same
-            generator state on either (a :class:`PreparedPool` draws on the CPU)
+            generator state on either (a :class:`PreparedPool`'s alias table is copied to the
+            GPU per call: for many batches on a GPU call
+            :func:`.sampling_cuda.alias_draws_cuda` on a device copy of ``pool.table``)
         """
         batch_size = check_draws(batch_size, "batch_size")
         self._check_config()
@@ -455,7 +465,7 @@ class ImportanceSampler:
         repl = self.config.replacement if replacement is None else bool(replacement)
         if repl and isinstance(q_pool, PreparedPool):  # the repeated-draws path: one kernel call
             self._use_prepared(q_pool, sample_weights)
-            return self._alias_draws(q_pool, batch_size, True)
+            return self._alias_draws(q_pool, batch_size, True, device)
         src = self._source(q_pool, sample_weights, need_weights=not repl)
         idx = self._draw(src, batch_size, repl, device)
         self._record(idx, src.n)
