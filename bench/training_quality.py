@@ -261,12 +261,12 @@ def _selected(config: BenchConfig) -> list[Target]:
     return [by_name[p] for p in config.problems]
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
+def rng_for(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
-def _train_data(t: Target, noise: Noise, seed: int, n: int, stream: int = 0):
-    rng = _rng(seed, stream)
+def train_data(t: Target, noise: Noise, seed: int, n: int, stream: int = 0):
+    rng = rng_for(seed, stream)
     x = rng.uniform(*t.domain, n)
     with np.errstate(all="ignore"):
         y = _noisy(t.func(x), noise, rng)
@@ -274,9 +274,9 @@ def _train_data(t: Target, noise: Noise, seed: int, n: int, stream: int = 0):
     return x[keep], y[keep]
 
 
-def _test_data(t: Target, seed: int, config: BenchConfig) -> dict[str, np.ndarray]:
+def held_out_points(t: Target, seed: int, config: BenchConfig) -> dict[str, np.ndarray]:
     """Noise-free held-out points far from and near the true poles."""
-    rng = _rng(seed, 1)
+    rng = rng_for(seed, 1)
     w, poles = t.width, np.asarray(t.poles)
     lo_b, hi_b = config.near_band[0] * w, config.near_band[1] * w
     xs = []
@@ -298,13 +298,13 @@ def _test_data(t: Target, seed: int, config: BenchConfig) -> dict[str, np.ndarra
 # ------------------------------------------------------------------------------------------------
 
 
-def _model(t: Target, dom, theta, phi, **kwargs) -> TRRational:
+def model_for(t: Target, dom, theta, phi, **kwargs) -> TRRational:
     m = TRRational(*t.degrees, basis="chebyshev", domain=dom, **kwargs)
     m.set_parameters([theta, phi])
     return m
 
 
-def _lin(x, y, t: Target, dom, loss: str = "l2"):
+def linearized_start(x, y, t: Target, dom, loss: str = "l2"):
     kw = {"loss": loss} if loss != "l2" else {}
     return linearized_fit(x, y, *t.degrees, basis=_basis(t), domain=dom, **kw)
 
@@ -387,7 +387,7 @@ def _train(model: TRRational, x, y, seed: int, x_val=None, y_val=None, **cfg):
     return trainer
 
 
-def _predict(model, x: np.ndarray) -> np.ndarray:
+def predict(model, x: np.ndarray) -> np.ndarray:
     if isinstance(model, TRRational):
         out = model.forward(x)
         v = np.array(out["value"], dtype=np.float64)
@@ -396,7 +396,7 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
     return model.predict(x)
 
 
-def _mse(pred: np.ndarray, y: np.ndarray) -> float:
+def mse(pred: np.ndarray, y: np.ndarray) -> float:
     if pred.size == 0:
         return math.nan
     with np.errstate(all="ignore"):
@@ -409,8 +409,8 @@ def _score(model, t: Target, test: dict[str, np.ndarray], config: BenchConfig) -
     found = np.asarray(model.poles(), dtype=np.float64)
     m = match_poles(found, t.poles, tol)
     return {
-        "far_mse": _mse(_predict(model, test["x_far"]), test["y_far"]),
-        "near_mse": _mse(_predict(model, test["x_near"]), test["y_near"]),
+        "far_mse": mse(predict(model, test["x_far"]), test["y_far"]),
+        "near_mse": mse(predict(model, test["x_near"]), test["y_near"]),
         "ple": float(pole_localization_error(found, t.poles, max_distance=tol)),
         "matched": m.n_matched, "missed": int(m.missed.size), "extra": int(m.extra.size),
         "max_pole_error": float(m.distances.max()) if m.n_matched else None,
@@ -425,16 +425,16 @@ def _timed(fn):
 
 def _warm_up(t: Target) -> None:
     """Compile (or load) every kernel the timed calls use, for this target's degrees."""
-    x, y = _train_data(t, Noise("additive", 1e-3), 0, 400, stream=9)
+    x, y = train_data(t, Noise("additive", 1e-3), 0, 400, stream=9)
     dom = (float(x.min()), float(x.max()))
-    th, ph = _lin(x, y, t, dom)
+    th, ph = linearized_start(x, y, t, dom)
     for loss in _LIN_LOSSES[1:]:
-        _lin(x, y, t, dom, loss)
-    _train(_model(t, dom, th, ph), x, y, 0, max_epochs=3)
-    _train(_model(t, dom, th, ph, alpha_phi=0.0), x, y, 0, x_val=x[:50], y_val=y[:50],
+        linearized_start(x, y, t, dom, loss)
+    _train(model_for(t, dom, th, ph), x, y, 0, max_epochs=3)
+    _train(model_for(t, dom, th, ph, alpha_phi=0.0), x, y, 0, x_val=x[:50], y_val=y[:50],
            max_epochs=3, use_adaptive_loss=False, initial_lambda=0.0)
     if _TUKEY_TRAINING:
-        _train(_model(t, dom, th, ph), x, y, 0, max_epochs=3, loss="tukey")
+        _train(model_for(t, dom, th, ph), x, y, 0, max_epochs=3, loss="tukey")
     _lsq(x, y, t, dom, th, ph)
     _aaa(x, y, t, dom)
 
@@ -445,8 +445,8 @@ def _warm_up(t: Target) -> None:
 
 
 def _quality_case(t: Target, noise: Noise, seed: int, config: BenchConfig) -> list[dict[str, Any]]:
-    x, y = _train_data(t, noise, seed, config.n_train)
-    test = _test_data(t, seed, config)
+    x, y = train_data(t, noise, seed, config.n_train)
+    test = held_out_points(t, seed, config)
     dom = (float(x.min()), float(x.max()))
     base = {"problem": t.name, "kind": t.kind, "description": t.description,
             "noise": noise.label, "seed": seed}
@@ -458,13 +458,13 @@ def _quality_case(t: Target, noise: Noise, seed: int, config: BenchConfig) -> li
 
     starts = {}
     for loss in _LIN_LOSSES:
-        (th, ph), dt = _timed(lambda: _lin(x, y, t, dom, loss))
+        (th, ph), dt = _timed(lambda: linearized_start(x, y, t, dom, loss))
         starts[loss] = (th, ph)
         add(f"start ({loss.upper() if loss == 'l2' else loss.capitalize()})",
-            _model(t, dom, th, ph), dt)
+            model_for(t, dom, th, ph), dt)
 
     def trained(method, start, **cfg):
-        model = _model(t, dom, *start)
+        model = model_for(t, dom, *start)
         trainer, dt = _timed(lambda: _train(model, x, y, seed, **cfg))
         s = trainer.get_training_summary()
         held = s.get("held_out") or {}
@@ -478,7 +478,7 @@ def _quality_case(t: Target, noise: Noise, seed: int, config: BenchConfig) -> li
     if _TUKEY_TRAINING:
         trained("trained (Tukey)", starts["tukey"], loss="tukey")
     (th, ph, nfev), dt = _timed(lambda: _lsq(x, y, t, dom, *starts["l2"]))
-    add("least_squares", _model(t, dom, th, ph), dt, nfev=nfev)
+    add("least_squares", model_for(t, dom, th, ph), dt, nfev=nfev)
     peer, dt = _timed(lambda: _aaa(x, y, t, dom))
     add("AAA", peer, dt)
     return rows
@@ -504,7 +504,7 @@ def run_quality(config: BenchConfig = FULL, progress: Callable[[str], None] | No
 
 
 def _held_out_mse(t: Target, dom, theta, phi, xv, yv) -> float:
-    return _mse(_predict(_model(t, dom, theta, phi), xv), yv)
+    return mse(predict(model_for(t, dom, theta, phi), xv), yv)
 
 
 def _between(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
@@ -513,7 +513,7 @@ def _between(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.any((x[:, None] > lo[None, :]) & (x[:, None] < hi[None, :])))
 
 
-def _optimum(x, y, t: Target, dom, theta, phi):
+def l2_optimum(x, y, t: Target, dom, theta, phi):
     """The L2 optimum of (x, y) reached by ``least_squares`` from (theta, phi), tolerances
     1e-15."""
     th, ph, _ = _lsq(x, y, t, dom, theta, phi, xtol=1e-15, ftol=1e-15, gtol=1e-15,
@@ -550,8 +550,8 @@ def _eligible(x, p0: np.ndarray, p_opt: np.ndarray, width: float) -> bool:
 def _gap_data(x, y, t: Target, dom, start, opt):
     """The training data without the samples between the start's poles and the optimum's
     (None when the start's poles do not pair up with the optimum's)."""
-    p0 = _model(t, dom, *start).poles()
-    p_opt = _model(t, dom, *opt).poles()
+    p0 = model_for(t, dom, *start).poles()
+    p_opt = model_for(t, dom, *opt).poles()
     m = match_poles(p0, p_opt, 0.1 * t.width)
     if p0.size != p_opt.size or m.n_matched != p_opt.size:
         return None
@@ -569,12 +569,12 @@ _VARIANTS = {
 
 
 def _conv_case(t: Target, seed: int, config: BenchConfig) -> list[dict[str, Any]]:
-    x, y = _train_data(t, config.conv_noise, seed, config.n_train, stream=2)
-    xv, yv = _train_data(t, config.conv_noise, seed, config.n_val, stream=3)
+    x, y = train_data(t, config.conv_noise, seed, config.n_train, stream=2)
+    xv, yv = train_data(t, config.conv_noise, seed, config.n_val, stream=3)
     dom = (float(x.min()), float(x.max()))
-    full = _lin(x, y, t, dom)
-    opt = _optimum(x, y, t, dom, *full)
-    rng = _rng(seed, 4)
+    full = linearized_start(x, y, t, dom)
+    opt = l2_optimum(x, y, t, dom, *full)
+    rng = rng_for(seed, 4)
     sub = rng.choice(x.size, size=max(x.size // 10, sum(t.degrees) + 2), replace=False)
 
     def perturbed():
@@ -582,27 +582,27 @@ def _conv_case(t: Target, seed: int, config: BenchConfig) -> list[dict[str, Any]
 
     # start name -> (start, training data, its optimum)
     starts = {
-        "subsample 10%": (_lin(x[sub], y[sub], t, dom), (x, y), opt),
+        "subsample 10%": (linearized_start(x[sub], y[sub], t, dom), (x, y), opt),
         "φ·(1 + 5%)": (perturbed(), (x, y), opt),
     }
     gap_start = perturbed()
     gap = _gap_data(x, y, t, dom, gap_start, opt)
     if gap is not None:
-        starts["φ·(1 + 5%), gap"] = (gap_start, gap, _optimum(*gap, t, dom, *opt))
+        starts["φ·(1 + 5%), gap"] = (gap_start, gap, l2_optimum(*gap, t, dom, *opt))
     starts["optimum"] = ((opt[0].copy(), opt[1].copy()), (x, y), opt)
     rows = []
     for start_name, ((th0, ph0), (xs, ys), (oth, oph)) in starts.items():
         ref = _held_out_mse(t, dom, oth, oph, xv, yv)
         train = (xs, ys, _held_out_mse(t, dom, oth, oph, xs, ys))
         held = (xv, yv, ref)
-        eligible = _eligible(xs, _model(t, dom, th0, ph0).poles(),
-                             _model(t, dom, oth, oph).poles(), t.width)
+        eligible = _eligible(xs, model_for(t, dom, th0, ph0).poles(),
+                             model_for(t, dom, oth, oph).poles(), t.width)
         start = {"problem": t.name, "seed": seed, "start": start_name, "reference": ref,
                  "n_train": int(xs.size), "eligible": bool(eligible),
                  "full_lin_gap": abs(_held_out_mse(t, dom, *full, xv, yv) - ref) / ref,
                  "start_gap": abs(_held_out_mse(t, dom, th0, ph0, xv, yv) - ref) / ref}
         for method, (mkw, ckw) in _VARIANTS.items():
-            model = _model(t, dom, th0, ph0, **mkw)
+            model = model_for(t, dom, th0, ph0, **mkw)
             trainer, dt = _timed(lambda: _train(model, xs, ys, seed, x_val=xv, y_val=yv, **ckw))
             th, ph = model.parameters()
             rows.append({**start, "method": method, "time_s": dt,
@@ -654,17 +654,17 @@ def _speed_case(t: Target, n: int, config: BenchConfig) -> list[dict[str, Any]]:
     """The four methods from the 10%-subsample start on ``n`` points, timed in interleaved
     rounds (medians), each with its held-out gap to the L2 optimum."""
     seed = config.seeds[0]
-    x, y = _train_data(t, config.conv_noise, seed, n, stream=2)
-    xv, yv = _train_data(t, config.conv_noise, seed, config.n_val, stream=3)
+    x, y = train_data(t, config.conv_noise, seed, n, stream=2)
+    xv, yv = train_data(t, config.conv_noise, seed, config.n_val, stream=3)
     dom = (float(x.min()), float(x.max()))
-    opt = _optimum(x, y, t, dom, *_lin(x, y, t, dom))
+    opt = l2_optimum(x, y, t, dom, *linearized_start(x, y, t, dom))
     ref = _held_out_mse(t, dom, *opt, xv, yv)
-    sub = _rng(seed, 4).choice(x.size, size=max(x.size // 10, sum(t.degrees) + 2),
+    sub = rng_for(seed, 4).choice(x.size, size=max(x.size // 10, sum(t.degrees) + 2),
                                replace=False)
-    th0, ph0 = _lin(x[sub], y[sub], t, dom)
+    th0, ph0 = linearized_start(x[sub], y[sub], t, dom)
 
     def trainer():
-        model = _model(t, dom, th0, ph0)
+        model = model_for(t, dom, th0, ph0)
         _train(model, x, y, seed, x_val=xv, y_val=yv)
         return model.parameters()
 

@@ -74,6 +74,25 @@ def test_fit_rational_noisy_tan_has_no_spurious_poles(seed):
     np.testing.assert_allclose(fit.residues, [-1.0, -1.0], rtol=0.05)
 
 
+@pytest.mark.parametrize("seed", [2, 9])
+def test_fit_rational_removes_a_doublet_beside_a_true_pole(seed):
+    """The fit-quality benchmark's noisy tan samples of these seeds: a pole with residue ~1e-3
+    and a zero of P sit 3-4e-3 from −π/2. Refitted at the lower degree, the model is worse on
+    the held-out points (the refit trades them for training loss near the pole); the deflated
+    model as it is, is not, and is kept: the poles are ±π/2 and nothing else."""
+    import zeroproof_nb as zp
+
+    rng = np.random.default_rng([13, seed])
+    x = np.sort(rng.uniform(-3.0, 3.0, 2000))
+    eps = rng.standard_normal(2000)
+    keep = np.min(np.abs(x[:, None] - np.array([-np.pi / 2, np.pi / 2])), axis=1) > 1e-3
+    x, y = x[keep], np.tan(x[keep]) * (1 + 0.01 * eps[keep])
+    fit = zp.fit_rational(x, y, seed=seed)
+    assert fit.poles.size == 2, (fit.poles, fit.removed)
+    np.testing.assert_allclose(fit.poles, [-np.pi / 2, np.pi / 2], atol=1e-3)
+    assert any(abs(r["pole"] + np.pi / 2) < 1e-2 for r in fit.removed)
+
+
 def test_fit_rational_lorentzian_has_no_real_pole():
     from zeroproof_nb.fitting import fit_rational
 
@@ -163,3 +182,30 @@ def test_rational_fit_predicts_plain_floats():
     assert out.dtype == np.float64 and out.shape == (4,)
     np.testing.assert_allclose(out[:3], 1.0 / (xt[:3] - 0.25) + 2.0, rtol=1e-9)
     assert np.isnan(out[3]) and np.array_equal(fit(xt[:3]), out[:3])
+
+
+def test_robust_linearized_fit_finds_outliers_that_pole_zero_pairs_absorb():
+    """ψ(x) on [−2.5, 2.5] at (4, 8) with 5% gross outliers (the training-quality benchmark's
+    digamma case, seed 101): the fit of all points puts pole-zero pairs at outliers, whose
+    residuals are then small, so Tukey re-weighting from it keeps them. The least-median start
+    (the best of seeded subset fits by the median residual over all points) does not: the
+    Tukey fit has the three poles 0, −1, −2, no other, and is accurate between them."""
+    from scipy.special import digamma
+
+    from zeroproof_nb.layers import TRRational
+
+    rng = np.random.default_rng([101, 0])
+    x = rng.uniform(-2.5, 2.5, 2000)
+    y = digamma(x) + 1e-3 * rng.standard_normal(x.size)
+    idx = rng.choice(x.size, size=100, replace=False)
+    y[idx] += rng.choice([-1.0, 1.0], size=100) * (1.0 + np.abs(rng.standard_t(2, size=100)))
+    dom = (float(x.min()), float(x.max()))
+    theta, phi = linearized_fit(x, y, 4, 8, basis="chebyshev", domain=dom, loss="tukey")
+    layer = TRRational(4, 8, basis="chebyshev", domain=dom, denominator="unit_constant")
+    layer.set_parameters([theta, phi])
+    poles = np.sort(layer.poles())
+    np.testing.assert_allclose(poles, [-2.0, -1.0, 0.0], atol=1e-4)
+    grid = np.linspace(-2.4, 2.4, 481)
+    grid = grid[np.min(np.abs(grid[:, None] - np.array([-2.0, -1.0, 0.0])), axis=1) > 0.1]
+    err = np.asarray(layer.forward(grid)["value"]) - digamma(grid)
+    assert np.max(np.abs(err)) < 1e-2

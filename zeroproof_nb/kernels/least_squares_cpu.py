@@ -64,6 +64,7 @@ from .least_squares_qr_cpu import (  # noqa: F401
     tri_update,
 )
 from .lm_cpu import (  # noqa: F401
+    COMPENSATE_CONDITION,
     GN_REENABLE,
     GN_RIDGE,
     LAST_NOISE,
@@ -79,6 +80,7 @@ from .lm_cpu import (  # noqa: F401
     S_NU,
     lm_run,
     lm_step,
+    value_corrections,
 )
 
 __all__ = [
@@ -118,6 +120,7 @@ __all__ = [
     "LM_FTOL",
     "LM_GTOL",
     "LM_NOT_FINITE",
+    "COMPENSATE_CONDITION",
     "LM_RUNNING",
     "LM_STALLED",
     "LM_XTOL",
@@ -127,4 +130,5 @@ __all__ = [
     "S_NU",
     "lm_run",
     "lm_step",
+    "value_corrections",
 ]

@@ -18,7 +18,21 @@ import math
 import numpy as np
 from numba import njit
 
-from .least_squares_pass_cpu import C_USED, F_DATA, F_REJ, N_C, N_F, all_finite
+from .compensated import rational_point_dd
+from .least_squares_pass_cpu import (
+    C_USED,
+    F_DATA,
+    F_REJ,
+    LS_BLOCK,
+    N_C,
+    N_F,
+    all_finite,
+    block_features,
+    block_pq,
+    denominator_block,
+)
+from .rational import output_point
+from .tags import REAL
 from .least_squares_qr_cpu import qr_equations, qr_gradient, qr_rhs, tri_update
 
 # lm_run status codes
@@ -35,6 +49,9 @@ GN_RIDGE = 1e-30
 LAST_NOISE = 1e-15
 #: damping below which the Gauss-Newton try is switched back on
 GN_REENABLE = 1e-6
+#: condition of a float64 value of P/Q (sum |terms| / |sum| of P and of Q) below which
+#: :func:`value_corrections` leaves it as it is: its error is at most ~64 eps relative
+COMPENSATE_CONDITION = 32.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -64,15 +81,74 @@ def lm_step(r, cvec, dscale, mu, rm, cm, a, b, step):
 
 
 @njit(cache=True, error_model="numpy")
+def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
+    """out[i, j] = P/Q (double-double, rounded) minus the float64 value that the pass of
+    this module computes for output ``j`` of point ``i`` (1-D points, no tag
+    policy, no Q regularisation); 0 where that output is not REAL, and where the float64
+    value is well conditioned: sum |terms of P| / |P| + sum |terms of Q| / |Q| below
+    ``COMPENSATE_CONDITION`` (an error below ~1e-14 relative; only points near a pole or a
+    zero need the double-double value). Blocks of ``LS_BLOCK`` points, serially (the
+    refinement of :func:`lm_run` calls it; a parallel region could not be cached with its
+    caller)."""
+    n = x.shape[0]
+    n_out, n_tp = theta2.shape
+    n_qh, n_tq1 = phi2.shape
+    n_f = max(n_tp, n_tq1 + 1)
+    exps = np.zeros((1, 1), dtype=np.int64)
+    feat = np.empty((n_f, LS_BLOCK))
+    qfeat = np.empty((n_tq1, LS_BLOCK))
+    fin = np.empty(LS_BLOCK, dtype=np.bool_)
+    row = np.empty(n_f)
+    table = np.empty((1, deg + 1))
+    col = np.empty(n_tp + n_tq1, dtype=np.int64)
+    pb = np.empty(LS_BLOCK)
+    qb = np.empty(LS_BLOCK)
+    for b0 in range(0, n, LS_BLOCK):
+        m = min(LS_BLOCK, n - b0)
+        block_features(x, 0, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
+        denominator_block(basis, m, n_tq1, feat, qfeat)
+        for j in range(n_out):
+            jq = 0 if n_qh == 1 else j
+            block_pq(theta2, phi2, j, jq, n_out * n_tp + jq * n_tq1, m, feat, qfeat, col, pb,
+                     qb)
+            for i in range(m):
+                v, tag = output_point(pb[i], qb[i], 0.0 if fin[i] else math.nan, False, 0.0,
+                                      0.0)
+                out[b0 + i, j] = 0.0
+                if tag != REAL:
+                    continue
+                sp = abs(theta2[j, 0])
+                for k in range(1, n_tp):
+                    sp += abs(theta2[j, k] * feat[k, i])
+                sq = 1.0
+                for k in range(n_tq1):
+                    sq += abs(phi2[jq, k] * qfeat[k, i])
+                if sp <= COMPENSATE_CONDITION * abs(pb[i]) and \
+                        sq <= COMPENSATE_CONDITION * abs(qb[i]):
+                    continue
+                fh, fl = rational_point_dd(basis, theta2, phi2, j, jq, feat[1, i])
+                if math.isfinite(fh):
+                    out[b0 + i, j] = (fh - v) + fl
+
+
+@njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
            has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
-           alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, info):
+           alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
+           info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
     updated in place), each solved from the QR factorisation of the weighted Jacobian
     (:func:`qr_equations` with ``chunk`` points per chunk, then :func:`lm_step`). ``state`` =
     [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
-    ``info`` (float64, 6) receives: status, accepted steps, passes over the data, objective
-    before, objective after, used outputs. Returns the status code."""
+    ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
+    before, objective after, used outputs, refinement steps. Returns the status code.
+
+    Refinement (``refine_steps`` > 0, 1-D points without tag policy or Q regularisation; at
+    the end of a converged run, or from the start when ``max_steps`` is 0): up to
+    ``refine_steps`` Gauss-Newton steps on the residuals of the double-double values
+    (:func:`value_corrections` into ``corr``, (n, n_out), the targets shifted by them), each
+    kept when that objective falls and no output that took part becomes non-REAL; the
+    objective after is then the compensated one."""
     n_out, n_tp = theta2.shape
     n_qh, n_tq1 = phi2.shape
     n_theta = n_out * n_tp
@@ -231,6 +307,78 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             break
         if not done:
             status = LM_STALLED
+    refined = 0
+    if refine_steps > 0 and (status != LM_RUNNING or max_steps == 0):
+        shifted = target.copy()
+        value_corrections(x, theta2, phi2, basis, deg, scale, shift, corr)
+        for i in range(shifted.shape[0]):
+            for j in range(shifted.shape[1]):
+                shifted[i, j] = target[i, j] - corr[i, j]
+        reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
+                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs,
+                           cnt)
+        passes += 1
+        loss = fs[F_DATA] + lam * fs[F_REJ] + reg
+        if max_steps == 0:
+            info[3] = loss
+        used0 = cnt[C_USED]
+        dref = np.zeros(n_par)
+        for _ in range(refine_steps):
+            if not math.isfinite(loss):
+                break
+            qr_rhs(r, qtb, gx, cvec)
+            hmax = 0.0
+            for u in range(n_par):
+                s = 0.0
+                for k in range(u + 1):
+                    s += r[k, u] * r[k, u]
+                dref[u] = s
+                hmax = max(hmax, s)
+            for u in range(n_par):
+                if not dref[u] > 0.0:
+                    dref[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+            if not lm_step(r, cvec, dref, GN_RIDGE, rm, cm, a, b, step):
+                break
+            pred = 0.0
+            for u in range(n_par):
+                rs = 0.0
+                for v in range(u, n_par):
+                    rs += r[u, v] * step[v]
+                pred -= cvec[u] * rs + 0.5 * rs * rs
+            if not pred > LAST_NOISE * loss:  # nothing to gain beyond rounding: no trial pass
+                break
+            for jt in range(n_out):
+                for k in range(n_tp):
+                    th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
+            for jq in range(n_qh):
+                for k in range(n_tq1):
+                    ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
+            value_corrections(x, th_c, ph_c, basis, deg, scale, shift, corr)
+            for i in range(shifted.shape[0]):
+                for j in range(shifted.shape[1]):
+                    shifted[i, j] = target[i, j] - corr[i, j]
+            reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
+                                 basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
+                                 tau_p, mode, delta, bound, kind, c, lam, inv_tau, alpha, chunk,
+                                 r_c, qtb_c, gx_c, fs_c, cnt_c)
+            passes += 1
+            loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
+            if not (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= used0
+                    and all_finite(r_c) and all_finite(qtb_c) and all_finite(gx_c)):
+                break
+            theta2[:, :] = th_c
+            phi2[:, :] = ph_c
+            r[:, :] = r_c
+            qtb[:] = qtb_c
+            gx[:] = gx_c
+            cnt[:] = cnt_c
+            gain = loss - loss_c
+            loss = loss_c
+            refined += 1
+            if gain <= ftol * loss:
+                break
+    info[6] = refined
     state[S_MU] = mu
     state[S_NU] = nu
     state[S_GN] = 1.0 if try_gn else 0.0

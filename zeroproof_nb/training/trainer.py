@@ -7,49 +7,35 @@ from the batch's tags.
 """
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .._jsonutil import dumps_strict, restore_nonfinite
 from .._validation import (
     as_float_array,
-    bit_generator_from_state,
-    check_bounds,
-    check_choice,
     check_config,
-    check_in_range,
     check_int,
-    check_nonnegative,
-    check_positive,
-    finite_float,
-    load_npz,
 )
 from ..core import TRTag
 from ..layers import TRRational
 from ..least_squares import (
     held_out_loss,
+    REFINE_STEPS,
     levenberg_marquardt,
     robust_scale,
     robust_threshold,
 )
 from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
 from . import _compiled
-from .adaptive_loss import AdaptiveLambda, AdaptiveLossConfig
+from .adaptive_loss import AdaptiveLambda
+from .batch_source import BatchSource
+from .checkpoints import CheckpointMixin
 from .curriculum import CurriculumScheduler
-from .sampling_diagnostics import (
-    ImportanceSampler,
-    ImportanceSamplerConfig,
-    IntegratedSampler,
-)
+from .training_config import TrainingConfig
 
 __all__ = ["TrainingConfig", "Trainer", "BatchSource"]
 
@@ -62,317 +48,7 @@ _ROBUST_K = {"huber": robust_threshold("huber", 1.0), "tukey": robust_threshold(
 _COMPILED_ROWS = 1 << 20
 
 
-@dataclass
-class TrainingConfig:
-    """Training configuration (upstream's fields and defaults, plus ours at the end).
-
-    Upstream fields: ``learning_rate, use_safe_lr, batch_size, max_epochs, use_adaptive_loss,
-    target_coverage, lambda_learning_rate, initial_lambda, lambda_rej (alias, unused),
-    lambda_rej_min, adaptive_momentum, adaptive_warmup_steps, adaptive_update_frequency,
-    adaptive_exponential_decay, adaptive_lambda_min, adaptive_lambda_max, log_interval, verbose,
-    early_stopping, patience, min_delta``.
-
-    Ours: ``seed`` (trainer RNG: uniform batches, the held-out split), ``optimizer`` ("lm" |
-    "adam" | "sgd"; None: Levenberg–Marquardt for a :class:`TRRational`, Adam otherwise),
-    ``loss`` ("mse" | "mae" | "huber" | "tukey"), ``huber_delta`` (Huber threshold; None:
-    1.345·σ), ``loss_scale`` (σ, the residual scale of the robust losses; None: the normalised
-    MAD of the start's residuals on the training pool; Tukey's threshold is 4.685·σ),
-    ``validation_fraction`` (held-out share split off the pool when no validation data is
-    given), ``restore_best`` (end with the parameters of the best held-out epoch, the start
-    included), ``importance_weighting`` (re-weight drawn batches by 1/(N·p_i) so that they
-    estimate the pool's loss; False: upstream's unweighted batches), ``lr_schedule``
-    (None | "step" | "cosine" | "plateau", with ``lr_step_size``, ``lr_gamma``, ``lr_min``,
-    ``lr_patience``), ``lm_steps_per_epoch``; ``adaptive_warmup_steps=None`` (default) waits a
-    tenth of the run's λ updates (upstream: 100); ``gradient_mode`` (the fixed rule of a plain
-    Trainer; HybridTrainer schedules it), ``delta`` (hybrid threshold for a fixed "hybrid" mode),
-    ``saturation_bound``, ``batches_per_epoch`` (default ceil(N / batch_size)),
-    ``rejection_threshold`` (None: the kernel's default), ``q_epsilon`` (> 0 trains the
-    ε-regularised baseline Q + ε·sign(Q)), ``progress_bar`` (tqdm on a terminal when verbose),
-    ``compiled_epochs`` (run an epoch's batches in one kernel call where the step allows it,
-    see :class:`Trainer`; the results are the same bits either way).
-    The tag policy (``TRPolicy``) belongs to the model.
-    """
-
-    learning_rate: float = 0.001
-    use_safe_lr: bool = False
-    batch_size: int = 32
-    max_epochs: int = 100
-    use_adaptive_loss: bool = True
-    target_coverage: float = 0.95
-    lambda_learning_rate: float = 0.01
-    initial_lambda: float = 1.0
-    lambda_rej: float = 1.0
-    lambda_rej_min: float = 0.1
-    adaptive_momentum: float = 0.9
-    adaptive_warmup_steps: int | None = None
-    adaptive_update_frequency: int = 10
-    adaptive_exponential_decay: float | None = None
-    adaptive_lambda_min: float = 0.1
-    adaptive_lambda_max: float | None = None
-    log_interval: int = 10
-    verbose: bool = True
-    early_stopping: bool = True
-    patience: int = 10
-    min_delta: float = 1e-4
-    # --- ours
-    seed: int | None = None
-    optimizer: str | None = None
-    loss: str = "mse"
-    huber_delta: float | None = None
-    loss_scale: float | None = None
-    validation_fraction: float = 0.1
-    restore_best: bool = True
-    importance_weighting: bool = True
-    lr_schedule: str | None = None
-    lr_step_size: int = 10
-    lr_gamma: float = 0.5
-    lr_min: float = 0.0
-    lr_patience: int = 5
-    lm_steps_per_epoch: int = 5
-    gradient_mode: str = "mask_real"
-    delta: float | None = None
-    saturation_bound: float = 1.0
-    batches_per_epoch: int | None = None
-    rejection_threshold: float | None = None
-    q_epsilon: float = 0.0
-    progress_bar: bool = True
-    compiled_epochs: bool = True
-
-    def __post_init__(self) -> None:
-        check_positive(self.learning_rate, "learning_rate")
-        check_int(self.batch_size, "batch_size", minimum=1)
-        check_int(self.max_epochs, "max_epochs", minimum=0)
-        check_in_range(self.target_coverage, "target_coverage", 0.0, 1.0)
-        check_int(self.log_interval, "log_interval", minimum=1)
-        check_int(self.patience, "patience", minimum=1)
-        check_nonnegative(self.min_delta, "min_delta")
-        if self.optimizer is not None:
-            check_choice(self.optimizer, "optimizer", ("lm", "adam", "sgd"))
-        check_choice(self.loss, "loss", ("mse", "mae", "huber", "tukey"))
-        if self.optimizer == "lm" and self.loss == "mae":
-            raise ValueError("loss='mae' has no Gauss-Newton matrix: use optimizer 'adam' or 'sgd'")
-        if self.huber_delta is not None:
-            check_positive(self.huber_delta, "huber_delta")
-        if self.loss_scale is not None:
-            check_positive(self.loss_scale, "loss_scale")
-        check_in_range(self.validation_fraction, "validation_fraction", 0.0, 0.5)
-        if self.lr_schedule is not None:
-            check_choice(self.lr_schedule, "lr_schedule", LRSchedule.KINDS)
-        check_int(self.lr_step_size, "lr_step_size", minimum=1)
-        check_in_range(self.lr_gamma, "lr_gamma", 0.0, 1.0)
-        check_nonnegative(self.lr_min, "lr_min")
-        check_int(self.lr_patience, "lr_patience", minimum=1)
-        check_int(self.lm_steps_per_epoch, "lm_steps_per_epoch", minimum=1)
-        mode = getattr(self.gradient_mode, "value", self.gradient_mode)
-        check_choice(mode, "gradient_mode", ("mask_real", "saturating", "hybrid"))
-        self.gradient_mode = mode
-        if self.delta is not None:
-            check_nonnegative(self.delta, "delta")
-        check_positive(self.saturation_bound, "saturation_bound")
-        if self.batches_per_epoch is not None:
-            check_int(self.batches_per_epoch, "batches_per_epoch", minimum=1)
-        if self.seed is not None:
-            check_int(self.seed, "seed", minimum=0)
-        check_nonnegative(self.q_epsilon, "q_epsilon")
-
-    def adaptive_loss_config(self) -> AdaptiveLossConfig:
-        """The :class:`AdaptiveLossConfig` built from the ``adaptive_*`` fields."""
-        return AdaptiveLossConfig(
-            initial_lambda=self.initial_lambda,
-            target_coverage=self.target_coverage,
-            learning_rate=self.lambda_learning_rate,
-            lambda_min=self.adaptive_lambda_min,
-            lambda_max=self.adaptive_lambda_max,
-            lambda_rej_min=self.lambda_rej_min,
-            momentum=self.adaptive_momentum,
-            warmup_steps=0 if self.adaptive_warmup_steps is None else self.adaptive_warmup_steps,
-            update_frequency=self.adaptive_update_frequency,
-            exponential_decay=self.adaptive_exponential_decay,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class BatchSource:
-    """Turns a pool (x, y) and a sampler into batches of pool indices, one epoch at a time.
-
-    ``sampler`` may be None (uniform: a fresh permutation per epoch, batches are consecutive
-    slices, so an epoch visits every point once), an :class:`ImportanceSampler` (weights from the
-    model's |Q| on the pool, prepared once per epoch, then O(B) draws), or an
-    :class:`IntegratedSampler` (its strategy; indices from ``info["indices"]``; its importance
-    draws, if any, from a pool prepared once per epoch). A :class:`CurriculumScheduler`
-    multiplies its per-sample weights into the importance weights (or, without a sampler,
-    draws from the curriculum weights alone); it needs importance draws, so an
-    IntegratedSampler with the uniform or active strategy cannot take one. With the pool's x at
-    :meth:`start_epoch`, :attr:`inverse_probability` holds 1/p_i of the epoch's draws, by which
-    the Trainer re-weights its batches.
-    """
-
-    def __init__(self, sampler: Any, curriculum: CurriculumScheduler | None,
-                 rng: np.random.Generator) -> None:
-        if sampler is not None and not isinstance(sampler, (ImportanceSampler, IntegratedSampler)):
-            raise TypeError(
-                "sampler must be None, an ImportanceSampler or an IntegratedSampler, "
-                f"got {type(sampler).__name__}"
-            )
-        if curriculum is not None and not isinstance(curriculum, CurriculumScheduler):
-            raise TypeError(f"curriculum must be a CurriculumScheduler, got {type(curriculum).__name__}")
-        if curriculum is not None and isinstance(sampler, IntegratedSampler) \
-                and not sampler.draws_by_importance:
-            raise ValueError(
-                "curriculum: its weights act on importance draws, and an IntegratedSampler with "
-                f"the {sampler.strategy.value!r} strategy makes none (use 'importance' or 'hybrid')")
-        self.sampler = sampler
-        self.curriculum = curriculum
-        self.rng = rng
-        # curriculum without a sampler: draw ∝ curriculum weights alone (flat importance weights)
-        self._plain: ImportanceSampler | None = None
-        if sampler is None and curriculum is not None:
-            seed = int(rng.integers(2**62))
-            self._plain = ImportanceSampler(ImportanceSamplerConfig(weight_power=0.0, seed=seed))
-        self._prepared: Any = None
-        self._perm: np.ndarray | None = None
-        self._q: np.ndarray | None = None
-        #: 1/p_i of the epoch's draw distribution over the pool (None: uniform batches)
-        self.inverse_probability: np.ndarray | None = None
-
-    @property
-    def needs_q(self) -> bool:
-        """Whether batches depend on the model's Q over the pool."""
-        return self.sampler is not None or self.curriculum is not None
-
-    def start_epoch(self, epoch: int, n: int, q_pool: np.ndarray | None,
-                    x: np.ndarray | None = None) -> None:
-        """Prepare the epoch's draws (this is data-preparation time); with the pool's ``x``
-        also the draw probabilities (:attr:`inverse_probability`)."""
-        self.epoch = epoch
-        self._q = q_pool
-        self._pos = 0
-        self._perm = None
-        self._prepared = None
-        self.inverse_probability = None
-        if not self.needs_q:
-            self._perm = self.rng.permutation(n)
-            return
-        weights = None
-        if self.curriculum is not None:
-            weights = self.curriculum.get_sample_weights(q_values=q_pool)
-        if isinstance(self.sampler, ImportanceSampler) or (
-                isinstance(self.sampler, IntegratedSampler) and self.sampler.draws_by_importance):
-            self._prepared = self.sampler.prepare(q_pool, sample_weights=weights)
-        elif self._plain is not None:
-            self._prepared = self._plain.prepare(q_pool, sample_weights=weights)
-        self.inverse_probability = None if x is None else self._inverse_probability(x, q_pool)
-
-    def _inverse_probability(self, x: np.ndarray, q_pool: np.ndarray) -> np.ndarray | None:
-        """1/p_i of a draw from the epoch's distribution (0 where p_i = 0: never drawn), or
-        None when batches are a permutation of the pool. ``p`` comes from the sampler:
-        :meth:`IntegratedSampler.draw_probabilities`, or the prepared importance weights."""
-        if isinstance(self.sampler, IntegratedSampler):
-            self.sampler.prepare_epoch(x, q_pool, self.epoch)
-            p = self.sampler.draw_probabilities(x, q_pool, self._prepared)
-        elif self._prepared is not None:
-            p = np.asarray(self._prepared.weights, dtype=np.float64)
-        else:
-            return None
-        inv = np.zeros(p.shape[0])
-        np.divide(1.0, p, out=inv, where=p > 0)
-        return inv
-
-    def next_indices(self, x: np.ndarray, batch_size: int) -> np.ndarray:
-        """Pool indices of the next batch, shape (B,) int64."""
-        if self._perm is not None:
-            n = self._perm.shape[0]
-            if self._pos >= n:
-                self._perm = self.rng.permutation(n)
-                self._pos = 0
-            idx = self._perm[self._pos:self._pos + batch_size]
-            self._pos += batch_size
-            return idx
-        if isinstance(self.sampler, IntegratedSampler):
-            _, info = self.sampler.sample_batch(x, self._q, batch_size, epoch=self.epoch,
-                                                prepared=self._prepared)
-            return np.asarray(info["indices"], dtype=np.int64)
-        sampler = self.sampler if self.sampler is not None else self._plain
-        return sampler.sample_indices(self._prepared, batch_size)
-
-    def epoch_indices(self, x: np.ndarray, batch_size: int,
-                      n_batches: int) -> tuple[np.ndarray, np.ndarray]:
-        """The epoch's ``n_batches`` successive :meth:`next_indices` at once: pool indices
-        (int64, concatenated) and offsets (n_batches + 1,), batch b being
-        ``indices[offsets[b]:offsets[b + 1]]``."""
-        if self._prepared is not None and not isinstance(self.sampler, IntegratedSampler):
-            sampler = self.sampler if self.sampler is not None else self._plain
-            idx = sampler.sample_index_batches(self._prepared, n_batches, batch_size).reshape(-1)
-            return idx, np.arange(n_batches + 1, dtype=np.int64) * batch_size
-        parts = [self.next_indices(x, batch_size) for _ in range(n_batches)]
-        offsets = np.zeros(n_batches + 1, dtype=np.int64)
-        np.cumsum([p.shape[0] for p in parts], out=offsets[1:])
-        return np.concatenate(parts).astype(np.int64, copy=False), offsets
-
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {}
-        if self.sampler is not None:
-            state["sampler"] = self.sampler.state_dict()
-        if self.curriculum is not None:
-            state["curriculum"] = self.curriculum.state_dict()
-        if self._plain is not None:
-            state["plain"] = self._plain.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output: the saved components must be the ones this
-        source has (sampler, curriculum); each is loaded into a copy first, so on an error
-        nothing changes."""
-        if not isinstance(state, dict):
-            raise TypeError(f"source state must be a dict, got {type(state).__name__}")
-        parts = {"sampler": self.sampler, "curriculum": self.curriculum, "plain": self._plain}
-        unknown = sorted(set(state) - set(parts))
-        if unknown:
-            raise ValueError(f"source state has unknown entries {unknown}")
-        for key, part in parts.items():
-            if (part is None) != (key not in state):
-                raise ValueError(f"source state {'lacks' if part is not None else 'has'} a "
-                                 f"{key} state but this trainer {'has' if part is not None else 'has no'} "
-                                 f"{key}")
-        for key, part in parts.items():
-            if part is not None:
-                copy.deepcopy(part).load_state_dict(state[key])
-        for key, part in parts.items():
-            if part is not None:
-                part.load_state_dict(state[key])
-
-
-def _split_arrays(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """Copy of ``obj`` with every ndarray moved into ``arrays`` (replaced by a reference)."""
-    if isinstance(obj, np.ndarray):
-        key = f"a{len(arrays)}"
-        arrays[key] = obj
-        return {"__ndarray__": key}
-    if isinstance(obj, dict):
-        return {k: _split_arrays(v, arrays) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_split_arrays(v, arrays) for v in obj]
-    return obj
-
-
-def _join_arrays(obj: Any, data: Any) -> Any:
-    """Inverse of :func:`_split_arrays` (``ValueError`` for a reference to a missing array)."""
-    if isinstance(obj, dict):
-        if set(obj) == {"__ndarray__"}:
-            key = obj["__ndarray__"]
-            if not isinstance(key, str) or key not in data or key == "meta_json":
-                raise ValueError(f"checkpoint: meta_json refers to a missing array {key!r}")
-            return np.array(data[key])
-        return {k: _join_arrays(v, data) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_join_arrays(v, data) for v in obj]
-    return obj
-
-
-class Trainer:
+class Trainer(CheckpointMixin):
     """Train a :class:`~zeroproof_nb.layers.TRRational` (or any model with the same protocol).
 
     Parameters
@@ -685,18 +361,21 @@ class Trainer:
         acc: dict[str, Any] = {"q_abs": [], "x": []}
         t0 = time.perf_counter()
         kw = self.pass_options()
-        res = levenberg_marquardt(
-            x, y, model.theta, model.phi, basis=model.kernel_basis, domain=model.domain,
+        objective = dict(
+            basis=model.kernel_basis, domain=model.domain,
             policy=model.policy, mode=kw["mode"], delta=kw["delta"],
             saturation_bound=kw["saturation_bound"], sample_weight=self._pool_weight,
             loss="l2" if kw["loss"] == "mse" else kw["loss"],
             loss_scale=self._loss_threshold() / _ROBUST_K.get(kw["loss"], 1.0),
             lambda_rej=self.lambda_rej if "rejection_threshold" in kw else 0.0,
             rejection_threshold=kw.get("rejection_threshold", 1e-2),
-            q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi),
-            max_steps=opt.steps_per_epoch, max_tries=opt.max_tries, ftol=opt.ftol,
-            xtol=opt.xtol, gtol=opt.gtol, state=opt.state)
-        if res.steps:
+            q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi))
+        # once converged, the float64 optimum is refined on double-double residuals
+        res = levenberg_marquardt(
+            x, y, model.theta, model.phi, **objective, max_steps=opt.steps_per_epoch,
+            max_tries=opt.max_tries, ftol=opt.ftol, xtol=opt.xtol, gtol=opt.gtol,
+            state=opt.state, refine_steps=REFINE_STEPS if opt.refine else 0)
+        if res.steps or res.refined:
             model.set_parameters([res.theta, res.phi])
             model.project_phi()
         opt.step_count += res.steps
@@ -715,7 +394,8 @@ class Trainer:
         record = self._epoch_record(float(full.loss), float(coverage), 0.0,
                                     (t1 - t0) * 1000.0, 1, acc)
         record["lm"] = {"status": res.status, "steps": res.steps, "passes": res.passes,
-                        "objective": res.loss}
+                        "objective": res.loss,
+                        "refine_steps": res.refined}
         return record
 
     def _compiled_batches(self, x: np.ndarray, y: np.ndarray,
@@ -1052,232 +732,3 @@ class Trainer:
         if not isinstance(model, TRRational) or model.input_dim != 1 or model.phi.ndim != 1:
             return None
         return [float(p) for p in model.poles()]
-
-    # ------------------------------------------------------------------ checkpoints
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
-
-    def save_checkpoint(self, path: str | Path) -> Path:
-        """Write the whole training state to ``path`` (.npz: arrays + one JSON document, no
-        pickle).
-
-        Parameters, optimizer buffers, λ policy, sampler/curriculum state, RNG state, counters
-        and histories: a trainer restored with :meth:`load_checkpoint` continues exactly as
-        the uninterrupted run would.
-        """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(".npz")
-        arrays: dict[str, np.ndarray] = {}
-        meta = {
-            "params": [np.array(p) for p in self.model.parameters()],
-            # the parameters of a Chebyshev layer mean something only on their domain
-            "model_domain": ({"domain": [float(v) for v in self.model.domain],
-                              "given": bool(self.model.domain_given)}
-                             if isinstance(self.model, TRRational) else None),
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
-            "patience_counter": self.patience_counter,
-            "stopped_early": self.stopped_early,
-            "history": self.history,
-            "bench_history": self.bench_history,
-            "epoch_records": self.epoch_records,
-            "optimizer": self.optimizer.state_dict(),
-            "adaptive_lambda": None if self.adaptive_lambda is None else self.adaptive_lambda.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "source": self.source.state_dict(),
-            "config": self.config.to_dict(),
-            "extra": self._extra_state(),
-            "training": self._held_out_state(),
-        }
-        doc = _split_arrays(meta, arrays)
-        # strict JSON: a non-finite float is written as {"__float__": "nan" | "inf" | "-inf"}
-        # and restored on load (see zeroproof_nb._jsonutil)
-        arrays["meta_json"] = np.array(dumps_strict(doc, tagged=True))
-        for key, a in arrays.items():
-            if a.dtype.hasobject:
-                raise TypeError(f"checkpoint: state array {key} has an object dtype")
-        np.savez(path, **arrays)
-        return path
-
-    def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a state written by :meth:`save_checkpoint` into this trainer (same model
-        architecture, optimizer kind, sampler kind).
-
-        Atomic: the whole file is read and validated first (parameters of the model's shapes
-        and finite in its dtype, counters, histories, the optimizer, λ policy, sampler,
-        curriculum, RNG and subclass states, each loaded into a copy); only then is anything
-        assigned. A damaged or foreign file raises ``ValueError``/``TypeError`` and leaves the
-        trainer as it was.
-        """
-        data = load_npz(Path(path), "path")
-        if "meta_json" not in data:
-            raise ValueError(f"path: {path!s} has no 'meta_json' entry (not a checkpoint)")
-        try:
-            doc = json.loads(str(data["meta_json"]))
-        except ValueError as exc:
-            raise ValueError(f"path: the checkpoint's meta_json is not valid JSON ({exc})") from exc
-        meta = restore_nonfinite(_join_arrays(doc, data))
-        if not isinstance(meta, dict):
-            raise ValueError("checkpoint: meta_json must hold an object")
-        plan = self._check_checkpoint(meta)
-        # commit: everything below was validated (or dry-run) above
-        for p, saved in zip(self.model.parameters(), plan["params"]):
-            p[...] = saved
-        if plan["model_domain"] is not None:
-            self.model.domain, self.model.domain_given = plan["model_domain"]
-        self.optimizer.load_state_dict(meta["optimizer"])
-        self.epoch = plan["epoch"]
-        self.global_step = plan["global_step"]
-        self.best_loss = plan["best_loss"]
-        self.patience_counter = plan["patience_counter"]
-        self.stopped_early = plan["stopped_early"]
-        self.history = meta["history"]
-        self.bench_history = meta["bench_history"]
-        self.epoch_records = meta["epoch_records"]
-        if meta["adaptive_lambda"] is not None:
-            if self.adaptive_lambda is None:
-                self.adaptive_lambda = AdaptiveLambda()
-            self.adaptive_lambda.load_state_dict(meta["adaptive_lambda"])
-        self.rng.bit_generator.state = plan["rng"].state
-        self.source.load_state_dict(meta["source"])
-        self._load_extra_state(meta["extra"])
-        self._load_held_out_state(plan["training"])
-
-    def _held_out_state(self) -> dict[str, Any]:
-        """Split seed, robust scale, held-out record, best parameters, LR schedule."""
-        held = {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v))
-                for k, v in self.held_out.items()}
-        return {"split_seed": str(self.split_seed), "loss_sigma": self.loss_sigma,
-                "held_out": held, "best_params": self._best_params,
-                "start_poles": self._start_pole_list(),
-                "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.state_dict()}
-
-    def _check_held_out_state(self, state: Any) -> dict[str, Any] | None:
-        """Validate the checkpoint's held-out state (None for a checkpoint without one)
-        without changing anything; returns the values to assign."""
-        if state is None:
-            return None
-        if not isinstance(state, dict):
-            raise ValueError("checkpoint 'training' must be a dict")
-        for key in ("split_seed", "loss_sigma", "held_out", "best_params", "start_poles",
-                    "lr_schedule"):
-            if key not in state:
-                raise ValueError(f"checkpoint 'training' is missing {key!r}")
-        try:
-            split_seed = int(state["split_seed"])
-        except (TypeError, ValueError):
-            raise ValueError("checkpoint split_seed must be an integer") from None
-        sigma = state["loss_sigma"]
-        if sigma is not None:
-            sigma = finite_float(sigma, "loss_sigma")
-        held = state["held_out"]
-        if not isinstance(held, dict):
-            raise ValueError("checkpoint held_out must be a dict")
-        parsed = {}
-        for k, v in held.items():
-            if isinstance(v, str):
-                try:
-                    v = float(v)
-                except ValueError:
-                    raise ValueError(f"checkpoint held_out[{k!r}] must be a number") from None
-            if not isinstance(v, (bool, int, float)):
-                raise ValueError(f"checkpoint held_out[{k!r}] must be a number")
-            parsed[k] = v
-        best = state["best_params"]
-        if best is not None:
-            params = self.model.parameters()
-            if not isinstance(best, list) or len(best) != len(params) or any(
-                    not isinstance(b, np.ndarray) or b.shape != p.shape or b.dtype.kind not in "biuf"
-                    or not np.isfinite(b).all() for b, p in zip(best, params)):
-                raise ValueError("checkpoint best_params do not match the model's parameters")
-            best = [np.array(b, dtype=p.dtype) for b, p in zip(best, params)]
-        poles = state["start_poles"]
-        if poles is not None and (not isinstance(poles, list)
-                                  or not all(isinstance(v, (int, float)) for v in poles)):
-            raise ValueError("checkpoint start_poles must be a list of numbers")
-        schedule = state["lr_schedule"]
-        if schedule is not None and self.lr_schedule is not None:
-            copy.deepcopy(self.lr_schedule).load_state_dict(schedule)
-        return {"split_seed": split_seed, "loss_sigma": sigma, "held_out": parsed,
-                "best_params": best, "start_poles": poles, "lr_schedule": schedule}
-
-    def _load_held_out_state(self, state: dict[str, Any] | None) -> None:
-        """Assign what :meth:`_check_held_out_state` returned."""
-        if state is None:
-            return
-        self.split_seed = state["split_seed"]
-        self.loss_sigma = state["loss_sigma"]
-        self.held_out = state["held_out"]
-        self._best_params = state["best_params"]
-        self._start_poles = state["start_poles"]
-        self._start_params = None
-        if self.lr_schedule is not None and state["lr_schedule"] is not None:
-            self.lr_schedule.load_state_dict(state["lr_schedule"])
-
-    def _check_checkpoint(self, meta: dict[str, Any]) -> dict[str, Any]:
-        """Validate a checkpoint's document without changing anything; returns the values
-        :meth:`load_checkpoint` assigns."""
-        keys = ("params", "epoch", "global_step", "best_loss", "patience_counter",
-                "stopped_early", "history", "bench_history", "epoch_records", "optimizer",
-                "adaptive_lambda", "rng", "source", "extra")
-        for key in keys:
-            if key not in meta:
-                raise ValueError(f"checkpoint is missing {key!r}")
-        params = self.model.parameters()
-        saved_params = meta["params"]
-        if not isinstance(saved_params, list) or len(saved_params) != len(params):
-            raise ValueError("checkpoint does not match the model's parameters")
-        cast = []
-        for i, (p, saved) in enumerate(zip(params, saved_params)):
-            if not isinstance(saved, np.ndarray) or saved.dtype.kind not in "biuf":
-                raise TypeError(f"checkpoint parameter {i} must be a numeric array")
-            if saved.shape != p.shape:
-                raise ValueError(f"checkpoint parameter {i} has shape {saved.shape}, model has {p.shape}")
-            with np.errstate(over="ignore"):
-                c = saved.astype(p.dtype)
-            if not np.isfinite(c).all():
-                raise ValueError(f"checkpoint parameter {i} must contain only finite values")
-            cast.append(c)
-        plan: dict[str, Any] = {"params": cast, "model_domain": None}
-        saved_domain = meta.get("model_domain")  # absent in older checkpoints
-        if saved_domain is not None and isinstance(self.model, TRRational):
-            if not isinstance(saved_domain, dict) or not isinstance(saved_domain.get("given"), bool):
-                raise ValueError("checkpoint: model_domain must be {'domain': [lo, hi], 'given': bool}")
-            plan["model_domain"] = (check_bounds(saved_domain.get("domain"), "model_domain"),
-                                    saved_domain["given"])
-        for key in ("epoch", "global_step", "patience_counter"):
-            plan[key] = check_int(meta[key], key, minimum=0)
-        if not isinstance(meta["stopped_early"], bool):
-            raise TypeError("stopped_early must be a bool")
-        plan["stopped_early"] = meta["stopped_early"]
-        best = meta["best_loss"]
-        plan["best_loss"] = math.inf if best is None else finite_float(best, "best_loss")
-        hist = meta["history"]
-        if not isinstance(hist, dict) or not all(isinstance(v, list) for v in hist.values()):
-            raise ValueError("history must be a dict of lists")
-        for key in ("bench_history", "epoch_records"):
-            if not isinstance(meta[key], list) or not all(isinstance(r, dict) for r in meta[key]):
-                raise ValueError(f"{key} must be a list of dicts")
-        copy.deepcopy(self.optimizer).load_state_dict(meta["optimizer"])
-        if meta["adaptive_lambda"] is not None:
-            trial = copy.deepcopy(self.adaptive_lambda) if self.adaptive_lambda is not None \
-                else AdaptiveLambda()
-            trial.load_state_dict(meta["adaptive_lambda"])
-        plan["rng"] = bit_generator_from_state(meta["rng"], "rng")
-        if type(plan["rng"]) is not type(self.rng.bit_generator):
-            raise ValueError(f"rng: the checkpoint's {type(plan['rng']).__name__} state does not "
-                             f"fit this trainer's {type(self.rng.bit_generator).__name__}")
-        copy.deepcopy(self.source).load_state_dict(meta["source"])
-        self._check_extra_state(meta["extra"])
-        plan["training"] = self._check_held_out_state(meta.get("training"))
-        return plan
-
-    def _check_extra_state(self, state: dict[str, Any]) -> None:
-        """Validate a subclass state (raise on a bad one) without changing anything."""
-        if state not in ({}, None):
-            raise ValueError("checkpoint: extra state given for a plain Trainer")
