@@ -59,6 +59,19 @@ def no_device_needed(monkeypatch):
     monkeypatch.setattr(dispatcher, "get_current_device", lambda: _SM90())
 
 
+def _ptx(kernel, sig):
+    from numba import cuda
+
+    try:
+        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+    except Exception as exc:  # pragma: no cover - no NVVM in this install
+        if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
+            pytest.skip(f"no NVVM: {exc}")
+        raise
+    assert ".target sm_90" in ptx and ".entry" in ptx
+    return ptx
+
+
 @pytest.mark.parametrize("basis,n_out,shared,policy,eps", [
     (0, 1, True, False, False), (1, 3, False, True, False), (2, 1, True, False, True),
     (2, 2, True, True, True),
@@ -66,7 +79,7 @@ def no_device_needed(monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_forward_kernels_compile_to_sm90_ptx(no_device_needed, basis, n_out, shared, policy,
                                               eps, dtype):
-    from numba import cuda, types
+    from numba import types
 
     from zeroproof_nb.kernels.rational_cuda import forward_kernel
 
@@ -75,19 +88,13 @@ def test_forward_kernels_compile_to_sm90_ptx(no_device_needed, basis, n_out, sha
     sig = (types.Array(ft, 1, "C"), types.Array(ft, 2, "C"), types.Array(ft, 2, "C"), ft, ft,
            ft, ft, ft, ft, types.Array(ft, 2, "C"), types.Array(types.uint8, 2, "C"),
            types.Array(ft, 2, "C"))
-    try:
-        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
-    except Exception as exc:  # pragma: no cover - no NVVM in this install
-        if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
-            pytest.skip(f"no NVVM: {exc}")
-        raise
-    assert ".target sm_90" in ptx and ".entry" in ptx
+    ptx = _ptx(kernel, sig)
     assert "st.global.u8" in ptx  # the tag store
 
 
 @pytest.mark.parametrize("qdtype", ["float64", "float32"])
 def test_weight_and_draw_kernels_compile_to_sm90_ptx(no_device_needed, qdtype):
-    from numba import cuda, types
+    from numba import types
 
     from zeroproof_nb.kernels import weights_cuda as kwc
 
@@ -98,19 +105,13 @@ def test_weight_and_draw_kernels_compile_to_sm90_ptx(no_device_needed, qdtype):
     draw_sig = (qa, ea, types.boolean, f8, f8, f8, f8, types.Array(f8, 1, "C"), types.int64,
                 types.uint64, types.Array(types.int64, 1, "C"))
     for kernel, sig in ((kwc.weight_block_sums_kernel, sums_sig), (kwc.draw_kernel, draw_sig)):
-        try:
-            ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
-        except Exception as exc:  # pragma: no cover - no NVVM in this install
-            if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
-                pytest.skip(f"no NVVM: {exc}")
-            raise
-        assert ".target sm_90" in ptx and ".entry" in ptx
+        _ptx(kernel, sig)
 
 
 @pytest.mark.parametrize("basis,n_out,shared,tukey", [(0, 1, True, False), (1, 2, False, False),
                                                       (2, 1, True, True)])
 def test_fused_kernel_compiles_to_sm90_ptx(no_device_needed, basis, n_out, shared, tukey):
-    from numba import cuda, types
+    from numba import types
 
     from zeroproof_nb.kernels.rational_cuda import fused_kernel
 
@@ -119,10 +120,61 @@ def test_fused_kernel_compiles_to_sm90_ptx(no_device_needed, basis, n_out, share
     a1, a2 = types.Array(f8, 1, "C"), types.Array(f8, 2, "C")
     sig = (a1, a2, a2, types.boolean, f8, a2, a2, f8, f8, f8, f8, f8, f8, i8, f8, f8, i8, f8,
            f8, f8, f8, a2, types.Array(types.uint8, 2, "C"), a2, a2, types.Array(i8, 2, "C"))
-    try:
-        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
-    except Exception as exc:  # pragma: no cover - no NVVM in this install
-        if "NVVM" in str(exc) or "libnvvm" in str(exc).lower():
-            pytest.skip(f"no NVVM: {exc}")
-        raise
-    assert ".target sm_90" in ptx and "bar.sync" in ptx and "atom.global.add" in ptx
+    ptx = _ptx(kernel, sig)
+    assert "bar.sync" in ptx and "atom.global.add" in ptx
+    assert "atom.global.add.f64" not in ptx  # float sums: fixed-order tile sums, no atomics
+
+
+@pytest.mark.parametrize("basis,dp,dq,n_out,shared,want_h", [
+    (0, 3, 2, 1, True, True), (1, 2, 3, 2, False, True), (2, 3, 2, 1, True, True),
+    (2, 1, 1, 3, True, False),
+])
+def test_normal_equations_kernel_compiles_to_sm90_ptx(no_device_needed, basis, dp, dq, n_out,
+                                                      shared, want_h):
+    from numba import types
+
+    from zeroproof_nb.kernels.least_squares_cuda import normal_equations_kernel
+
+    f8, i8, b1 = types.float64, types.int64, types.boolean
+    a1, a2 = types.Array(f8, 1, "C"), types.Array(f8, 2, "C")
+    sig = (a1, a2, a2, b1, f8, a2, a2, f8, f8, b1, f8, b1, f8, f8, i8, f8, f8, i8, f8, f8, f8, a2,
+           types.Array(i8, 2, "C"))
+    ptx = _ptx(normal_equations_kernel(basis, dp, dq, n_out, shared, want_h), sig)
+    assert "bar.sync" in ptx and "atom.global.add" in ptx
+    assert "atom.global.add.f64" not in ptx  # float sums: fixed-order tile sums, no atomics
+
+
+@pytest.mark.parametrize("qdtype", ["float64", "float32"])
+def test_sampling_kernels_compile_to_sm90_ptx(no_device_needed, qdtype):
+    from numba import types
+
+    from zeroproof_nb.kernels import weights_cuda as kwc
+
+    f8, i8, u8, b1 = types.float64, types.int64, types.uint64, types.boolean
+    f1, i1, u1 = (types.Array(t, 1, "C") for t in (f8, i8, u8))
+    qa = types.Array(getattr(types, qdtype), 1, "C")
+    for kernel, sig in (
+        (kwc.weights_kernel, (qa, f1, b1, f8, f8, f8, f8, f1)),
+        (kwc.exponential_keys_kernel, (f1, u8, f1)),
+        (kwc.exclude_kernel, (f1, i1)),
+        (kwc.radix_histogram_kernel, (u1, u8, u8, u8, i1)),
+        (kwc.gather_at_most_kernel, (u1, u8, i1, u1, i1)),
+        (kwc.bitonic_step_kernel, (u1, i1, i8, i8)),
+        (kwc.alias_draw_kernel, (u1, u8, i1)),
+    ):
+        _ptx(kernel, sig)
+
+
+def test_marking_and_tag_count_kernels_compile_to_sm90_ptx(no_device_needed):
+    from numba import types
+
+    from zeroproof_nb.kernels.refine_cuda import mark_cells_kernel
+    from zeroproof_nb.kernels.tags_cuda import count_tags_kernel
+
+    f1 = types.Array(types.float64, 1, "C")
+    sig = (f1, types.Array(types.boolean, 1, "C"), types.Array(types.int32, 1, "C"),
+           types.int64, types.float64, f1, types.Array(types.uint8, 1, "C"))
+    _ptx(mark_cells_kernel, sig)
+    ptx = _ptx(count_tags_kernel, (types.Array(types.uint8, 1, "C"),
+                                   types.Array(types.int64, 1, "C")))
+    assert "atom.shared.add" in ptx

@@ -425,3 +425,27 @@ def test_fused_pass_tukey_matches_numpy():
         assert res.loss == pytest.approx(loss_v, rel=1e-12)
         np.testing.assert_allclose(np.r_[res.grad_theta, res.grad_phi], g,
                                    atol=1e-11 * np.max(np.abs(g)))
+
+
+def test_non_finite_x_takes_no_part_and_leaves_the_sums_finite():
+    # a NaN or inf x used to give NaN features, and its Jacobian coefficients (0) times NaN put
+    # NaN into every gradient and matrix entry but the constant term's
+    from zeroproof_nb.least_squares import rational_normal_equations, rational_qr
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, 80)
+    y = np.sin(2 * x)
+    theta, phi = np.array([0.0, 1.0, 0.1]), np.array([0.2, -0.1])
+    bad = x.copy()
+    bad[[3, 40]] = [np.nan, np.inf]
+    masked = y.copy()
+    masked[[3, 40]] = np.nan  # the same points, out through their target instead
+    for basis in ("monomial", "chebyshev_anchored"):
+        got = rational_normal_equations(bad, y, theta, phi, basis=basis)
+        ref = rational_normal_equations(x, masked, theta, phi, basis=basis)
+        assert np.all(np.isfinite(got.gradient)) and np.all(np.isfinite(got.hessian))
+        np.testing.assert_array_equal(got.gradient, ref.gradient)
+        np.testing.assert_array_equal(got.hessian, ref.hessian)
+        assert got.n_used == ref.n_used == 78
+        qr = rational_qr(bad, y, theta, phi, basis=basis)
+        assert np.all(np.isfinite(qr.r)) and np.all(np.isfinite(qr.gradient))

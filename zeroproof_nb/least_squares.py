@@ -205,7 +205,12 @@ class LMResult:
 
 
 @dataclass
-class _Setup:
+class PassSetup:
+    """Validated input of one Gauss-Newton pass (:func:`setup_pass`), as the CPU and CUDA
+    kernels read it: the plan, x as (N, max(d, 1)), target and weights (N, n_out) float64
+    (``weight`` (1, 1) unless ``has_w``; then every output weighs ``w_const``), and the scalar
+    kernel arguments (basis .. inv_tau)."""
+
     pb: Any
     x2: np.ndarray
     target: np.ndarray
@@ -215,10 +220,12 @@ class _Setup:
     scalars: tuple
 
 
-def _setup(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, mode: Any,
-           delta: float | None, saturation_bound: float, sample_weight: Any, loss: str,
-           loss_scale: float, lambda_rej: float, rejection_threshold: float,
-           policy: TRPolicy | None, q_epsilon: float) -> _Setup:
+def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, mode: Any,
+               delta: float | None, saturation_bound: float, sample_weight: Any, loss: str,
+               loss_scale: float, lambda_rej: float, rejection_threshold: float,
+               policy: TRPolicy | None, q_epsilon: float) -> PassSetup:
+    """Validate the arguments of a Gauss-Newton pass (see :func:`rational_normal_equations`)
+    into a :class:`PassSetup` (raises ValueError / TypeError naming the argument)."""
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
@@ -243,7 +250,7 @@ def _setup(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, m
                bool(opt.eps > 0), float(opt.eps), opt.policy is not None, float(tau_q),
                float(tau_p), opt.mode, opt.delta, opt.bound, _kls.ROBUST_CODES[loss], float(c),
                opt.lam, opt.inv_tau)
-    return _Setup(pb, np.ascontiguousarray(x2), np.ascontiguousarray(t2), weight, has_w,
+    return PassSetup(pb, np.ascontiguousarray(x2), np.ascontiguousarray(t2), weight, has_w,
                   w_const, scalars)
 
 
@@ -262,9 +269,9 @@ def rational_normal_equations(
     a robust loss (threshold :func:`robust_threshold`), ``alpha_phi`` the regulariser weight,
     ``hessian=False`` skips the matrix.
     """
-    s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
-               sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
-               q_epsilon)
+    s = setup_pass(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+                   sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+                   q_epsilon)
     alpha = check_nonnegative(alpha_phi, "alpha_phi")
     pb = s.pb
     n_par = pb.theta2.size + pb.phi2.size
@@ -302,9 +309,9 @@ def rational_qr(
     ``QR_CHUNK``): chunks are factorised in parallel and combined in chunk order, so the result
     is the same bits for any thread count.
     """
-    s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
-               sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
-               q_epsilon)
+    s = setup_pass(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+                   sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+                   q_epsilon)
     alpha = check_nonnegative(alpha_phi, "alpha_phi")
     chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     pb = s.pb
@@ -373,9 +380,9 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
         max_steps, max_tries, ftol, xtol, gtol, state, chunk, refine_steps) -> LMResult:
     """:func:`levenberg_marquardt` (``max_steps`` >= 1) or :func:`refine_optimum`
     (``max_steps`` 0) after the argument checks of each."""
-    s = _setup(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
-               sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
-               q_epsilon)
+    s = setup_pass(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+                   sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+                   q_epsilon)
     alpha = check_nonnegative(alpha_phi, "alpha_phi")
     pb = s.pb
     n_par = pb.theta2.size + pb.phi2.size

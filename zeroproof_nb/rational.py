@@ -28,11 +28,10 @@ trainers, the least-squares fits and every backend share -- :class:`KernelPlan` 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,10 +48,12 @@ from ._validation import (
     check_terms,
 )
 from .core import is_tr_array, to_ieee, tr_dtype
+from .device import is_device_array, resolve_device
 from .kernels import basis as _kb
 from .kernels import rational as _kr
 from .kernels import rational_cpu as _kc
 from .kernels.tags import CHUNK
+from .rational_results import LossAndGrad, RationalStats
 
 __all__ = [
     "TRPolicy",
@@ -284,6 +285,14 @@ def _views2(y: np.ndarray, n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 # forward
 
 
+def _backend(device: Any, x: Any, supported: bool) -> str:
+    """"cpu" or "cuda" for a call with ``device`` on ``x`` (the CUDA kernels are 1-D)."""
+    if device == "cpu":  # the common case: no probe of the CUDA install
+        return "cpu"
+    one_d = is_device_array(x) or np.ndim(x) == 1
+    return resolve_device(device, x, supported=supported and one_d)
+
+
 def rational_eval(
     x: Any,
     theta: Any,
@@ -295,7 +304,8 @@ def rational_eval(
     out: np.ndarray | None = None,
     policy: TRPolicy | None = None,
     q_epsilon: float = 0.0,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    device: str = "cpu",
+) -> Any:
     """Evaluate y = P(x)/Q(x) with transreal tags, in parallel over points.
 
     Parameters
@@ -320,12 +330,27 @@ def rational_eval(
     q_epsilon : float >= 0
         epsilon-regularised baseline: divide by Q_eff = Q + eps*sign(Q) (sign(0) = +1); Q_eff is
         used for the value, the tag and the returned q.
+    device : {"cpu", "cuda", "auto"}
+        Backend (:mod:`zeroproof_nb.device`): "cuda" runs
+        :func:`zeroproof_nb.rational_cuda.rational_eval_cuda` (1-D x, no ``out``) and raises
+        ``CudaUnavailableError`` naming what is missing without a usable GPU; "auto" uses CUDA
+        for device-resident x or a usable GPU, else the CPU. x with
+        ``__cuda_array_interface__`` stays on the device and the result is a
+        :class:`~zeroproof_nb.rational_cuda.DeviceRational` (value, tag, q device arrays;
+        ``.to_host()`` gives the structured array).
 
     Returns
     -------
     y : transreal structured array of shape (N,) or (N, n_outputs)
     q : ndarray of the same shape, only with ``return_q=True``
     """
+    if _backend(device, x, out is None) == "cuda":
+        if out is not None:
+            raise ValueError("out= is not supported with device='cuda'")
+        from .rational_cuda import rational_eval_cuda
+
+        return rational_eval_cuda(x, theta, phi, basis=basis, domain=domain, return_q=return_q,
+                                  policy=policy, q_epsilon=q_epsilon)
     pb = prepare_plan(x, theta, phi, basis, domain)
     policy = _check_policy(policy)
     eps = pb.dtype.type(check_nonnegative(q_epsilon, "q_epsilon"))
@@ -421,80 +446,7 @@ def denominator_features(
 
 
 # ----------------------------------------------------------------------------------------------
-# fused loss and gradient
-
-
-class RationalStats(Mapping):
-    """Read-only mapping of the batch statistics of one loss-and-gradient pass.
-
-    Counts and q_min/q_mean come from the kernel's pass; the |Q| percentiles (q_p10, q_p50,
-    q_p90: numpy "linear" percentiles of |Q| over the finite Q evaluations) are computed from the
-    returned Q on first access, since a selection costs more than the whole fused pass.
-    ``dict(stats)`` materialises everything.
-    """
-
-    _LAZY = ("q_p10", "q_p50", "q_p90")
-
-    def __init__(self, eager: dict[str, Any], abs_q_source: np.ndarray):
-        self._d = dict(eager)
-        self._src = abs_q_source
-        self._keys = (*eager.keys(), *self._LAZY)
-
-    def _fill(self) -> None:
-        a = np.abs(self._src.reshape(-1))
-        a = a[np.isfinite(a)]
-        if a.size:
-            p = np.percentile(a, [10.0, 50.0, 90.0], method="linear")
-            vals = [float(v) for v in p]
-        else:
-            vals = [float("nan")] * 3
-        self._d.update(zip(self._LAZY, vals))
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._LAZY and key not in self._d:
-            self._fill()
-        return self._d[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __repr__(self) -> str:
-        return f"RationalStats({dict(self)!r})"
-
-
-@dataclass
-class LossAndGrad:
-    """Result of :func:`rational_loss_and_grad`.
-
-    Attributes
-    ----------
-    loss : float
-        data_loss + rejection_loss.
-    data_loss, rejection_loss : float
-    grad_theta, grad_phi : ndarray
-        Gradients of ``loss`` with the shapes of theta and phi (computation dtype).
-    tags : ndarray of uint8
-        Output tags (a view of ``y["tag"]``), shape of the output.
-    y : transreal array
-        Outputs, bit-identical to :func:`rational_eval` with the same arguments.
-    q : ndarray
-        Signed denominator (Q_eff) per output.
-    stats : Mapping
-        See :class:`RationalStats` and ``docs/losses.md``.
-    """
-
-    loss: float
-    data_loss: float
-    rejection_loss: float
-    grad_theta: np.ndarray
-    grad_phi: np.ndarray
-    tags: np.ndarray
-    y: np.ndarray
-    q: np.ndarray
-    stats: Mapping = field(repr=False)
+# fused loss and gradient (results: rational_results.LossAndGrad, RationalStats)
 
 
 def _mode_code(mode: Any) -> int:
@@ -581,6 +533,7 @@ def rational_loss_and_grad(
     policy: TRPolicy | None = None,
     q_epsilon: float = 0.0,
     indices: Any = None,
+    device: str = "cpu",
 ) -> LossAndGrad:
     """Loss, gradients w.r.t. theta and phi, tags and |Q| statistics in one pass over the points.
 
@@ -600,7 +553,22 @@ def rational_loss_and_grad(
     ``indices`` (B,) integers in [0, N), optional: the pass runs on the rows ``x[indices]``,
     ``target[indices]`` (and weights) without copying them, e.g. a batch drawn from a pool;
     outputs, tags and Q then have B rows, and weights are normalised over those rows.
+
+    ``device`` ("cpu", "cuda", "auto") as in :func:`rational_eval`: "cuda" runs the fused CUDA
+    kernel (:func:`zeroproof_nb.rational_cuda.rational_loss_and_grad_cuda`: 1-D x, which may
+    be on the device, no ``indices``; the result is on the host and agrees with the CPU to
+    rounding); "auto" falls back to the CPU where CUDA cannot run the call.
     """
+    if _backend(device, x, indices is None) == "cuda":
+        if indices is not None:
+            raise ValueError("indices= is not supported with device='cuda'")
+        from .rational_cuda import rational_loss_and_grad_cuda
+
+        return rational_loss_and_grad_cuda(
+            x, target, theta, phi, basis=basis, domain=domain, mode=mode, delta=delta,
+            saturation_bound=saturation_bound, sample_weight=sample_weight, loss=loss,
+            huber_delta=huber_delta, lambda_rej=lambda_rej,
+            rejection_threshold=rejection_threshold, policy=policy, q_epsilon=q_epsilon)
     pb = prepare_plan(x, theta, phi, basis, domain)
     opt = grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
                         rejection_threshold, policy, q_epsilon)

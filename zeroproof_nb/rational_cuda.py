@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validation import check_nonnegative
 from .core import tr_dtype
+from .device import backend_report, cuda_module, cuda_status, is_device_array
 from .rational import (
     LossAndGrad,
     RationalStats,
@@ -25,45 +26,76 @@ from .rational import (
     target_array,
 )
 
-__all__ = ["DeviceRational", "cuda_available", "rational_eval_cuda",
-           "rational_loss_and_grad_cuda"]
+__all__ = ["DeviceRational", "backend_report", "count_tags_cuda", "cuda_available",
+           "rational_eval_cuda", "rational_loss_and_grad_cuda"]
 
 
 class DeviceRational(NamedTuple):
     """Device result of :func:`rational_eval_cuda`: ``value`` and ``q`` in the computation
     dtype and ``tag`` (uint8 codes), each of shape (N,) or (N, n_outputs); ``q`` is None
-    unless requested."""
+    unless requested. :meth:`to_host` assembles the structured array on request."""
 
     value: Any
     tag: Any
     q: Any
 
+    def to_host(self) -> Any:
+        """The transreal structured array on the host (and q, when it was requested), as
+        :func:`zeroproof_nb.rational_eval` returns it."""
+        value = self.value.copy_to_host()
+        out = np.empty(value.shape, dtype=tr_dtype(value.dtype))
+        out["value"] = value
+        out["tag"] = self.tag.copy_to_host()
+        if self.q is not None:
+            return out, self.q.copy_to_host()
+        return out
+
 
 def cuda_available() -> bool:
     """Whether numba-cuda is installed and a GPU (or the simulator) can run kernels."""
-    try:
-        from numba import cuda
-    except ImportError:
-        return False
-    try:
-        return bool(cuda.is_available())
-    except Exception:  # pragma: no cover - driver problems
-        return False
+    return cuda_status()[0]
 
 
-def _cuda() -> Any:
-    try:
-        from numba import cuda
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("rational_eval_cuda needs numba-cuda: pip install 'zeroproof_nb[cuda]'") \
-            from exc
-    return cuda
+def count_tags_cuda(tags: Any) -> np.ndarray:
+    """Counts of REAL, PINF, NINF, PHI and invalid codes of a uint8 tag array (any shape; a
+    device array is read in place), shape (5,) int64 on the host (the first four are what
+    :func:`zeroproof_nb.count_tags` returns for valid tags)."""
+    cuda = cuda_module()
+    from .kernels import tags_cuda as _ktc
+
+    if is_device_array(tags):
+        td = cuda.as_cuda_array(tags) if hasattr(tags, "__cuda_array_interface__") and \
+            hasattr(cuda, "as_cuda_array") else tags
+        if np.dtype(td.dtype) != np.uint8:
+            raise TypeError(f"tags must be uint8 on the device, got {td.dtype}")
+        if not td.is_c_contiguous():
+            raise ValueError("tags must be C-contiguous on the device")
+        td = td.reshape(td.size)
+    else:
+        t = np.asarray(tags)
+        if t.dtype != np.uint8:
+            raise TypeError(f"tags must be a uint8 array, got dtype {t.dtype}")
+        td = cuda.to_device(np.ascontiguousarray(t).reshape(-1))
+    counts = cuda.to_device(np.zeros(_ktc.N_BINS, dtype=np.int64))
+    if td.shape[0]:
+        blocks, threads = _ktc.launch_config(td.shape[0])
+        _ktc.count_tags_kernel[blocks, threads](td, counts)
+    return counts.copy_to_host()
 
 
-def _is_device_array(cuda: Any, x: Any) -> bool:
-    if hasattr(cuda, "is_cuda_array"):
-        return bool(cuda.is_cuda_array(x))
-    return type(x).__name__ == "FakeCUDAArray"  # the simulator has no is_cuda_array
+def device_x(cuda: Any, x: Any) -> tuple[Any, Any]:
+    """``(device array, dtype probe)`` for x on the device (read in place; 1-D float64 or
+    float32 checked), ``(None, x)`` for host x."""
+    if not is_device_array(x):
+        return None, x
+    xd = cuda.as_cuda_array(x) if hasattr(cuda, "as_cuda_array") and \
+        hasattr(x, "__cuda_array_interface__") else x
+    if xd.ndim != 1:
+        raise ValueError(f"x must be 1-D on the device (CUDA kernels are 1-D), got shape "
+                         f"{tuple(xd.shape)}")
+    if np.dtype(xd.dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise TypeError(f"x must be float64 or float32 on the device, got {xd.dtype}")
+    return xd, np.empty(0, dtype=xd.dtype)
 
 
 def rational_eval_cuda(
@@ -85,20 +117,11 @@ def rational_eval_cuda(
     Host x: the transreal structured array of :func:`zeroproof_nb.rational_eval` (and q).
     Device x: :class:`DeviceRational` of device arrays (``q`` None without ``return_q``).
     """
-    cuda = _cuda()
+    cuda = cuda_module()
     from .kernels import rational_cuda as _kc
 
-    on_device = _is_device_array(cuda, x)
-    if on_device:
-        xd = cuda.as_cuda_array(x) if hasattr(cuda, "as_cuda_array") else x
-        if xd.ndim != 1:
-            raise ValueError(f"x must be 1-D on the device (CUDA kernels are 1-D), got shape "
-                             f"{xd.shape}")
-        if xd.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-            raise TypeError(f"x must be float64 or float32 on the device, got {xd.dtype}")
-        probe = np.empty(0, dtype=xd.dtype)
-    else:
-        probe = x
+    xd, probe = device_x(cuda, x)
+    on_device = xd is not None
     pb = prepare_plan(probe, theta, phi, basis, domain)
     if pb.d != 0 or (not on_device and np.asarray(pb.x).ndim != 1):
         raise ValueError("rational_eval_cuda takes 1-D x (CUDA kernels are 1-D in this release)")
@@ -142,27 +165,30 @@ def rational_loss_and_grad_cuda(
     rejection_threshold: float = 1e-2, policy: TRPolicy | None = None, q_epsilon: float = 0.0,
 ) -> LossAndGrad:
     """:func:`zeroproof_nb.rational_loss_and_grad` on the GPU: the same loss, gradients, tags
-    and statistics (host NumPy input; 1-D x), computed by one fused kernel.
+    and statistics, computed by one fused kernel.
 
-    Each tile of 128 points sums its contributions by a fixed tree in shared memory and the
-    tile partials are added on the host in tile order, so the result is the same bits for
-    every run; it agrees with the CPU pass to rounding (the summation orders differ).
+    ``x`` is (N,) on the host or the device (read in place); target and weights are host
+    arrays, and the result (:class:`~zeroproof_nb.rational.LossAndGrad`) is on the host. Each
+    tile of 128 points sums its contributions in thread order and the tile partials are added
+    on the host in tile order, so the result is the same bits for every run; it agrees with the
+    CPU pass to rounding (the summation orders differ).
     """
-    cuda = _cuda()
+    cuda = cuda_module()
     from .kernels import rational as _kr
     from .kernels import rational_cuda as _kc
 
-    pb = prepare_plan(x, theta, phi, basis, domain)
-    if pb.d != 0:
+    xd, probe = device_x(cuda, x)
+    pb = prepare_plan(probe, theta, phi, basis, domain)
+    if pb.d != 0 or (xd is None and np.asarray(pb.x).ndim != 1):
         raise ValueError("rational_loss_and_grad_cuda takes 1-D x (CUDA kernels are 1-D in "
                          "this release)")
     opt = grad_options(pb.dtype, mode, delta, saturation_bound, loss, huber_delta, lambda_rej,
                         rejection_threshold, policy, q_epsilon)
-    shape = pb.out_shape
+    n = xd.shape[0] if xd is not None else pb.x.shape[0]
+    shape = (n, pb.n_out) if pb.multi else (n,)
     tgt = np.ascontiguousarray(kernel_target(target_array(target, shape, pb.dtype), pb.n_out,
                                               False), dtype=np.float64)
     wn = normalised_weights(sample_weight, shape)
-    n = pb.x.shape[0]
     dt = pb.dtype
     n_tp = pb.theta2.shape[1]
     n_tq1 = pb.phi2.shape[1]
@@ -184,7 +210,8 @@ def rational_loss_and_grad_cuda(
         glim = float(np.finfo(dt).max) / n_total
         weight = wn if wn is not None else np.zeros((1, 1))
         kernel[tiles, _kc.TILE](
-            cuda.to_device(np.ascontiguousarray(pb.x)), cuda.to_device(tgt),
+            xd if xd is not None else cuda.to_device(np.ascontiguousarray(pb.x)),
+            cuda.to_device(tgt),
             cuda.to_device(np.ascontiguousarray(weight, dtype=np.float64)), wn is not None,
             1.0 / n_total, cuda.to_device(pb.theta2), cuda.to_device(pb.phi2), pb.scale,
             pb.shift, dt.type(1.0), opt.eps, tau_q, tau_p, opt.mode, opt.delta, opt.bound,

@@ -170,6 +170,22 @@ def basis_row_1d(basis, t, deg, one, row, off):
             row[off + k] = t2 * row[off + k - 1] - row[off + k - 2]
 
 
+@njit(error_model="numpy")
+def denominator_row_1d(basis, psi, dq, slope, out):
+    """out[k] = eta_k for k = 1..dq from the basis row ``psi`` (psi_0 .. psi_max(1, dq)): psi_k,
+    or for the anchored basis m(t) psi_{k-1} with m(t) = 1 + slope psi_1 (``slope`` =
+    :func:`anchor_slope` (dq)); out[0] is not written. Q = 1 + sum_k phi_{k-1} out[k]."""
+    if dq < 1:
+        return
+    if basis == CHEBYSHEV_ANCHORED:
+        m = 1.0 + slope * psi[1]
+        for k in range(1, dq + 1):
+            out[k] = m * psi[k - 1]
+    else:
+        for k in range(1, dq + 1):
+            out[k] = psi[k]
+
+
 # ----------------------------------------------------------------------------------------------
 # n-D features: per-dimension tables, then products over the exponent rows
 

@@ -25,8 +25,11 @@ from .rational import (
     LOSS_TUKEY,
     data_loss_point,
     dy_coefficients,
+    output_point,
+    regularised_denominator,
     use_saturating,
 )
+from .tags import REAL
 
 #: loss codes of the data term (those of the fused pass; MAE has no Gauss-Newton matrix)
 ROBUST_CODES = {"l2": LOSS_MSE, "mse": LOSS_MSE, "huber": LOSS_HUBER, "tukey": LOSS_TUKEY}
@@ -79,3 +82,22 @@ def rejection_terms(target_finite, q, inv_tau):
             return u * u, (-2.0 * inv_tau) * u * s, math.sqrt(2.0) * inv_tau
         return 0.0, 0.0, 0.0
     return a, s, 0.0
+
+
+@njit(**_JIT)
+def rule_point(mode, kind, finite_x, p, q, target, w, has_eps, eps, has_policy, tau_q, tau_p,
+               delta, bound, c):
+    """One output of the Gauss-Newton pass from its P and Q: ``(q, tag, use, dy/dP, dy/dQ,
+    w rho, w psi, w omega)`` with q the denominator divided by (``eps``-regularised when
+    ``has_eps``), the tag of :func:`~.rational.output_point`, the coefficients of
+    :func:`jacobian_coefficients` and the weighted robust-loss terms of :func:`robust_loss`
+    (0 when the output does not take part). ``w`` is the output's normalised weight."""
+    if has_eps:
+        q = regularised_denominator(q, eps)
+    v, tag = output_point(p, q, 0.0 if finite_x else math.nan, has_policy, tau_q, tau_p)
+    use, r, a, bq = jacobian_coefficients(finite_x, tag == REAL, q, v, target, mode, delta,
+                                          bound)
+    if use:
+        rho, psi, om = robust_loss(kind, r, c)
+        return q, tag, True, a, bq, w * rho, w * psi, w * om
+    return q, tag, False, a, bq, 0.0, 0.0, 0.0

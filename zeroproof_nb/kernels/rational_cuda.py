@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from numba import cuda, float64
 
-from .basis import CHEBYSHEV_ANCHORED, anchor_slope, basis_row_1d, mapped_point
+from .basis import anchor_slope, basis_row_1d, denominator_row_1d, mapped_point
 from .rational import (
     backward_point,
     feature_bound,
@@ -23,6 +23,7 @@ from .rational import (
     head_output,
     point_denominator,
 )
+from .reduce_cuda import TILE, tile_sum_rows
 
 #: Threads per block of the forward kernel.
 THREADS = 256
@@ -69,10 +70,9 @@ def launch_config(n: int) -> tuple[int, int]:
     return max(1, (n + THREADS - 1) // THREADS), THREADS
 
 
-#: Points per tile of the fused kernel: one block of this many threads per tile, whatever the
-#: grid, so that the tile partial sums (a fixed tree over the tile) and their combination on
-#: the host in tile order give the same bits for every launch.
-TILE = 128
+# TILE (from .reduce_cuda): points per tile of the fused kernel, one block of this many threads
+# per tile whatever the grid, so that the tile sums (in thread order) and their combination on
+# the host in tile order give the same bits for every launch.
 #: slots after the gradient in a tile's partial row: the data loss and the rejection sum
 N_LOSS_SLOTS = 2
 #: columns of a tile's counts: tags REAL..PHI (0..3), then these
@@ -91,7 +91,8 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
     Thread i evaluates point i (the forward of :func:`forward_kernel`), then per head
     :func:`~.rational.backward_point` and :func:`~.rational.guard_coefficients` (the CPU pass's
     functions), and adds c_P·psi_k and c_Q·eta_k (the denominator features of the basis) to
-    its row of contributions; each tile reduces them in shared memory by a fixed tree into
+    its row of contributions; each tile sums them in thread order
+    (:func:`.reduce_cuda.tile_sum_rows`) into
     ``partial[tile]`` (float64, n_theta + n_phi gradient slots, then data loss and rejection
     sum); ``tags[tile]`` (int64, ``N_COUNTS``) counts the REAL, PINF, NINF, PHI tags, the
     Mask-REAL and Saturating outputs, the overflow-masked ones and the distinct Q evaluations
@@ -110,7 +111,7 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
     NTHETA = NOUT * NTP
     NPAR = NTHETA + NQH * DQ
     NSLOT = NPAR + N_LOSS_SLOTS
-    ANCHORED = BASIS == CHEBYSHEV_ANCHORED
+    NQROW = DQ + 1
     SLOPE = anchor_slope(DQ)
     NPSI = DMAX + 1
 
@@ -123,6 +124,7 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
         i = tile * TILE + tid
         contrib = cuda.local.array(NSLOT, float64)
         psi = cuda.local.array(NPSI, float64)
+        qrow = cuda.local.array(NQROW, float64)
         for s in range(NSLOT):
             contrib[s] = 0.0
         if i < x.shape[0]:
@@ -133,7 +135,7 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
             bnd = feature_bound(BASIS, t64, DMAX, SLOPE)
             # psi_k(t) in float64, the recurrence of the CPU pass's feature rows
             basis_row_1d(BASIS, t64, DMAX, 1.0, psi, 0)
-            m_anchor = 1.0 + SLOPE * t64
+            denominator_row_1d(BASIS, psi, DQ, SLOPE, qrow)  # eta_k, as the CPU pass
             q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
             for j in range(NOUT):
                 jq = 0 if SHARED else j
@@ -157,23 +159,10 @@ def fused_kernel(basis: int, dp: int, dq: int, n_out: int, shared_q: bool, has_p
                 for k in range(NTP):
                     contrib[j * NTP + k] += cp * psi[k]
                 for k in range(DQ):
-                    eta = m_anchor * psi[k] if ANCHORED else psi[k + 1]
-                    contrib[NTHETA + jq * DQ + k] += cq * eta
+                    contrib[NTHETA + jq * DQ + k] += cq * qrow[k + 1]
                 contrib[NPAR] += l
                 contrib[NPAR + 1] += r
-        red = cuda.shared.array(TILE, float64)
-        for s in range(NSLOT):
-            red[tid] = contrib[s]
-            cuda.syncthreads()
-            stride = TILE // 2
-            while stride > 0:
-                if tid < stride:
-                    red[tid] += red[tid + stride]
-                cuda.syncthreads()
-                stride //= 2
-            if tid == 0:
-                partial[tile, s] = red[0]
-            cuda.syncthreads()
+        tile_sum_rows(contrib, NSLOT, partial, tile)
 
     _FUSED[key] = fused
     return fused

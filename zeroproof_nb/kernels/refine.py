@@ -32,6 +32,20 @@ def cell_dtype(dim: int) -> np.dtype:
 
 
 @njit(cache=True, inline="always")
+def split_candidate(refined, level, q_abs, max_level, threshold):
+    """Whether a cell is split by a refinement: not yet refined, below ``max_level``, and its
+    |Q| below ``threshold`` (a NaN |Q| is never below it)."""
+    return (not refined) and level < max_level and q_abs < threshold
+
+
+@njit(cache=True)
+def mark_cells(refined, level, q_abs, max_level, threshold, out):
+    """out[i] = :func:`split_candidate` of cell i (the first ``out.shape[0]`` cells)."""
+    for i in range(out.shape[0]):
+        out[i] = split_candidate(refined[i], level[i], q_abs[i], max_level, threshold)
+
+
+@njit(cache=True, inline="always")
 def child_center(center, half_width, digit, per_axis):
     """Centre of part ``digit`` (0-based) of ``per_axis`` equal parts of [c - h, c + h]."""
     return center - half_width + (2.0 * digit + 1.0) * (half_width / per_axis)

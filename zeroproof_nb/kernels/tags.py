@@ -48,14 +48,17 @@ def real_div(p, q):
     return v, REAL
 
 
+@njit(cache=True, inline="always")
+def tag_bin(t):
+    """Column of tag code ``t`` in a count row: the code for REAL..PHI, ``N_TAGS`` for an
+    invalid code."""
+    return t if t < N_TAGS else N_TAGS
+
+
 @njit(cache=True)
 def _count_chunk(tags, lo, hi, out_row):
     for i in range(lo, hi):
-        t = tags[i]
-        if t < N_TAGS:
-            out_row[t] += 1
-        else:
-            out_row[N_TAGS] += 1
+        out_row[tag_bin(tags[i])] += 1
 
 
 @njit(cache=True)

@@ -136,6 +136,12 @@ def importance_weight(q, min_q_abs, power, inv_max_weight, inv_temperature):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def extra_factor(w, e):
+    """The weight ``w`` times the per-point factor ``e`` (0 where e <= 0 or NaN)."""
+    return w * e if e > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def block_weights(qb, eb, use_extra, min_q_abs, power, inv_max_weight, inv_temperature, buf):
     """:func:`importance_weight` of every entry of the slice ``qb`` into ``buf[:len(qb)]``.
 
@@ -167,8 +173,7 @@ def block_weights(qb, eb, use_extra, min_q_abs, power, inv_max_weight, inv_tempe
             buf[j] = cap_and_temper(buf[j], inv_temperature)
     if use_extra:
         for j in range(m):
-            e = eb[j]
-            buf[j] = buf[j] * e if e > 0.0 else 0.0
+            buf[j] = extra_factor(buf[j], eb[j])
     return m
 
 

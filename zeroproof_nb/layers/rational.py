@@ -29,6 +29,7 @@ from .._validation import (
     finite_float,
     load_npz,
 )
+from ..device import is_device_array
 from ..kernels import basis as _kb
 from ..kernels import rational_cpu as _kc
 from ..rational import (
@@ -344,9 +345,16 @@ class TRRational:
     def _kw(self) -> dict[str, Any]:
         return {"basis": self.kernel_basis, "domain": self.domain, "policy": self.policy}
 
-    def forward(self, x: Any) -> np.ndarray:
-        """Transreal outputs, shape (N,) or (N, n_outputs)."""
-        return rational_eval(self.kernel_input(x), self.theta, self.phi, **self._kw())
+    def forward(self, x: Any, device: str = "cpu") -> Any:
+        """Transreal outputs, shape (N,) or (N, n_outputs).
+
+        ``device`` ("cpu", "cuda", "auto") as in :func:`zeroproof_nb.rational_eval`: x on a
+        GPU (``__cuda_array_interface__``, 1-D layers) stays there and the result is a
+        :class:`~zeroproof_nb.rational_cuda.DeviceRational` (``.to_host()``: this array)."""
+        if device != "cpu" and is_device_array(x):
+            return rational_eval(x, self.theta, self.phi, device=device, **self._kw())
+        return rational_eval(self.kernel_input(x), self.theta, self.phi, device=device,
+                             **self._kw())
 
     __call__ = forward
 

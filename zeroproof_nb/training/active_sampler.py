@@ -268,9 +268,9 @@ class ActiveSampler:
             # it does not drift as cells near the poles are added)
             base = qa[(cells["level"][:n] == 0) & np.isfinite(qa)]
             threshold = threshold * (float(np.median(base)) if base.size else 0.0)
-        with np.errstate(invalid="ignore"):
-            mask = (~cells["refined"][:n]) & (cells["level"][:n] < self.config.max_refinement_level) \
-                & (qa < threshold)
+        mask = np.empty(n, dtype=np.bool_)
+        _kr.mark_cells(cells["refined"][:n], cells["level"][:n], qa,
+                       int(self.config.max_refinement_level), float(threshold), mask)
         cand = np.flatnonzero(mask)
         per_cell = self.children_per_cell
         budget = (int(self.config.max_grid_points) - n) // per_cell

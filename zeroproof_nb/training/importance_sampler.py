@@ -22,6 +22,7 @@ from .._validation import (
     check_nonnegative,
     check_positive,
 )
+from ..device import resolve_device
 from . import sampling as _sampling
 from .sampler_state import (
     SampledBatch,
@@ -398,40 +399,50 @@ class ImportanceSampler:
         """Key of a batch's stream of uniforms: one raw 64-bit word of the generator."""
         return np.uint64(self.rng.bit_generator.random_raw())
 
-    def _alias_draws(self, pool: PreparedPool, k: int, count: bool) -> np.ndarray:
+    def _alias_draws(self, pool: PreparedPool, k: int, count: bool,
+                     device: str = "cpu") -> np.ndarray:
         """k alias-method draws from ``pool``; with ``count``, recorded in the statistics by
-        the same kernel call."""
+        the same kernel call (on ``device="cuda"``: drawn on the GPU, the same indices, then
+        counted on the CPU)."""
         track = count and self.track_counts
         if track:
             self._grow_counts(pool.size)
-        out, new = _sampling.alias_draws(pool.table, self._stream_key(), k, self._low,
-                                         self._high, track)
+        if device == "cuda":
+            from .sampling_cuda import alias_draws_cuda
+
+            out = alias_draws_cuda(pool.table, self._stream_key(), k).copy_to_host()
+            new = _sampling.count_draws(self._low, self._high, out) if track else 0
+        else:
+            out, new = _sampling.alias_draws(pool.table, self._stream_key(), k, self._low,
+                                             self._high, track)
         if count:
             self.total_samples += k
             self._unique += new
         return out
 
-    def _draw(self, src: _sampling.WeightScan, k: int, replacement: bool) -> np.ndarray:
+    def _draw(self, src: _sampling.WeightScan, k: int, replacement: bool,
+              device: str = "cpu") -> np.ndarray:
         """k weighted indices from a scanned or prepared pool (no statistics)."""
         if k == 0:
             return np.empty(0, dtype=np.int64)
         if replacement and src.prepared is not None:
             return self._alias_draws(src.prepared, k, False)
         if replacement:
-            return _sampling.cdf_draws(src, self._params, self._stream_key(), k)
+            return _sampling.cdf_draws(src, self._params, self._stream_key(), k, device)
         if k > src.n_positive:
             raise ValueError(
                 f"batch_size: {k} draws without replacement exceed the {src.n_positive} "
                 "points with a positive weight"
             )
-        return self._smallest_keys(src.weights, k, None)
+        return self._smallest_keys(src.weights, k, None, device)
 
-    def _smallest_keys(self, weights: np.ndarray, k: int, excluded: np.ndarray | None) -> np.ndarray:
+    def _smallest_keys(self, weights: np.ndarray, k: int, excluded: np.ndarray | None,
+                       device: str = "cpu") -> np.ndarray:
         """Indices of the k smallest exponential keys e/w, in increasing key order."""
-        return _sampling.smallest_keys(weights, self._stream_key(), k, excluded)
+        return _sampling.smallest_keys(weights, self._stream_key(), k, excluded, device)
 
     def sample_indices(self, q_pool: Any, batch_size: int, *, sample_weights: Any = None,
-                       replacement: bool | None = None) -> np.ndarray:
+                       replacement: bool | None = None, device: str = "cpu") -> np.ndarray:
         """Draw ``batch_size`` pool indices, shape (B,), int64.
 
         Parameters
@@ -442,15 +453,22 @@ class ImportanceSampler:
             curriculum), so indices are drawn ∝ w(q)·sample_weights
         replacement : bool, optional; defaults to ``config.replacement``. Without replacement
             the indices are distinct and ordered as successive weighted draws.
+        device : {"cpu", "cuda", "auto"}; where the weighted draws run
+            (:mod:`zeroproof_nb.device`): the same indices and statistics for the same
+            generator state on either (a :class:`PreparedPool`'s alias table is copied to the
+            GPU per call: for many batches on a GPU call
+            :func:`.sampling_cuda.alias_draws_cuda` on a device copy of ``pool.table``)
         """
         batch_size = check_draws(batch_size, "batch_size")
         self._check_config()
+        if device != "cpu":
+            device = resolve_device(device, q_pool)  # before any state changes
         repl = self.config.replacement if replacement is None else bool(replacement)
         if repl and isinstance(q_pool, PreparedPool):  # the repeated-draws path: one kernel call
             self._use_prepared(q_pool, sample_weights)
-            return self._alias_draws(q_pool, batch_size, True)
+            return self._alias_draws(q_pool, batch_size, True, device)
         src = self._source(q_pool, sample_weights, need_weights=not repl)
-        idx = self._draw(src, batch_size, repl)
+        idx = self._draw(src, batch_size, repl, device)
         self._record(idx, src.n)
         return idx
 

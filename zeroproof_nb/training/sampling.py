@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from .._validation import as_float_array
+from ..device import resolve_device
 from ..kernels import weights as _kw
 from ..kernels.tags import CHUNK
 
@@ -148,9 +149,16 @@ def alias_draw_batches(table: np.ndarray, keys: np.ndarray, batch_size: int, low
     return out, new
 
 
-def cdf_draws(scan: WeightScan, params: tuple[float, ...], key: np.uint64, k: int) -> np.ndarray:
+def cdf_draws(scan: WeightScan, params: tuple[float, ...], key: np.uint64, k: int,
+              device: str = "cpu") -> np.ndarray:
     """k draws with replacement from a scanned pool (inverse CDF over the block prefix sums;
-    the weights are recomputed from q inside their block)."""
+    the weights are recomputed from q inside their block). ``device="cuda"`` (or "auto" with
+    a usable GPU) draws on the GPU (:func:`.sampling_cuda.cdf_draws_cuda`): the same indices
+    for the same key, returned on the host."""
+    if device != "cpu" and resolve_device(device, scan.q) == "cuda":
+        from .sampling_cuda import cdf_draws_cuda
+
+        return cdf_draws_cuda(scan.q, params, key, k, extra=scan.extra).copy_to_host()
     out = np.empty(k, dtype=np.int64)
     kernel = _kw.draw_block_cdf if parallel(k * 4) else _kw.draw_block_cdf_serial
     extra = scan.extra if scan.extra is not None else DUMMY
@@ -160,9 +168,15 @@ def cdf_draws(scan: WeightScan, params: tuple[float, ...], key: np.uint64, k: in
 
 
 def smallest_keys(weights: np.ndarray, key: np.uint64, k: int,
-                  excluded: np.ndarray | None) -> np.ndarray:
+                  excluded: np.ndarray | None, device: str = "cpu") -> np.ndarray:
     """Draws without replacement: indices of the k smallest exponential keys e/w (stream
-    ``key``; ``excluded`` indices never drawn), in increasing key order."""
+    ``key``; ``excluded`` indices never drawn), in increasing key order. ``device="cuda"``
+    (or "auto" with a usable GPU) selects them on the GPU
+    (:func:`.sampling_cuda.smallest_keys_cuda`): the same indices, returned on the host."""
+    if device != "cpu" and resolve_device(device, weights) == "cuda":
+        from .sampling_cuda import smallest_keys_cuda
+
+        return smallest_keys_cuda(weights, key, k, excluded).copy_to_host()
     n = weights.shape[0]
     keys = np.empty(n, dtype=np.float64)
     (_kw.exponential_keys if parallel(n) else _kw.exponential_keys_serial)(weights, key, keys)

@@ -1,0 +1,390 @@
+"""The Levenberg-Marquardt driver on the CPU (float64): :func:`lm_run`, the whole iteration in
+one call.
+
+Each step solves the damped problem min ||R s + c||^2 + mu ||D s||^2 from the QR factorisation
+of [R; sqrt(mu) D] (as MINPACK does; D^2 = diag(R^T R), Marquardt's scaling; R from
+:func:`.least_squares_qr_cpu.qr_equations`), evaluates the candidate (one more pass, which also
+gives its R), accepts it when the objective falls and no output that took part became non-REAL,
+and adapts mu (Nielsen's rule). Each step first tries the Gauss-Newton step (a ridge of
+``GN_RIDGE`` D, far below rounding): damping also damps the directions of smallest curvature,
+so that damped steps crawl where Gauss-Newton converges in a few steps; after a failed
+Gauss-Newton try, steps are damped until mu falls below ``GN_REENABLE``. The parameter layout
+is ``[theta2.ravel(), phi2.ravel()]``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .compensated import rational_point_dd
+from .least_squares_pass_cpu import (
+    C_USED,
+    F_DATA,
+    F_REJ,
+    LS_BLOCK,
+    N_C,
+    N_F,
+    all_finite,
+    block_features,
+    block_pq,
+    denominator_block,
+)
+from .rational import output_point
+from .tags import REAL
+from .least_squares_qr_cpu import qr_equations, qr_gradient, qr_rhs, tri_update
+
+# lm_run status codes
+LM_RUNNING, LM_FTOL, LM_XTOL, LM_GTOL, LM_STALLED, LM_NOT_FINITE = 0, 1, 2, 3, 4, 5
+# lm_run state slots (then D, one per parameter): damping, its growth factor, and whether a
+# step first tries the undamped Gauss-Newton step
+S_MU, S_NU, S_GN = 0, 1, 2
+N_STATE = 3
+#: relative ridge of the Gauss-Newton try: its rows sqrt(GN_RIDGE D) are 1e-15 of the columns'
+#: norms, below rounding, and keep a rank-deficient R solvable
+GN_RIDGE = 1e-30
+#: relative rounding allowance of the objective when the last step's gain is compared with the
+#: gain its model predicts
+LAST_NOISE = 1e-15
+#: damping below which the Gauss-Newton try is switched back on
+GN_REENABLE = 1e-6
+#: condition of a float64 value of P/Q (sum |terms| / |sum| of P and of Q) below which
+#: :func:`value_corrections` leaves it as it is: its error is at most ~64 eps relative
+COMPENSATE_CONDITION = 32.0
+
+
+@njit(cache=True, error_model="numpy")
+def lm_step(r, cvec, dscale, mu, rm, cm, a, b, step):
+    """The Levenberg-Marquardt step: ``step`` minimises ||R s + cvec||^2 + mu ||D s||^2
+    (D^2 = ``dscale``), i.e. (R^T R + mu D^2) s = -R^T cvec, from the QR factorisation of
+    [R; sqrt(mu) D] (MINPACK's approach; J^T J is never formed). ``rm``, ``cm``, ``a``, ``b``
+    are work arrays. Returns False when the factor has a zero pivot."""
+    n = cvec.shape[0]
+    for u in range(n):
+        for v in range(n):
+            rm[u, v] = r[u, v]
+            a[u, v] = 0.0
+        cm[u] = cvec[u]
+        b[u] = 0.0
+    for u in range(n):
+        a[u, u] = math.sqrt(mu * dscale[u])
+    tri_update(rm, cm, a, b, n)
+    for u in range(n - 1, -1, -1):
+        if not (rm[u, u] != 0.0 and math.isfinite(rm[u, u])):
+            return False
+        s = -cm[u]
+        for v in range(u + 1, n):
+            s -= rm[u, v] * step[v]
+        step[u] = s / rm[u, u]
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
+    """out[i, j] = P/Q (double-double, rounded) minus the float64 value that the pass of
+    this module computes for output ``j`` of point ``i`` (1-D points, no tag
+    policy, no Q regularisation); 0 where that output is not REAL, and where the float64
+    value is well conditioned: sum |terms of P| / |P| + sum |terms of Q| / |Q| below
+    ``COMPENSATE_CONDITION`` (an error below ~1e-14 relative; only points near a pole or a
+    zero need the double-double value). Blocks of ``LS_BLOCK`` points, serially (the
+    refinement of :func:`lm_run` calls it; a parallel region could not be cached with its
+    caller)."""
+    n = x.shape[0]
+    n_out, n_tp = theta2.shape
+    n_qh, n_tq1 = phi2.shape
+    n_f = max(n_tp, n_tq1 + 1)
+    exps = np.zeros((1, 1), dtype=np.int64)
+    feat = np.empty((n_f, LS_BLOCK))
+    qfeat = np.empty((n_tq1, LS_BLOCK))
+    fin = np.empty(LS_BLOCK, dtype=np.bool_)
+    row = np.empty(n_f)
+    table = np.empty((1, deg + 1))
+    col = np.empty(n_tp + n_tq1, dtype=np.int64)
+    pb = np.empty(LS_BLOCK)
+    qb = np.empty(LS_BLOCK)
+    for b0 in range(0, n, LS_BLOCK):
+        m = min(LS_BLOCK, n - b0)
+        block_features(x, 0, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
+        denominator_block(basis, m, n_tq1, feat, qfeat)
+        for j in range(n_out):
+            jq = 0 if n_qh == 1 else j
+            block_pq(theta2, phi2, j, jq, n_out * n_tp + jq * n_tq1, m, feat, qfeat, col, pb,
+                     qb)
+            for i in range(m):
+                v, tag = output_point(pb[i], qb[i], 0.0 if fin[i] else math.nan, False, 0.0,
+                                      0.0)
+                out[b0 + i, j] = 0.0
+                if tag != REAL:
+                    continue
+                sp = abs(theta2[j, 0])
+                for k in range(1, n_tp):
+                    sp += abs(theta2[j, k] * feat[k, i])
+                sq = 1.0
+                for k in range(n_tq1):
+                    sq += abs(phi2[jq, k] * qfeat[k, i])
+                if sp <= COMPENSATE_CONDITION * abs(pb[i]) and \
+                        sq <= COMPENSATE_CONDITION * abs(qb[i]):
+                    continue
+                fh, fl = rational_point_dd(basis, theta2, phi2, j, jq, feat[1, i])
+                if math.isfinite(fh):
+                    out[b0 + i, j] = (fh - v) + fl
+
+
+@njit(cache=True, error_model="numpy")
+def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
+           has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
+           alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
+           info):
+    """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
+    updated in place), each solved from the QR factorisation of the weighted Jacobian
+    (:func:`qr_equations` with ``chunk`` points per chunk, then :func:`lm_step`). ``state`` =
+    [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
+    ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
+    before, objective after, used outputs, refinement steps. Returns the status code.
+
+    Refinement (``refine_steps`` > 0, 1-D points without tag policy or Q regularisation; at
+    the end of a converged run, or from the start when ``max_steps`` is 0): up to
+    ``refine_steps`` Gauss-Newton steps on the residuals of the double-double values
+    (:func:`value_corrections` into ``corr``, (n, n_out), the targets shifted by them), each
+    kept when that objective falls and no output that took part becomes non-REAL; the
+    objective after is then the compensated one."""
+    n_out, n_tp = theta2.shape
+    n_qh, n_tq1 = phi2.shape
+    n_theta = n_out * n_tp
+    n_par = n_theta + n_qh * n_tq1
+    r = np.zeros((n_par, n_par))
+    qtb = np.zeros(n_par)
+    gx = np.zeros(n_par)
+    fs = np.zeros(N_F)
+    cnt = np.zeros(N_C, dtype=np.int64)
+    r_c = np.zeros((n_par, n_par))
+    qtb_c = np.zeros(n_par)
+    gx_c = np.zeros(n_par)
+    fs_c = np.zeros(N_F)
+    cnt_c = np.zeros(N_C, dtype=np.int64)
+    g = np.zeros(n_par)
+    cvec = np.zeros(n_par)
+    rm = np.zeros((n_par, n_par))
+    cm = np.zeros(n_par)
+    a = np.zeros((n_par, n_par))
+    b = np.zeros(n_par)
+    step = np.zeros(n_par)
+    th_c = theta2.copy()
+    ph_c = phi2.copy()
+    reg = qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                       scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+                       kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs, cnt)
+    passes = 1
+    loss = fs[F_DATA] + lam * fs[F_REJ] + reg
+    qr_gradient(r, qtb, gx, g)
+    qr_rhs(r, qtb, gx, cvec)
+    info[3] = loss
+    info[5] = cnt[C_USED]
+    if not (math.isfinite(loss) and all_finite(r) and all_finite(g) and all_finite(cvec)):
+        info[0] = LM_NOT_FINITE
+        info[2] = passes
+        info[4] = loss
+        return LM_NOT_FINITE
+    mu = state[S_MU]
+    nu = state[S_NU]
+    try_gn = state[S_GN] != 0.0
+    dscale = state[N_STATE:]
+    if not mu > 0.0:
+        mu = 1e-3
+        nu = 2.0
+        try_gn = True
+        dscale[:] = 0.0
+    status = LM_RUNNING
+    accepted = 0
+    while accepted < max_steps and status == LM_RUNNING:
+        # D^2 = diag(R^T R) = diag of the Gauss-Newton matrix (Marquardt's scaling)
+        hmax = 0.0
+        for u in range(n_par):
+            s = 0.0
+            for k in range(u + 1):
+                s += r[k, u] * r[k, u]
+            dscale[u] = s
+            hmax = max(hmax, s)
+        for u in range(n_par):
+            if not dscale[u] > 0.0:
+                dscale[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+        # gradient test: max_u |g_u| / sqrt(D_u) relative to sqrt(2 loss)
+        gmax = 0.0
+        for u in range(n_par):
+            gmax = max(gmax, abs(g[u]) / math.sqrt(dscale[u]))
+        if loss == 0.0 or gmax <= gtol * math.sqrt(2.0 * loss):
+            status = LM_GTOL
+            break
+        done = False
+        # the undamped Gauss-Newton step first (the damping of the other tries also damps the
+        # directions of the smallest curvature, which an ill-conditioned rational fit needs)
+        gn = try_gn
+        for _ in range(max_tries + int(try_gn)):
+            if not lm_step(r, cvec, dscale, GN_RIDGE if gn else mu, rm, cm, a, b, step):
+                if gn:
+                    gn = False
+                    try_gn = False
+                else:
+                    mu *= nu
+                    nu *= 2.0
+                continue
+            # predicted reduction of the quadratic model ||R s + c||^2 / 2: -(c.Rs + |Rs|^2/2)
+            pred = 0.0
+            for u in range(n_par):
+                rs = 0.0
+                for v in range(u, n_par):
+                    rs += r[u, v] * step[v]
+                pred -= cvec[u] * rs + 0.5 * rs * rs
+            # the model predicts no reduction worth another step: this one is the last (taken
+            # when it does not raise the objective: near the optimum a Gauss-Newton step still
+            # moves the parameters by the square root of what it gains)
+            last = pred <= ftol * loss
+            for jt in range(n_out):
+                for k in range(n_tp):
+                    th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
+            for jq in range(n_qh):
+                for k in range(n_tq1):
+                    ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
+            reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
+                                 deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                                 delta, bound, kind, c, lam, inv_tau, alpha, chunk, r_c, qtb_c,
+                                 gx_c, fs_c, cnt_c)
+            passes += 1
+            loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
+            ok = (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= cnt[C_USED]
+                  and all_finite(r_c) and all_finite(qtb_c) and all_finite(gx_c))
+            if ok and last and loss - loss_c > 2.0 * pred + LAST_NOISE * loss:
+                # a gain far beyond the model's prediction, at the optimum: the rounding noise
+                # of the objective (P/Q near a pole), not a better fit; stay put
+                ok = False
+            if not ok:
+                if last:
+                    status = LM_FTOL
+                    done = True
+                    break
+                if gn:
+                    gn = False
+                    try_gn = False
+                    continue
+                mu *= nu
+                nu *= 2.0
+                if not mu < 1e300:
+                    break
+                continue
+            ared = loss - loss_c
+            if not gn:
+                rho = ared / pred if pred > 0.0 else 0.0
+                mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+                nu = 2.0
+                try_gn = mu < GN_REENABLE
+            snorm = 0.0
+            pnorm = 0.0
+            for jt in range(n_out):
+                for k in range(n_tp):
+                    snorm += step[jt * n_tp + k] ** 2
+                    pnorm += theta2[jt, k] ** 2
+                    theta2[jt, k] = th_c[jt, k]
+            for jq in range(n_qh):
+                for k in range(n_tq1):
+                    snorm += step[n_theta + jq * n_tq1 + k] ** 2
+                    pnorm += phi2[jq, k] ** 2
+                    phi2[jq, k] = ph_c[jq, k]
+            r[:, :] = r_c
+            qtb[:] = qtb_c
+            gx[:] = gx_c
+            fs[:] = fs_c
+            cnt[:] = cnt_c
+            qr_gradient(r, qtb, gx, g)
+            qr_rhs(r, qtb, gx, cvec)
+            loss = loss_c
+            accepted += 1
+            done = True
+            if last or (ared <= ftol * (loss + ared) and pred <= ftol * (loss + ared)):
+                status = LM_FTOL
+            elif math.sqrt(snorm) <= xtol * (math.sqrt(pnorm) + xtol):
+                status = LM_XTOL
+            break
+        if not done:
+            status = LM_STALLED
+    refined = 0
+    if refine_steps > 0 and (status != LM_RUNNING or max_steps == 0):
+        shifted = target.copy()
+        value_corrections(x, theta2, phi2, basis, deg, scale, shift, corr)
+        for i in range(shifted.shape[0]):
+            for j in range(shifted.shape[1]):
+                shifted[i, j] = target[i, j] - corr[i, j]
+        reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
+                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs,
+                           cnt)
+        passes += 1
+        loss = fs[F_DATA] + lam * fs[F_REJ] + reg
+        if max_steps == 0:
+            info[3] = loss
+        used0 = cnt[C_USED]
+        dref = np.zeros(n_par)
+        for _ in range(refine_steps):
+            if not math.isfinite(loss):
+                break
+            qr_rhs(r, qtb, gx, cvec)
+            hmax = 0.0
+            for u in range(n_par):
+                s = 0.0
+                for k in range(u + 1):
+                    s += r[k, u] * r[k, u]
+                dref[u] = s
+                hmax = max(hmax, s)
+            for u in range(n_par):
+                if not dref[u] > 0.0:
+                    dref[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+            if not lm_step(r, cvec, dref, GN_RIDGE, rm, cm, a, b, step):
+                break
+            pred = 0.0
+            for u in range(n_par):
+                rs = 0.0
+                for v in range(u, n_par):
+                    rs += r[u, v] * step[v]
+                pred -= cvec[u] * rs + 0.5 * rs * rs
+            if not pred > LAST_NOISE * loss:  # nothing to gain beyond rounding: no trial pass
+                break
+            for jt in range(n_out):
+                for k in range(n_tp):
+                    th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
+            for jq in range(n_qh):
+                for k in range(n_tq1):
+                    ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
+            value_corrections(x, th_c, ph_c, basis, deg, scale, shift, corr)
+            for i in range(shifted.shape[0]):
+                for j in range(shifted.shape[1]):
+                    shifted[i, j] = target[i, j] - corr[i, j]
+            reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
+                                 basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
+                                 tau_p, mode, delta, bound, kind, c, lam, inv_tau, alpha, chunk,
+                                 r_c, qtb_c, gx_c, fs_c, cnt_c)
+            passes += 1
+            loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
+            if not (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= used0
+                    and all_finite(r_c) and all_finite(qtb_c) and all_finite(gx_c)):
+                break
+            theta2[:, :] = th_c
+            phi2[:, :] = ph_c
+            r[:, :] = r_c
+            qtb[:] = qtb_c
+            gx[:] = gx_c
+            cnt[:] = cnt_c
+            gain = loss - loss_c
+            loss = loss_c
+            refined += 1
+            if gain <= ftol * loss:
+                break
+    info[6] = refined
+    state[S_MU] = mu
+    state[S_NU] = nu
+    state[S_GN] = 1.0 if try_gn else 0.0
+    info[0] = status
+    info[1] = accepted
+    info[2] = passes
+    info[4] = loss
+    info[5] = cnt[C_USED]
+    return status
