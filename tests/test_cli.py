@@ -41,7 +41,7 @@ def test_python_dash_m_runs_the_command():
 # --- misuse: exit status 2, one line on stderr naming the option, before any work -------------
 
 def _cuda_unusable() -> bool:
-    from zeroproof_nb._device import cuda_problem
+    from zeroproof_nb.device import cuda_problem
 
     return cuda_problem() is not None
 

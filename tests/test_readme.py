@@ -74,7 +74,7 @@ def test_every_block_shows_its_output():
 
 
 def _cuda_usable() -> bool:
-    from zeroproof_nb._device import cuda_problem
+    from zeroproof_nb.device import cuda_problem
 
     return cuda_problem() is None
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from . import __version__
-from ._device import cuda_problem
+from .device import backend_report, cuda_problem, cuda_status
 
 __all__ = ["main", "build_parser", "join_negative_lists", "limit_blas_threads",
            "kernel_cache_is_warm", "threading_info", "COLD_COMPILE_SECONDS"]
@@ -53,14 +53,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 def _cuda_status() -> str:
     problem = cuda_problem()
-    if problem is not None:
-        return f"not usable: {problem}"
-    from numba import cuda
-
-    try:
-        return f"usable ({cuda.get_current_device().name!s})"
-    except Exception:  # pragma: no cover - the simulator has no device name
-        return "usable"
+    return f"not usable: {problem}" if problem is not None else f"usable ({cuda_status()[1]})"
 
 
 def threading_info() -> tuple[str, int]:
@@ -91,6 +84,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "numpy": numpy.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
         "threading_layer": layer, "threads": threads, "cuda": _cuda_status(),
         "kernel_cache": "warm" if kernel_cache_is_warm() else "cold",
+        "backend": backend_report(),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -102,6 +96,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"numba          {info['numba']}")
     print(f"threading      {layer}, {threads} threads")
     print(f"cuda           {info['cuda']}")
+    print(f"backend        {info['backend']}")
     print(f"kernel cache   {info['kernel_cache']}")
     return 0
 

@@ -11,7 +11,6 @@ defined in the README ("The demo and its metrics").
 from __future__ import annotations
 
 import math
-import os
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from typing import IO, Any, Callable, Sequence
 
 import numpy as np
 
-from ._device import cuda_problem
+from .device import cuda_problem
 from ._jsonutil import dump_strict
 from ._validation import as_float_array, check_finite, check_int
 from .core import to_ieee

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 __all__ = ["DEVICES", "CudaUnavailableError", "backend_report", "check_device", "cuda_module",
-           "cuda_status", "is_device_array", "resolve_device"]
+           "cuda_status", "is_device_array", "resolve_device", "cuda_problem"]
 
 #: accepted values of ``device=``
 DEVICES = ("cpu", "cuda", "auto")
@@ -42,6 +42,13 @@ def cuda_status() -> tuple[bool, str]:
         return _STATUS[0]
     _STATUS.append(_probe())
     return _STATUS[0]
+
+
+def cuda_problem() -> str | None:
+    """``None`` when CUDA kernels can run here (a GPU, or the simulator under
+    ``NUMBA_ENABLE_CUDASIM=1``), else what is missing, as one phrase."""
+    ok, why = cuda_status()
+    return None if ok else why
 
 
 def _probe() -> tuple[bool, str]:

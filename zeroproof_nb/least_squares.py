@@ -491,8 +491,8 @@ def held_out_point_losses(
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
     # one compiled loop for every degree pair (kernels.held_out_cpu), not a forward kernel
     # specialised per pair: fit_rational scores dozens of pairs on a cold cache
-    s = _setup(xa, target, theta, phi, basis, domain, "mask_real", None, 1.0, None, "l2", 1.0,
-               0.0, 1e-2, policy, q_epsilon)
+    s = setup_pass(xa, target, theta, phi, basis, domain, "mask_real", None, 1.0, None, "l2", 1.0,
+                   0.0, 1e-2, policy, q_epsilon)
     pb = s.pb
     basis_code, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p = s.scalars[:9]
     resid = np.empty(s.target.shape)
