@@ -132,6 +132,61 @@ def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
 
 
 @njit(cache=True, error_model="numpy")
+def marquardt_scale(r, dscale):
+    """dscale = diag(R^T R), the diagonal of the Gauss-Newton matrix (Marquardt's scaling),
+    with zero entries raised to 1e-12 of the largest (at least 1) plus 1e-300."""
+    n_par = dscale.shape[0]
+    hmax = 0.0
+    for u in range(n_par):
+        s = 0.0
+        for k in range(u + 1):
+            s += r[k, u] * r[k, u]
+        dscale[u] = s
+        hmax = max(hmax, s)
+    for u in range(n_par):
+        if not dscale[u] > 0.0:
+            dscale[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+
+
+@njit(cache=True, error_model="numpy")
+def predicted_reduction(r, cvec, step):
+    """The reduction of the quadratic model ||R s + c||^2 / 2 that ``step`` predicts:
+    -(c.Rs + |Rs|^2/2)."""
+    n_par = cvec.shape[0]
+    pred = 0.0
+    for u in range(n_par):
+        rs = 0.0
+        for v in range(u, n_par):
+            rs += r[u, v] * step[v]
+        pred -= cvec[u] * rs + 0.5 * rs * rs
+    return pred
+
+
+@njit(cache=True, error_model="numpy")
+def candidate(theta2, phi2, step, th_c, ph_c):
+    """th_c, ph_c = theta2, phi2 + step (parameter layout [theta2.ravel(), phi2.ravel()])."""
+    n_out, n_tp = theta2.shape
+    n_qh, n_tq1 = phi2.shape
+    n_theta = n_out * n_tp
+    for jt in range(n_out):
+        for k in range(n_tp):
+            th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
+    for jq in range(n_qh):
+        for k in range(n_tq1):
+            ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
+
+
+@njit(cache=True, error_model="numpy")
+def corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted):
+    """shifted = target - corr, corr from :func:`value_corrections` at (theta2, phi2): the
+    targets whose residuals v - shifted are the double-double residuals rounded once."""
+    value_corrections(x, theta2, phi2, basis, deg, scale, shift, corr)
+    for i in range(shifted.shape[0]):
+        for j in range(shifted.shape[1]):
+            shifted[i, j] = target[i, j] - corr[i, j]
+
+
+@njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
            has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
            alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
@@ -198,17 +253,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     status = LM_RUNNING
     accepted = 0
     while accepted < max_steps and status == LM_RUNNING:
-        # D^2 = diag(R^T R) = diag of the Gauss-Newton matrix (Marquardt's scaling)
-        hmax = 0.0
-        for u in range(n_par):
-            s = 0.0
-            for k in range(u + 1):
-                s += r[k, u] * r[k, u]
-            dscale[u] = s
-            hmax = max(hmax, s)
-        for u in range(n_par):
-            if not dscale[u] > 0.0:
-                dscale[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+        marquardt_scale(r, dscale)  # D^2 = diag(R^T R)
         # gradient test: max_u |g_u| / sqrt(D_u) relative to sqrt(2 loss)
         gmax = 0.0
         for u in range(n_par):
@@ -229,23 +274,12 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                     mu *= nu
                     nu *= 2.0
                 continue
-            # predicted reduction of the quadratic model ||R s + c||^2 / 2: -(c.Rs + |Rs|^2/2)
-            pred = 0.0
-            for u in range(n_par):
-                rs = 0.0
-                for v in range(u, n_par):
-                    rs += r[u, v] * step[v]
-                pred -= cvec[u] * rs + 0.5 * rs * rs
+            pred = predicted_reduction(r, cvec, step)
             # the model predicts no reduction worth another step: this one is the last (taken
             # when it does not raise the objective: near the optimum a Gauss-Newton step still
             # moves the parameters by the square root of what it gains)
             last = pred <= ftol * loss
-            for jt in range(n_out):
-                for k in range(n_tp):
-                    th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
-            for jq in range(n_qh):
-                for k in range(n_tq1):
-                    ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
+            candidate(theta2, phi2, step, th_c, ph_c)
             reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
                                  deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
                                  delta, bound, kind, c, lam, inv_tau, alpha, chunk, r_c, qtb_c,
@@ -309,11 +343,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             status = LM_STALLED
     refined = 0
     if refine_steps > 0 and (status != LM_RUNNING or max_steps == 0):
-        shifted = target.copy()
-        value_corrections(x, theta2, phi2, basis, deg, scale, shift, corr)
-        for i in range(shifted.shape[0]):
-            for j in range(shifted.shape[1]):
-                shifted[i, j] = target[i, j] - corr[i, j]
+        shifted = np.empty_like(target)
+        corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
                            delta, bound, kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs,
@@ -328,36 +359,13 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             if not math.isfinite(loss):
                 break
             qr_rhs(r, qtb, gx, cvec)
-            hmax = 0.0
-            for u in range(n_par):
-                s = 0.0
-                for k in range(u + 1):
-                    s += r[k, u] * r[k, u]
-                dref[u] = s
-                hmax = max(hmax, s)
-            for u in range(n_par):
-                if not dref[u] > 0.0:
-                    dref[u] = max(hmax, 1.0) * 1e-12 + 1e-300
+            marquardt_scale(r, dref)
             if not lm_step(r, cvec, dref, GN_RIDGE, rm, cm, a, b, step):
                 break
-            pred = 0.0
-            for u in range(n_par):
-                rs = 0.0
-                for v in range(u, n_par):
-                    rs += r[u, v] * step[v]
-                pred -= cvec[u] * rs + 0.5 * rs * rs
-            if not pred > LAST_NOISE * loss:  # nothing to gain beyond rounding: no trial pass
+            if not predicted_reduction(r, cvec, step) > LAST_NOISE * loss:  # nothing to gain beyond rounding: no trial pass
                 break
-            for jt in range(n_out):
-                for k in range(n_tp):
-                    th_c[jt, k] = theta2[jt, k] + step[jt * n_tp + k]
-            for jq in range(n_qh):
-                for k in range(n_tq1):
-                    ph_c[jq, k] = phi2[jq, k] + step[n_theta + jq * n_tq1 + k]
-            value_corrections(x, th_c, ph_c, basis, deg, scale, shift, corr)
-            for i in range(shifted.shape[0]):
-                for j in range(shifted.shape[1]):
-                    shifted[i, j] = target[i, j] - corr[i, j]
+            candidate(theta2, phi2, step, th_c, ph_c)
+            corrected_targets(x, th_c, ph_c, basis, deg, scale, shift, target, corr, shifted)
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
                                  tau_p, mode, delta, bound, kind, c, lam, inv_tau, alpha, chunk,
