@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit, prange, types
+from numba.extending import overload
 
 from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd, mapped_point
 from .least_squares import rejection_terms, robust_loss, rule_point
@@ -88,49 +89,76 @@ def _rule_loop(MODE, KIND, m, b0, j, fin, pb, qb, target, weight, has_w, w_const
     return n_target, n_real, n_used, data
 
 
-@njit(cache=True, error_model="numpy")
 def rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
                has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
     """Per point of a block of head ``j``: the output and its tag (``rational.output_point``),
     the Jacobian coefficients dy/dP, dy/dQ into ``ab``, ``bb`` and the robust-loss weights
     w psi and w omega into ``gw``, ``hwb`` (0 for outputs that do not take part); returns the
-    block's (finite targets, REAL tags, used outputs, data loss). The loop is instantiated once
-    per gradient rule and loss, constants to the compiler (half the time per point)."""
-    if kind == LOSS_MSE:
+    block's (finite targets, REAL tags, used outputs, data loss).
+
+    Compiled code only. The loop is instantiated with the gradient rule and the loss as
+    constants to the compiler (half the time per point); a caller that makes ``mode`` and
+    ``kind`` literal (``numba.literally``) compiles only its own pair, others all nine."""
+    raise TypeError("rule_block is called from compiled code only")
+
+
+@overload(rule_block, prefer_literal=True)
+def rule_block_impl(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps,
+                    eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
+    """The implementation of :func:`rule_block` for the argument types: one loop when ``mode``
+    and ``kind`` are literal, a run-time choice among the nine otherwise."""
+    if isinstance(mode, types.IntegerLiteral) and isinstance(kind, types.IntegerLiteral):
+        mode_c = mode.literal_value
+        kind_c = kind.literal_value
+
+        def literal_impl(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
+                         has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw,
+                         hwb):
+            return _rule_loop(mode_c, kind_c, m, b0, j, fin, pb, qb, target, weight, has_w,
+                              w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                              ab, bb, gw, hwb)
+        return literal_impl
+
+    def impl(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
+             has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
+        if kind == LOSS_MSE:
+            if mode == MODE_MASK_REAL:
+                return _rule_loop(MODE_MASK_REAL, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
+                                  has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                                  bound, c, ab, bb, gw, hwb)
+            if mode == MODE_SATURATING:
+                return _rule_loop(MODE_SATURATING, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
+                                  has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                                  bound, c, ab, bb, gw, hwb)
+            return _rule_loop(MODE_HYBRID, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight, has_w,
+                              w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
+                              bb, gw, hwb)
+        if kind == LOSS_HUBER:
+            if mode == MODE_MASK_REAL:
+                return _rule_loop(MODE_MASK_REAL, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight,
+                                  has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                                  bound, c, ab, bb, gw, hwb)
+            if mode == MODE_SATURATING:
+                return _rule_loop(MODE_SATURATING, LOSS_HUBER, m, b0, j, fin, pb, qb, target,
+                                  weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
+                                  delta, bound, c, ab, bb, gw, hwb)
+            return _rule_loop(MODE_HYBRID, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight, has_w,
+                              w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
+                              bb, gw, hwb)
         if mode == MODE_MASK_REAL:
-            return _rule_loop(MODE_MASK_REAL, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                              bound, c, ab, bb, gw, hwb)
+            return _rule_loop(MODE_MASK_REAL, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                              ab, bb, gw, hwb)
         if mode == MODE_SATURATING:
-            return _rule_loop(MODE_SATURATING, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                              bound, c, ab, bb, gw, hwb)
-        return _rule_loop(MODE_HYBRID, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight, has_w,
-                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
-                          bb, gw, hwb)
-    if kind == LOSS_HUBER:
-        if mode == MODE_MASK_REAL:
-            return _rule_loop(MODE_MASK_REAL, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                              bound, c, ab, bb, gw, hwb)
-        if mode == MODE_SATURATING:
-            return _rule_loop(MODE_SATURATING, LOSS_HUBER, m, b0, j, fin, pb, qb, target,
-                              weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
-                              delta, bound, c, ab, bb, gw, hwb)
-        return _rule_loop(MODE_HYBRID, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight, has_w,
-                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
-                          bb, gw, hwb)
-    if mode == MODE_MASK_REAL:
-        return _rule_loop(MODE_MASK_REAL, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
-                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                          ab, bb, gw, hwb)
-    if mode == MODE_SATURATING:
-        return _rule_loop(MODE_SATURATING, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
-                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                          ab, bb, gw, hwb)
-    return _rule_loop(MODE_HYBRID, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight, has_w,
-                      w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
-                      gw, hwb)
+            return _rule_loop(MODE_SATURATING, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                              ab, bb, gw, hwb)
+        return _rule_loop(MODE_HYBRID, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight, has_w,
+                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
+                          gw, hwb)
+
+
+    return impl
 
 
 @njit(cache=True, error_model="numpy")
@@ -324,6 +352,8 @@ def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
     """:func:`accumulate_chunk` over all points into ``h`` (full symmetric matrix on return),
     ``g``, ``fs``, ``cnt`` (zeroed first): in chunks of ``LS_CHUNK`` points, in parallel
     (:func:`chunk_partials`) when there are several, their partials added in chunk order."""
+    literally(mode)  # one rule loop per (mode, kind) pair: see rule_block
+    literally(kind)
     n = x.shape[0]
     n_par = g.shape[0]
     n_chunks = max(1, (n + LS_CHUNK - 1) // LS_CHUNK)
@@ -389,6 +419,17 @@ def all_finite(a):
         if not math.isfinite(v):
             return False
     return True
+
+@njit(cache=True)
+def copy_values(src, dst):
+    """dst = src element by element (C-contiguous arrays of one size, any shape): a copy
+    without the broadcasting checks of ``dst[:] = src``, whose error message formatting
+    costs seconds of compilation."""
+    s = src.reshape(src.size)
+    t = dst.reshape(dst.size)
+    for i in range(s.shape[0]):
+        t[i] = s[i]
+
 
 @njit(cache=True, error_model="numpy")
 def irls_weights(kind, r, c, out):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import errors, literally, njit, prange, types
+from numba.extending import overload
 
 from .least_squares import rejection_terms
 from .least_squares_pass_cpu import (
@@ -28,6 +29,7 @@ from .least_squares_pass_cpu import (
     N_F,
     PARALLEL_MIN_CHUNKS,
     block_features,
+    copy_values,
     block_pq,
     denominator_block,
     rule_block,
@@ -213,19 +215,72 @@ def qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, 
                             gp[ci], fp[ci], cp[ci])
 
 
+def use_parallel(n, chunk):
+    """Whether the chunks of ``n`` points (``chunk`` per chunk) run in parallel: from
+    ``PARALLEL_MIN_CHUNKS`` chunks (below, the start-up of a parallel region costs more than it
+    gains). Python-level: the ``parallel`` argument of :func:`qr_equations` and ``lm_run``."""
+    return max(1, -(-int(n) // int(chunk))) >= PARALLEL_MIN_CHUNKS
+
+
+def chunk_partials(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                   deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+                   kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+    """:func:`qr_accumulate_chunk` of every chunk into its zeroed partials ``rp[ci]``, ...,
+    in parallel (:func:`qr_chunk_partials`) when ``parallel``, else in chunk order.
+    Compiled code only: a literal ``parallel`` compiles one of the two."""
+    raise TypeError("chunk_partials is called from compiled code only")
+
+
+@overload(chunk_partials, prefer_literal=True)
+def chunk_partials_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2,
+                        basis, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                        delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+    """The implementation of :func:`chunk_partials`: the parallel or the serial loop, for a
+    literal ``parallel``."""
+    def parallel_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                      deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                      bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+        qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                          bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+
+    def serial_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                    deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                    bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+        n = x.shape[0]
+        for ci in range(qp.shape[0]):
+            qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                                deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                                delta, bound, kind, c, lam, inv_tau, ci * chunk,
+                                min(n, (ci + 1) * chunk), rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
+
+    if not isinstance(parallel, types.BooleanLiteral):
+        raise errors.TypingError("chunk_partials: parallel must be a literal bool "
+                                 "(numba.literally in the caller)")
+    return parallel_impl if parallel.literal_value else serial_impl
+
+
 @njit(cache=False, error_model="numpy")
 def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
                  shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam,
-                 inv_tau, alpha, chunk, r, qtb, gx, fs, cnt):
+                 inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt):
     """The R factor ``r`` and ``qtb`` = (Q^T b)[:n] of the weighted Jacobian of all points and
     of the regulariser rows sqrt(alpha) e_u (phi parameters, rhs sqrt(alpha) phi_u), the
     gradient-only part ``gx``, ``fs`` (data loss, rejection sum, unexplained squares) and
     ``cnt``, all zeroed first; returns alpha/2 ||phi||^2.
 
     TSQR: each chunk of ``chunk`` points is factorised on its own (:func:`qr_accumulate_chunk`,
-    in parallel from ``PARALLEL_MIN_CHUNKS`` chunks), then the chunks' [R_c; Q_c^T b_c] are
-    stacked onto the first chunk's in chunk order by :func:`tri_update`: the same bits for any
-    number of threads (for a given ``chunk``)."""
+    in parallel when ``parallel``: see :func:`use_parallel`), then the chunks' [R_c; Q_c^T b_c]
+    are stacked onto the first chunk's in chunk order by :func:`tri_update`: the same bits for
+    any number of threads, serial or parallel (for a given ``chunk``).
+
+    ``mode``, ``kind`` and ``parallel`` are made literal (``numba.literally``): each
+    combination compiles its own code, holding one rule loop, and a parallel region only when
+    ``parallel`` is true (the first LM fit of the demo compiles in about half the time of the
+    code holding all of them)."""
+    literally(mode)  # one rule loop per (mode, kind) pair: see rule_block
+    literally(kind)
+    literally(parallel)
     n = x.shape[0]
     n_par = qtb.shape[0]
     n_chunks = max(1, (n + chunk - 1) // chunk)
@@ -234,44 +289,33 @@ def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis
     gx[:] = 0.0
     fs[:] = 0.0
     cnt[:] = 0
-    if n_chunks == 1:
-        qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                            scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                            bound, kind, c, lam, inv_tau, 0, n, r, qtb, gx, fs, cnt)
-    else:
-        rp = np.zeros((n_chunks, n_par, n_par))
-        qp = np.zeros((n_chunks, n_par))
-        gp = np.zeros((n_chunks, n_par))
-        fp = np.zeros((n_chunks, N_F))
-        cp = np.zeros((n_chunks, N_C), dtype=np.int64)
-        if n_chunks >= PARALLEL_MIN_CHUNKS:
-            qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                              deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                              delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
-        else:
-            for ci in range(n_chunks):
-                qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2,
-                                    basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
-                                    tau_p, mode, delta, bound, kind, c, lam, inv_tau,
-                                    ci * chunk, min(n, (ci + 1) * chunk), rp[ci], qp[ci],
-                                    gp[ci], fp[ci], cp[ci])
-        a = np.empty((n_par, n_par))
-        b = np.empty(n_par)
-        r[:, :] = rp[0]
-        qtb[:] = qp[0]
-        for ci in range(n_chunks):
-            if ci > 0:
-                for u in range(n_par):
-                    b[u] = qp[ci, u]
-                    for v in range(n_par):
-                        a[v, u] = rp[ci, u, v]
-                _flush_rows(r, qtb, a, b, n_par, fs)
+    # one chunk too goes through the partials (qr_accumulate_chunk is then compiled for one
+    # set of argument types only)
+    rp = np.zeros((n_chunks, n_par, n_par))
+    qp = np.zeros((n_chunks, n_par))
+    gp = np.zeros((n_chunks, n_par))
+    fp = np.zeros((n_chunks, N_F))
+    cp = np.zeros((n_chunks, N_C), dtype=np.int64)
+    chunk_partials(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2,
+                   basis, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                   delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+    a = np.empty((n_par, n_par))
+    b = np.empty(n_par)
+    copy_values(rp[0], r)
+    copy_values(qp[0], qtb)
+    for ci in range(n_chunks):
+        if ci > 0:
             for u in range(n_par):
-                gx[u] += gp[ci, u]
-            for k in range(N_F):
-                fs[k] += fp[ci, k]
-            for k in range(N_C):
-                cnt[k] += cp[ci, k]
+                b[u] = qp[ci, u]
+                for v in range(n_par):
+                    a[v, u] = rp[ci, u, v]
+            _flush_rows(r, qtb, a, b, n_par, fs)
+        for u in range(n_par):
+            gx[u] += gp[ci, u]
+        for k in range(N_F):
+            fs[k] += fp[ci, k]
+        for k in range(N_C):
+            cnt[k] += cp[ci, k]
     n_qh, n_tq1 = phi2.shape
     n_phi = n_qh * n_tq1
     val = 0.0

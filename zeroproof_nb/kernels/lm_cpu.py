@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import literally, njit
 
 from .compensated import rational_point_dd
 from .least_squares_pass_cpu import (
@@ -27,6 +27,7 @@ from .least_squares_pass_cpu import (
     N_C,
     N_F,
     all_finite,
+    copy_values,
     block_features,
     block_pq,
     denominator_block,
@@ -189,12 +190,12 @@ def corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, s
 @njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
            has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
-           alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
-           info):
+           alpha, chunk, parallel, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps,
+           corr, info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
     updated in place), each solved from the QR factorisation of the weighted Jacobian
-    (:func:`qr_equations` with ``chunk`` points per chunk, then :func:`lm_step`). ``state`` =
-    [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
+    (:func:`qr_equations` with ``chunk`` points per chunk, in parallel when ``parallel``, then
+    :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
     ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
     before, objective after, used outputs, refinement steps. Returns the status code.
 
@@ -204,6 +205,9 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     (:func:`value_corrections` into ``corr``, (n, n_out), the targets shifted by them), each
     kept when that objective falls and no output that took part becomes non-REAL; the
     objective after is then the compensated one."""
+    literally(mode)  # one compilation per (mode, kind, parallel): see qr_equations
+    literally(kind)
+    literally(parallel)
     n_out, n_tp = theta2.shape
     n_qh, n_tq1 = phi2.shape
     n_theta = n_out * n_tp
@@ -229,7 +233,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     ph_c = phi2.copy()
     reg = qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                        scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                       kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs, cnt)
+                       kind, c, lam, inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt)
     passes = 1
     loss = fs[F_DATA] + lam * fs[F_REJ] + reg
     qr_gradient(r, qtb, gx, g)
@@ -282,8 +286,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             candidate(theta2, phi2, step, th_c, ph_c)
             reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
                                  deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                                 delta, bound, kind, c, lam, inv_tau, alpha, chunk, r_c, qtb_c,
-                                 gx_c, fs_c, cnt_c)
+                                 delta, bound, kind, c, lam, inv_tau, alpha, chunk, parallel,
+                                 r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
             ok = (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= cnt[C_USED]
@@ -324,11 +328,11 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                     snorm += step[n_theta + jq * n_tq1 + k] ** 2
                     pnorm += phi2[jq, k] ** 2
                     phi2[jq, k] = ph_c[jq, k]
-            r[:, :] = r_c
-            qtb[:] = qtb_c
-            gx[:] = gx_c
-            fs[:] = fs_c
-            cnt[:] = cnt_c
+            copy_values(r_c, r)
+            copy_values(qtb_c, qtb)
+            copy_values(gx_c, gx)
+            copy_values(fs_c, fs)
+            copy_values(cnt_c, cnt)
             qr_gradient(r, qtb, gx, g)
             qr_rhs(r, qtb, gx, cvec)
             loss = loss_c
@@ -347,8 +351,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
         corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs,
-                           cnt)
+                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, parallel, r, qtb,
+                           gx, fs, cnt)
         passes += 1
         loss = fs[F_DATA] + lam * fs[F_REJ] + reg
         if max_steps == 0:
@@ -362,25 +366,25 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             marquardt_scale(r, dref)
             if not lm_step(r, cvec, dref, GN_RIDGE, rm, cm, a, b, step):
                 break
-            if not predicted_reduction(r, cvec, step) > LAST_NOISE * loss:  # nothing to gain beyond rounding: no trial pass
-                break
+            if not predicted_reduction(r, cvec, step) > LAST_NOISE * loss:
+                break  # nothing to gain beyond rounding: no trial pass
             candidate(theta2, phi2, step, th_c, ph_c)
             corrected_targets(x, th_c, ph_c, basis, deg, scale, shift, target, corr, shifted)
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
                                  tau_p, mode, delta, bound, kind, c, lam, inv_tau, alpha, chunk,
-                                 r_c, qtb_c, gx_c, fs_c, cnt_c)
+                                 parallel, r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
             if not (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= used0
                     and all_finite(r_c) and all_finite(qtb_c) and all_finite(gx_c)):
                 break
-            theta2[:, :] = th_c
-            phi2[:, :] = ph_c
-            r[:, :] = r_c
-            qtb[:] = qtb_c
-            gx[:] = gx_c
-            cnt[:] = cnt_c
+            copy_values(th_c, theta2)
+            copy_values(ph_c, phi2)
+            copy_values(r_c, r)
+            copy_values(qtb_c, qtb)
+            copy_values(gx_c, gx)
+            copy_values(cnt_c, cnt)
             gain = loss - loss_c
             loss = loss_c
             refined += 1
