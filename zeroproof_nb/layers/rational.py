@@ -26,7 +26,7 @@ from .._validation import (
     check_nonnegative,
     check_terms,
 )
-from ..device import is_device_array
+from ..device import is_device_array, resolve_device
 from ..kernels import rational_cpu as _kc
 from ..rational import (
     LossAndGrad,
@@ -40,6 +40,7 @@ from ..rational import (
     target_array,
     n_terms,
     rational_eval,
+    rational_loss_and_grad,
 )
 from .persistence import layer_config, load_layer, load_layer_state
 from .series import layer_poles, p_polynomial, q_polynomial, reexpand, series_coefficients
@@ -279,14 +280,16 @@ class TRRational:
 
     __call__ = forward
 
-    def q_values(self, x: Any) -> np.ndarray:
+    def q_values(self, x: Any, device: str = "cpu") -> np.ndarray:
         """|Q(x)| per point: shape (N,) when Q is shared, (N, n_outputs) with one Q per head.
 
         A NaN Q (NaN input, or inf·0 for an infinite input) is reported as NaN, so that an
         importance sampler's ``nan_policy`` sees it (upstream reported 0.0, the largest
-        importance weight); an infinite Q as inf.
+        importance weight); an infinite Q as inf. ``device`` as in :meth:`forward` (the result
+        is a host array).
         """
-        _, q = rational_eval(self.kernel_input(x), self.theta, self.phi, return_q=True, **self._kw())
+        _, q = rational_eval(self.kernel_input(x), self.theta, self.phi, return_q=True,
+                             device=device, **self._kw())
         if q.ndim == 2 and self.phi.ndim == 1:
             q = np.ascontiguousarray(q[:, 0])
         np.abs(q, out=q)  # in place (q is this call's array)
@@ -444,6 +447,21 @@ class TRRational:
                 memo[key] = opt
         return opt._replace(lam=lam)
 
+    def _loss_and_grad_cuda(self, xa: np.ndarray, target: Any, sample_weight: Any,
+                            indices: Any, kwargs: dict[str, Any]) -> LossAndGrad:
+        """The fused pass on the GPU (no regulariser, no λ policy update), the rows
+        ``indices`` gathered on the host."""
+        n_pool = xa.shape[0]
+        shape = (n_pool, self.n_outputs) if self.n_outputs > 1 else (n_pool,)
+        if indices is not None:
+            idx = check_indices(indices, n_pool)
+            xa = xa[idx]
+            target = target_array(target, shape, self.dtype)[idx]
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[idx]
+        return rational_loss_and_grad(xa, target, self.theta, self.phi, device="cuda",
+                                      **self._kw(), **kwargs)
+
     def loss_and_grad(self, x: Any, target: Any, **kwargs: Any) -> LossAndGrad:
         """Fused loss and gradients for this layer plus the φ regulariser.
 
@@ -454,7 +472,9 @@ class TRRational:
         policy's effective penalty (``get_effective_penalty()`` if it has one, else
         ``.lambda_rej``), and ``policy.update(tags)`` is called with the batch's tags after the
         pass. The returned ``loss`` and ``grad_phi`` include α/2·‖φ‖² (``data_loss`` and
-        ``rejection_loss`` do not).
+        ``rejection_loss`` do not). ``device`` ("cpu", "cuda", "auto") as in
+        :func:`zeroproof_nb.rational_loss_and_grad`; on CUDA the rows ``indices`` (and their
+        targets and weights) are gathered on the host first, with the same result to rounding.
         """
         for key in ("basis", "domain", "policy"):
             if key in kwargs:
@@ -465,15 +485,20 @@ class TRRational:
             kwargs["lambda_rej"] = float(getter() if callable(getter) else alp.lambda_rej)
         sample_weight = kwargs.pop("sample_weight", None)
         indices = kwargs.pop("indices", None)
+        device = kwargs.pop("device", "cpu")
         xa = self.kernel_input(x)
-        pb = self.kernel_plan(xa)
-        opt = self.kernel_options(kwargs)
-        n_pool = xa.shape[0]
-        shape = (n_pool, pb.n_out) if pb.multi else (n_pool,)
-        idx = None if indices is None else check_indices(indices, n_pool)
-        tgt = kernel_target(target_array(target, shape, self.dtype), pb.n_out, idx is not None)
-        res = fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
-                         normalised_weights(sample_weight, shape, idx), opt, idx)
+        if device != "cpu" and resolve_device(device, supported=self.input_dim == 1) == "cuda":
+            res = self._loss_and_grad_cuda(xa, target, sample_weight, indices, kwargs)
+        else:
+            pb = self.kernel_plan(xa)
+            opt = self.kernel_options(kwargs)
+            n_pool = xa.shape[0]
+            shape = (n_pool, pb.n_out) if pb.multi else (n_pool,)
+            idx = None if indices is None else check_indices(indices, n_pool)
+            tgt = kernel_target(target_array(target, shape, self.dtype), pb.n_out,
+                                idx is not None)
+            res = fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
+                             normalised_weights(sample_weight, shape, idx), opt, idx)
         if self.alpha_phi:
             reg, reg_grad = self.regularization()
             res.loss += reg
