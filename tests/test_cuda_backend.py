@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cpu_reference(path: Path) -> None:
-    """The CPU pass of every fused case, for the simulator run (which cannot run the CPU
-    kernels: NUMBA_DISABLE_JIT)."""
+    """The CPU pass of every fused case and the CPU Trainer epochs, for the simulator run
+    (which cannot run the CPU kernels: NUMBA_DISABLE_JIT)."""
     import numpy as np
 
     from tests.cuda_sim.fused_cases import CASES, case_data
@@ -31,6 +31,9 @@ def _cpu_reference(path: Path) -> None:
                    tag_counts=r.stats["tag_counts"], n_saturating=r.stats["n_saturating"],
                    n_mask_real=r.stats["n_mask_real"], q_min=r.stats["q_min"])
         out.update({f"{name}/{k}": np.asarray(v) for k, v in ref.items()})
+    from tests.cuda_sim.trainer_cases import cpu_reference as trainer_reference
+
+    out.update(trainer_reference())  # the Trainer epochs of tests/cuda_sim/test_trainer_cuda.py
     np.savez(path, **out)
 
 

@@ -254,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--n-pool", type=int, default=4000, dest="n_pool",
                         help="number of samples, uniform on the domain (>= 50)")
     p_demo.add_argument("--device", choices=["cpu", "auto", "cuda"], default="cpu",
-                        help="where the models are evaluated on the test points: cuda needs a "
-                             "GPU and numba-cuda, auto takes cuda when usable; training runs "
-                             "on the CPU")
+                        help="where the Trainers' passes run and the models are evaluated on "
+                             "the test points: cuda needs a GPU and numba-cuda, auto takes "
+                             "cuda when usable (fit_rational and AAA run on the CPU)")
     p_demo.add_argument("--log-every", type=int, default=5, dest="log_every", metavar="N",
                         help="print a progress line every N epochs")
     p_demo.add_argument("--out", default="zeroproof_demo", metavar="DIR",

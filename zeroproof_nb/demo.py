@@ -275,9 +275,10 @@ def run_demo(
     epochs : most epochs of every trained model (Levenberg–Marquardt may stop earlier; 0: no
         training, the trained rows keep their start)
     seed : seed of the samples, the noise, the trainers and fit_rational's held-out split
-    device : where the models are evaluated on the test points: "cpu", "cuda"
+    device : where the Trainers' passes run (``TrainingConfig.device``) and the models are
+        evaluated on the test points: "cpu", "cuda"
         (:func:`zeroproof_nb.rational_cuda.rational_eval_cuda`; ValueError when CUDA is not
-        usable) or "auto" (cuda when usable); training runs on the CPU
+        usable) or "auto" (cuda when usable); fit_rational and AAA run on the CPU
     log_every : print a progress line every this many epochs (when verbose)
     out : output directory (None: write nothing)
     n_pool : number of training samples, uniform on the domain
@@ -322,7 +323,7 @@ def run_demo(
                 say(f"  [{label}] epoch {e + 1:3d}/{epochs} loss={rec['loss']:.4g}")
         return cb
 
-    config = dict(max_epochs=epochs, seed=seed, verbose=False, progress_bar=False)
+    config = dict(max_epochs=epochs, seed=seed, verbose=False, progress_bar=False, device=device)
     if batch_size is not None:
         config["batch_size"] = batch_size
 

@@ -73,7 +73,8 @@ REFINE_STEPS = 1
 #: loss names accepted by the least-squares functions (``"mse"`` is an alias of ``"l2"``)
 LOSSES = ("l2", "mse", "huber", "tukey")
 
-_MESSAGES = {
+#: the message of each status of :func:`levenberg_marquardt` (:attr:`LMResult.message`)
+LM_MESSAGES = {
     _klc.LM_RUNNING: "the step limit was reached",
     _klc.LM_FTOL: "the relative reduction of the objective fell below ftol",
     _klc.LM_XTOL: "the relative step fell below xtol",
@@ -415,7 +416,7 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
     ph_shape = np.shape(phi)
     return LMResult(
         theta=theta2.reshape(th_shape), phi=phi2.reshape(ph_shape), loss_start=float(info[3]),
-        loss=float(info[4]), status=status, message=_MESSAGES[status],
+        loss=float(info[4]), status=status, message=LM_MESSAGES[status],
         success=status in (_klc.LM_FTOL, _klc.LM_XTOL, _klc.LM_GTOL, _klc.LM_STALLED),
         steps=int(info[1]), passes=int(info[2]), n_used=int(info[5]), refined=int(info[6]),
     )

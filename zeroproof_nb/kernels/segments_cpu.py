@@ -15,14 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .weights import (
-    BLOCK,
-    cumulative_sum,
-    draw_from_block_cdf,
-    exponential_key,
-    stream_exponential,
-    stream_uniform,
-)
+from .importance import BLOCK, draw_from_block_cdf, exponential_key
+from .importance_cpu import cumulative_sum
+from .streams import stream_exponential, stream_uniform
 
 #: blocks per segment (2048 blocks of 128: 262144 points)
 SEGMENT_BLOCKS = 2048

@@ -22,19 +22,17 @@ import math
 
 from numba import cuda, float64, int64, uint64
 
-from .weights import (
+from .alias import alias_pick, alias_slot
+from .importance import (
     BLOCK,
-    alias_pick,
-    alias_slot,
     block_weights,
     draw_from_block_cdf,
     exponential_key,
     extra_factor,
     importance_weight,
     lane_sum,
-    stream_exponential,
-    stream_uniform,
 )
+from .streams import stream_exponential, stream_uniform
 
 #: Threads per block of both kernels.
 THREADS = 128

@@ -15,7 +15,6 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
-import numpy.polynomial as npoly
 
 from .._validation import (
     MAX_TERMS,
@@ -26,11 +25,8 @@ from .._validation import (
     check_int,
     check_nonnegative,
     check_terms,
-    finite_float,
-    load_npz,
 )
-from ..device import is_device_array
-from ..kernels import basis as _kb
+from ..device import is_device_array, resolve_device
 from ..kernels import rational_cpu as _kc
 from ..rational import (
     LossAndGrad,
@@ -44,90 +40,16 @@ from ..rational import (
     target_array,
     n_terms,
     rational_eval,
+    rational_loss_and_grad,
 )
+from .persistence import layer_config, load_layer, load_layer_state
+from .series import layer_poles, p_polynomial, q_polynomial, reexpand, series_coefficients
 
 __all__ = ["TRRational", "series_coefficients"]
 
 _BASES = ("monomial", "chebyshev")
 _DENOMINATORS = ("anchored", "unit_constant")
 _INITS = ("upstream", "random")
-_POLICY_FIELDS = ("tau_q_on", "tau_q_off", "tau_p_on", "tau_p_off")
-#: A complex root counts as real when |imag| <= _ROOT_IMAG_TOL * max(1, |real|) (double roots
-#: come back from the companion matrix with imaginary parts ~ sqrt(machine eps)).
-_ROOT_IMAG_TOL = 1e-6
-
-
-def _item(value: Any, name: str) -> Any:
-    """The Python scalar of a stored 0-d entry (``ValueError`` for an array of another size)."""
-    a = np.asarray(value)
-    if a.shape != ():
-        raise ValueError(f"{name} must be a single value, got shape {a.shape}")
-    return a.item()
-
-
-def _str_item(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _bool_item(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
-def _series_class(basis: str) -> Any:
-    return npoly.Chebyshev if basis == "chebyshev" else npoly.Polynomial
-
-
-def _anchor_x(domain: tuple[float, float], d_q: int) -> float:
-    """The anchor t_a of the anchored denominator of degree d_q in units of x."""
-    lo, hi = domain
-    return 0.5 * (lo + hi) + 0.5 * (hi - lo) * _kb.anchor_point(d_q)
-
-
-def series_coefficients(
-    p: Any, q: Any, d_p: int, d_q: int, *, basis: str, denominator: str,
-    domain: tuple[float, float],
-) -> tuple[np.ndarray, np.ndarray]:
-    """θ (d_p + 1,) and φ (d_q,) of the 1-D layer whose P/Q equals p/q.
-
-    ``p`` and ``q`` are ``numpy.polynomial`` series (any kind and window: they are converted
-    to the layer's basis on ``domain``); both are divided by the normaliser of Q, its constant
-    term ("unit_constant") or its value at the anchor ("anchored"). Terms above the degrees are
-    dropped. ``ValueError`` when the normaliser is zero (the denominator cannot be written in
-    this parametrisation).
-    """
-    kind = _series_class(basis)
-    dom = list(domain)
-    pc = p.convert(kind=kind, domain=dom, window=[-1, 1]) if basis == "chebyshev" else \
-        p.convert(kind=kind)
-    qc = q.convert(kind=kind, domain=dom, window=[-1, 1]) if basis == "chebyshev" else \
-        q.convert(kind=kind)
-    qcoef = np.asarray(qc.coef, dtype=np.complex128)
-    scale_q = float(np.max(np.abs(qcoef))) if qcoef.size else 0.0
-    if denominator == "anchored":
-        norm = complex(qc(_anchor_x(domain, d_q)))
-    else:
-        norm = complex(qcoef[0]) if qcoef.size else 0.0
-    if not abs(norm) > 1e-12 * scale_q:
-        raise ValueError(f"the denominator vanishes at its normalisation point ({denominator!r}"
-                         f" denominator on domain {tuple(domain)}); use another domain")
-    theta = np.zeros(d_p + 1, dtype=np.complex128)
-    pcoef = np.asarray(pc.coef, dtype=np.complex128) / norm
-    theta[:min(pcoef.size, d_p + 1)] = pcoef[:d_p + 1]
-    qn = qcoef / norm
-    phi = np.zeros(d_q, dtype=np.complex128)
-    if denominator == "anchored":
-        # (Q - 1)/m(t): exact division, since Q(t_a) = 1 is a root of Q - 1 at m's root
-        rest = qn.copy()
-        rest[0] -= 1.0
-        quo, _ = npoly.chebyshev.chebdiv(rest, [1.0, _kb.anchor_slope(d_q)])
-        phi[:min(quo.size, d_q)] = quo[:d_q]
-    else:
-        phi[:min(qn.size - 1, d_q)] = qn[1:d_q + 1]
-    return np.ascontiguousarray(theta.real), np.ascontiguousarray(phi.real)
 
 
 def _alternating(n: int, amplitude: float, first: int) -> np.ndarray:
@@ -358,14 +280,16 @@ class TRRational:
 
     __call__ = forward
 
-    def q_values(self, x: Any) -> np.ndarray:
+    def q_values(self, x: Any, device: str = "cpu") -> np.ndarray:
         """|Q(x)| per point: shape (N,) when Q is shared, (N, n_outputs) with one Q per head.
 
         A NaN Q (NaN input, or inf·0 for an infinite input) is reported as NaN, so that an
         importance sampler's ``nan_policy`` sees it (upstream reported 0.0, the largest
-        importance weight); an infinite Q as inf.
+        importance weight); an infinite Q as inf. ``device`` as in :meth:`forward` (the result
+        is a host array).
         """
-        _, q = rational_eval(self.kernel_input(x), self.theta, self.phi, return_q=True, **self._kw())
+        _, q = rational_eval(self.kernel_input(x), self.theta, self.phi, return_q=True,
+                             device=device, **self._kw())
         if q.ndim == 2 and self.phi.ndim == 1:
             q = np.ascontiguousarray(q[:, 0])
         np.abs(q, out=q)  # in place (q is this call's array)
@@ -378,24 +302,6 @@ class TRRational:
         qa = qa[np.isfinite(qa)]
         return float(qa.min()) if qa.size else float("inf")
 
-    def _q_polynomial(self, phi_row: np.ndarray) -> Any:
-        phi_row = np.asarray(phi_row, dtype=np.float64)
-        if self.denominator == "anchored":
-            dom = list(self.domain)
-            m = npoly.Chebyshev([1.0, _kb.anchor_slope(max(phi_row.size, 1))], domain=dom)
-            s = npoly.Chebyshev(phi_row if phi_row.size else [0.0], domain=dom)
-            return 1.0 + m * s
-        coef = np.concatenate(([1.0], phi_row))
-        if self.basis == "chebyshev":
-            return npoly.Chebyshev(coef, domain=list(self.domain))
-        return npoly.Polynomial(coef)
-
-    def _p_polynomial(self, theta_row: np.ndarray) -> Any:
-        coef = np.asarray(theta_row, dtype=np.float64)
-        if self.basis == "chebyshev":
-            return npoly.Chebyshev(coef, domain=list(self.domain))
-        return npoly.Polynomial(coef)
-
     def series(self, head: int = 0) -> tuple[Any, Any]:
         """(P, Q) of output ``head`` as ``numpy.polynomial`` series in x (Chebyshev series on
         ``domain``, or power series for the monomial basis). 1-D layers only."""
@@ -406,8 +312,8 @@ class TRRational:
             raise ValueError(f"head must be < n_outputs={self.n_outputs}, got {head}")
         theta_rows = np.atleast_2d(self.theta)
         phi_rows = np.atleast_2d(self.phi)
-        return (self._p_polynomial(theta_rows[head]),
-                self._q_polynomial(phi_rows[0 if phi_rows.shape[0] == 1 else head]))
+        return (p_polynomial(self, theta_rows[head]),
+                q_polynomial(self, phi_rows[0 if phi_rows.shape[0] == 1 else head]))
 
     def set_series(self, p: Any, q: Any) -> None:
         """Set θ and φ of a single-output 1-D layer so that P/Q = p/q (``numpy.polynomial``
@@ -443,39 +349,7 @@ class TRRational:
             raise ValueError("poles() is defined for input_dim=1; the poles of an n-D layer form "
                              "hypersurfaces: use zeroproof_nb.metrics.pole_set(layer, axes), "
                              "the points where Q changes sign on a grid")
-        if near_axis is not None:
-            near_axis = check_nonnegative(near_axis, "near_axis")
-        lo, hi = self.domain
-
-        def roots(row: np.ndarray) -> np.ndarray:
-            if row.size == 0:
-                return np.zeros(0)
-            r = np.asarray(self._q_polynomial(row).roots(), dtype=np.complex128)
-            on_axis = np.abs(r.imag) <= _ROOT_IMAG_TOL * np.maximum(1.0, np.abs(r.real))
-            inside = (r.real >= lo) & (r.real <= hi)
-            if near_axis is None:
-                return np.sort(r.real[on_axis & inside])
-            keep = inside & (on_axis | (np.abs(r.imag) <= near_axis))
-            r = np.where(on_axis, r.real + 0j, r)[keep]
-            return r[np.argsort(r.real, kind="stable")]
-
-        def residues(theta_rows: np.ndarray, phi_row: np.ndarray, at: np.ndarray) -> np.ndarray:
-            dq = self._q_polynomial(phi_row).deriv()
-            out = np.array([self._p_polynomial(t)(at) / dq(at) for t in theta_rows])
-            return out if near_axis is not None else out.real
-
-        theta_rows = np.atleast_2d(self.theta)
-        if self.phi.ndim == 1:
-            found = roots(self.phi)
-            if not return_residues:
-                return found
-            res = residues(theta_rows, self.phi, found)
-            return found, (res[0] if self.theta.ndim == 1 else res)
-        found = [roots(row) for row in self.phi]
-        if not return_residues:
-            return found
-        return found, [residues(theta_rows[j:j + 1], row, f)[0]
-                       for j, (row, f) in enumerate(zip(self.phi, found))]
+        return layer_poles(self, return_residues, near_axis)
 
     def set_domain(self, domain: tuple[float, float]) -> None:
         """Set the domain (and mark it given) without changing the function.
@@ -486,42 +360,7 @@ class TRRational:
         P/Q is the same function.
         """
         lo, hi = check_bounds(domain, "domain")
-        if self.denominator == "anchored" and (lo, hi) != tuple(self.domain):
-            theta_rows = np.atleast_2d(np.asarray(self.theta, dtype=np.float64))
-            phi_rows = np.atleast_2d(np.asarray(self.phi, dtype=np.float64))
-            new_theta = np.empty_like(theta_rows)
-            new_phi = np.empty_like(phi_rows)
-            for j in range(theta_rows.shape[0]):
-                jq = 0 if phi_rows.shape[0] == 1 else j
-                p = self._p_polynomial(theta_rows[j])
-                q = self._q_polynomial(phi_rows[jq])
-                new_theta[j], phi_j = series_coefficients(
-                    p, q, self.d_p, self.d_q, basis=self.basis, denominator=self.denominator,
-                    domain=(lo, hi))
-                new_phi[jq] = phi_j
-            self.set_parameters([new_theta.reshape(self.theta.shape),
-                                 new_phi.reshape(self.phi.shape)])
-        elif self.basis == "chebyshev" and (lo, hi) != tuple(self.domain):
-            if self.input_dim != 1:
-                raise ValueError("set_domain re-expands 1-D Chebyshev layers only; give the "
-                                 "domain of an n-D Chebyshev layer to its constructor")
-            old = list(self.domain)
-            phi_rows = np.atleast_2d(np.asarray(self.phi, dtype=np.float64))
-            theta_rows = np.atleast_2d(np.asarray(self.theta, dtype=np.float64))
-            new_q = [npoly.Chebyshev(np.r_[1.0, row], domain=old).convert(domain=[lo, hi]).coef
-                     for row in phi_rows]
-            new_p = [npoly.Chebyshev(row, domain=old).convert(domain=[lo, hi]).coef
-                     for row in theta_rows]
-            q0 = np.array([q[0] for q in new_q])
-            if np.any(np.abs(q0) < 1e-12 * np.array([np.max(np.abs(q)) for q in new_q])):
-                raise ValueError("domain: Q has no constant term on the new interval; "
-                                 "construct the layer with this domain instead")
-            n_p, n_q = theta_rows.shape[1], phi_rows.shape[1] + 1
-            theta = np.array([np.pad(p, (0, n_p - p.size))[:n_p] /
-                              q0[min(i, q0.size - 1)] for i, p in enumerate(new_p)])
-            phi = np.array([np.pad(q, (0, n_q - q.size))[1:n_q] / q0[i]
-                            for i, q in enumerate(new_q)])
-            self.set_parameters([theta.reshape(self.theta.shape), phi.reshape(self.phi.shape)])
+        reexpand(self, lo, hi)
         self.domain = (lo, hi)
         self.domain_given = True
 
@@ -608,6 +447,21 @@ class TRRational:
                 memo[key] = opt
         return opt._replace(lam=lam)
 
+    def _loss_and_grad_cuda(self, xa: np.ndarray, target: Any, sample_weight: Any,
+                            indices: Any, kwargs: dict[str, Any]) -> LossAndGrad:
+        """The fused pass on the GPU (no regulariser, no λ policy update), the rows
+        ``indices`` gathered on the host."""
+        n_pool = xa.shape[0]
+        shape = (n_pool, self.n_outputs) if self.n_outputs > 1 else (n_pool,)
+        if indices is not None:
+            idx = check_indices(indices, n_pool)
+            xa = xa[idx]
+            target = target_array(target, shape, self.dtype)[idx]
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[idx]
+        return rational_loss_and_grad(xa, target, self.theta, self.phi, device="cuda",
+                                      **self._kw(), **kwargs)
+
     def loss_and_grad(self, x: Any, target: Any, **kwargs: Any) -> LossAndGrad:
         """Fused loss and gradients for this layer plus the φ regulariser.
 
@@ -618,7 +472,9 @@ class TRRational:
         policy's effective penalty (``get_effective_penalty()`` if it has one, else
         ``.lambda_rej``), and ``policy.update(tags)`` is called with the batch's tags after the
         pass. The returned ``loss`` and ``grad_phi`` include α/2·‖φ‖² (``data_loss`` and
-        ``rejection_loss`` do not).
+        ``rejection_loss`` do not). ``device`` ("cpu", "cuda", "auto") as in
+        :func:`zeroproof_nb.rational_loss_and_grad`; on CUDA the rows ``indices`` (and their
+        targets and weights) are gathered on the host first, with the same result to rounding.
         """
         for key in ("basis", "domain", "policy"):
             if key in kwargs:
@@ -629,15 +485,20 @@ class TRRational:
             kwargs["lambda_rej"] = float(getter() if callable(getter) else alp.lambda_rej)
         sample_weight = kwargs.pop("sample_weight", None)
         indices = kwargs.pop("indices", None)
+        device = kwargs.pop("device", "cpu")
         xa = self.kernel_input(x)
-        pb = self.kernel_plan(xa)
-        opt = self.kernel_options(kwargs)
-        n_pool = xa.shape[0]
-        shape = (n_pool, pb.n_out) if pb.multi else (n_pool,)
-        idx = None if indices is None else check_indices(indices, n_pool)
-        tgt = kernel_target(target_array(target, shape, self.dtype), pb.n_out, idx is not None)
-        res = fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
-                         normalised_weights(sample_weight, shape, idx), opt, idx)
+        if device != "cpu" and resolve_device(device, supported=self.input_dim == 1) == "cuda":
+            res = self._loss_and_grad_cuda(xa, target, sample_weight, indices, kwargs)
+        else:
+            pb = self.kernel_plan(xa)
+            opt = self.kernel_options(kwargs)
+            n_pool = xa.shape[0]
+            shape = (n_pool, pb.n_out) if pb.multi else (n_pool,)
+            idx = None if indices is None else check_indices(indices, n_pool)
+            tgt = kernel_target(target_array(target, shape, self.dtype), pb.n_out,
+                                idx is not None)
+            res = fused_pass(pb, xa.reshape(-1) if pb.d == 0 else xa, tgt,
+                             normalised_weights(sample_weight, shape, idx), opt, idx)
         if self.alpha_phi:
             reg, reg_grad = self.regularization()
             res.loss += reg
@@ -652,19 +513,7 @@ class TRRational:
 
     # ------------------------------------------------------------------ persistence
     def _config(self) -> dict[str, Any]:
-        cfg: dict[str, Any] = {
-            "d_p": self.d_p, "d_q": self.d_q, "basis": self.basis,
-            "denominator": self.denominator,
-            "domain": np.array(self.domain, dtype=np.float64), "n_outputs": self.n_outputs,
-            "shared_q": self.shared_q, "input_dim": self.input_dim, "alpha_phi": self.alpha_phi,
-            "init": self.init, "dtype": self.dtype.name,
-        }
-        if self.l1_projection is not None:
-            cfg["l1_projection"] = self.l1_projection
-        if self.policy is not None:
-            for f in _POLICY_FIELDS:
-                cfg[f"policy.{f}"] = float(getattr(self.policy, f))
-        return cfg
+        return layer_config(self)
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters (copies) and configuration as plain arrays, numbers and strings."""
@@ -677,23 +526,7 @@ class TRRational:
         """Load θ and φ (in place) from a :meth:`state_dict`; the structural configuration
         stored with it (degrees, basis, outputs, input_dim) must match this layer. Everything
         is checked before θ and φ change."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state must be a dict, got {type(state).__name__}")
-        for key in ("d_p", "d_q", "n_outputs", "input_dim"):
-            if key in state:
-                v = check_int(_item(state[key], key), f"state[{key!r}]")
-                if v != getattr(self, key):
-                    raise ValueError(f"state has {key}={v}, this layer {getattr(self, key)}")
-        if "basis" in state and str(_item(state["basis"], "basis")) != self.basis:
-            raise ValueError(f"state has basis={_item(state['basis'], 'basis')!r}, this layer {self.basis!r}")
-        # a state without the field predates the anchored denominator: upstream's normalisation
-        stored = str(_item(state["denominator"], "denominator")) if "denominator" in state \
-            else "unit_constant"
-        if stored != self.denominator:
-            raise ValueError(f"state has denominator={stored!r}, this layer {self.denominator!r}")
-        if "theta" not in state or "phi" not in state:
-            raise ValueError("state must contain 'theta' and 'phi'")
-        self.set_parameters([state["theta"], state["phi"]])
+        load_layer_state(self, state)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`state_dict` to a ``.npz`` file (no pickle, no object arrays)."""
@@ -707,51 +540,7 @@ class TRRational:
         Every stored field is checked (present, of the right type, θ and φ of the shapes the
         stored degrees give, finite) before the layer is built: a damaged or foreign file
         raises ``ValueError``/``TypeError`` naming the field."""
-        state = load_npz(path, "path")
-
-        def item(key: str) -> Any:
-            if key not in state:
-                raise ValueError(f"path: the file has no {key!r} entry (not a TRRational.save file?)")
-            return _item(state[key], key)
-
-        ints = {k: check_int(item(k), k, minimum=1 if k in ("n_outputs", "input_dim") else 0)
-                for k in ("d_p", "d_q", "n_outputs", "input_dim")}
-        domain = np.asarray(state["domain"]) if "domain" in state else item("domain")
-        if domain.shape != (2,) or domain.dtype.kind not in "iuf":
-            raise ValueError(f"domain must be 2 numbers, got {domain!r}")
-        cfg: dict[str, Any] = dict(
-            ints, basis=_str_item(item("basis"), "basis"),
-            domain=tuple(float(v) for v in domain),
-            shared_q=_bool_item(item("shared_q"), "shared_q"),
-            alpha_phi=finite_float(item("alpha_phi"), "alpha_phi"),
-            init=_str_item(item("init"), "init"), dtype=_str_item(item("dtype"), "dtype"),
-            # files written before the anchored denominator hold upstream's normalisation
-            denominator=(_str_item(item("denominator"), "denominator") if "denominator" in state
-                         else "unit_constant"),
-        )
-        if cfg["dtype"] not in ("float64", "float32"):
-            raise ValueError(f"dtype must be 'float64' or 'float32', got {cfg['dtype']!r}")
-        # shapes of θ and φ from the stored degrees, checked before anything is allocated
-        n_p = check_terms(ints["input_dim"], ints["d_p"], "d_p")
-        n_q = check_terms(ints["input_dim"], ints["d_q"], "d_q") - 1
-        multi = ints["n_outputs"] > 1
-        want = {"theta": (ints["n_outputs"], n_p) if multi else (n_p,),
-                "phi": (ints["n_outputs"], n_q) if (multi and not cfg["shared_q"]) else (n_q,)}
-        for key, shape in want.items():
-            if key not in state:
-                raise ValueError(f"path: the file has no {key!r} entry")
-            if np.asarray(state[key]).shape != shape:
-                raise ValueError(f"{key} must have shape {shape} for the stored degrees, got "
-                                 f"{np.asarray(state[key]).shape}")
-        if "l1_projection" in state:
-            cfg["l1_projection"] = finite_float(item("l1_projection"), "l1_projection")
-        if all(f"policy.{f}" in state for f in _POLICY_FIELDS):
-            cfg["policy"] = TRPolicy(**{f: finite_float(item(f"policy.{f}"), f"policy.{f}")
-                                        for f in _POLICY_FIELDS})
-        cfg.update(kwargs)
-        layer = cls(**cfg)
-        layer.load_state_dict(state)
-        return layer
+        return load_layer(cls, path, **kwargs)
 
     # -- upstream's scale queries (zeroproof_nb.layer_contract) -------------------------------
 

@@ -74,6 +74,8 @@ def unavailable(trainer: Any) -> str | None:
     model, opt, cfg = trainer.model, trainer.optimizer, trainer.config
     if not cfg.compiled_epochs:
         return "config.compiled_epochs is False"
+    if getattr(trainer, "device", "cpu") != "cpu":
+        return "device='cuda': each batch runs the CUDA fused pass"
     reason = _class_reason(type(trainer), type(model))
     if reason is not None:
         return reason

@@ -25,7 +25,6 @@ from ..layers import TRRational
 from ..least_squares import (
     held_out_loss,
     REFINE_STEPS,
-    levenberg_marquardt,
     robust_scale,
     robust_threshold,
 )
@@ -107,6 +106,10 @@ class Trainer(CheckpointMixin):
         config = check_config(config, TrainingConfig)
         self.model = model
         self.config = config
+        from .device_dispatch import trainer_device
+
+        #: the backend of the passes, "cpu" or "cuda" (config.device resolved)
+        self.device = trainer_device(config.device, model)
         if optimizer is None:
             kind = config.optimizer
             if kind is None:
@@ -245,6 +248,8 @@ class Trainer(CheckpointMixin):
             kw["sample_weight"] = weight
         if not self._model_updates_lambda:
             kw["lambda_rej"] = self.lambda_rej
+        if self.device == "cuda":
+            kw["device"] = "cuda"
         return self.model.loss_and_grad(x, y, **kw)
 
     def _start_epoch(self, epoch: int) -> None:
@@ -270,7 +275,8 @@ class Trainer(CheckpointMixin):
 
     def _pool_q(self, x: np.ndarray) -> np.ndarray:
         """|Q| of the model at the pool points, one value per point (min over heads)."""
-        q = np.asarray(self.model.q_values(x), dtype=np.float64)
+        q = np.asarray(self.model.q_values(x) if self.device == "cpu" else
+                       self.model.q_values(x, device=self.device), dtype=np.float64)
         if q.ndim == 2:
             q = q.min(axis=1)
         return q
@@ -370,8 +376,11 @@ class Trainer(CheckpointMixin):
             lambda_rej=self.lambda_rej if "rejection_threshold" in kw else 0.0,
             rejection_threshold=kw.get("rejection_threshold", 1e-2),
             q_epsilon=kw.get("q_epsilon", 0.0), alpha_phi=float(model.alpha_phi))
-        # once converged, the float64 optimum is refined on double-double residuals
-        res = levenberg_marquardt(
+        # once converged, the float64 optimum is refined on double-double residuals (CPU; the
+        # CUDA solver steps from the normal equations and keeps the float64 optimum)
+        from .device_dispatch import lm_solver
+
+        res = lm_solver(self.device)(
             x, y, model.theta, model.phi, **objective, max_steps=opt.steps_per_epoch,
             max_tries=opt.max_tries, ftol=opt.ftol, xtol=opt.xtol, gtol=opt.gtol,
             state=opt.state, refine_steps=REFINE_STEPS if opt.refine else 0)

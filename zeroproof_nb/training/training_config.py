@@ -13,6 +13,7 @@ from .._validation import (
     check_nonnegative,
     check_positive,
 )
+from ..device import check_device
 from ..optim import LRSchedule
 from .adaptive_loss import AdaptiveLossConfig
 
@@ -44,7 +45,8 @@ class TrainingConfig:
     ``rejection_threshold`` (None: the kernel's default), ``q_epsilon`` (> 0 trains the
     ε-regularised baseline Q + ε·sign(Q)), ``progress_bar`` (tqdm on a terminal when verbose),
     ``compiled_epochs`` (run an epoch's batches in one kernel call where the step allows it,
-    see :class:`Trainer`; the results are the same bits either way).
+    see :class:`Trainer`; the results are the same bits either way), ``device`` ("cpu" | "cuda" |
+    "auto": where the passes of a 1-D :class:`TRRational` run, see :class:`Trainer`).
     The tag policy (``TRPolicy``) belongs to the model.
     """
 
@@ -92,6 +94,7 @@ class TrainingConfig:
     q_epsilon: float = 0.0
     progress_bar: bool = True
     compiled_epochs: bool = True
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         check_positive(self.learning_rate, "learning_rate")
@@ -129,6 +132,7 @@ class TrainingConfig:
         if self.seed is not None:
             check_int(self.seed, "seed", minimum=0)
         check_nonnegative(self.q_epsilon, "q_epsilon")
+        check_device(self.device, "device")
 
     def adaptive_loss_config(self) -> AdaptiveLossConfig:
         """The :class:`AdaptiveLossConfig` built from the ``adaptive_*`` fields."""
