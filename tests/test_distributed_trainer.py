@@ -226,6 +226,23 @@ def test_hybrid_trainer_with_held_out_data(client):
     assert len(a.gradient_mode_history) == 3
 
 
+def test_checkpoint_resumes_the_same_epochs(client, tmp_path):
+    x, y, _ = data(seed=10)
+    xd, yd = da.from_array(x, chunks=3000), da.from_array(y, chunks=3000)
+    whole = trainer(config(max_epochs=2))
+    whole.fit(xd, yd)
+    first = trainer(config(max_epochs=2))
+    first.fit(xd, yd, epochs=1)
+    path = first.save_checkpoint(tmp_path / "ck.npz")
+    resumed = trainer(config(max_epochs=2), seed=999)  # the checkpoint's generator replaces it
+    resumed.load_checkpoint(path)
+    resumed.fit(xd, yd)
+    assert resumed.epoch == 2
+    assert resumed.epoch_records[-1]["dask"]["seed"] == whole.epoch_records[-1]["dask"]["seed"]
+    np.testing.assert_array_equal(resumed.model.theta, whole.model.theta)
+    np.testing.assert_array_equal(resumed.model.phi, whole.model.phi)
+
+
 # --------------------------------------------------------------------------- failures
 def _slow(b):
     time.sleep(0.04)
