@@ -46,6 +46,7 @@ MODULES = [
     "zeroproof_nb.training.diagnostics",
     "zeroproof_nb.training.curriculum",
     "zeroproof_nb.training.trainer",
+    "zeroproof_nb.training.dask_pool",
     "zeroproof_nb.training.hybrid_trainer",
     "zeroproof_nb.demo",
     "zeroproof_nb.cli",

@@ -32,6 +32,7 @@ from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
 from . import _compiled
 from .adaptive_loss import AdaptiveLambda
 from .batch_source import BatchSource
+from . import dask_pool
 from .checkpoints import CheckpointMixin
 from .curriculum import CurriculumScheduler
 from .training_config import TrainingConfig
@@ -305,6 +306,8 @@ class Trainer(CheckpointMixin):
 
     def train_epoch(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """One epoch over the pool ``(x, y)`` (validated arrays); returns the epoch record."""
+        if dask_pool.is_dask_array(x) or dask_pool.is_dask_array(y):
+            return self._dask_epoch(x, y)
         if isinstance(self.optimizer, LevenbergMarquardt):
             return self._lm_epoch(x, y)
         cfg = self.config
@@ -330,6 +333,30 @@ class Trainer(CheckpointMixin):
         optim_ms = optim_s * 1000.0 / n_batches
         return self._epoch_record(float(losses.mean()), n_real / n_out if n_out else 1.0,
                                   data_ms, optim_ms, n_batches, acc)
+
+    def _dask_epoch(self, x: Any, y: Any) -> dict[str, Any]:
+        """One epoch from a dask pool (:mod:`.dask_pool`): the |Q| pass and the importance draws
+        on the cluster, the batches gathered to the driver, then the per-batch loop over the
+        gathered rows; the record adds ``dask = {seed, rows, gather_ms}``."""
+        dask_pool.check_setup(self)
+        x, y, _ = dask_pool.check_pool(x, y)
+        cfg = self.config
+        n_batches = int(cfg.batches_per_epoch)
+        ep = dask_pool.gather_batches(x, y, self.model.q_values, self.sampler,
+                                      n_batches=n_batches, batch_size=cfg.batch_size,
+                                      sample_weight=self._pool_weight,
+                                      importance_weighting=cfg.importance_weighting)
+        self._start_epoch(self.epoch)  # after the gather: a failed pass changes nothing
+        acc: dict[str, Any] = {"q_abs": [], "x": []}
+        rows = np.arange(ep.x.shape[0], dtype=np.int64)
+        data_s, optim_s, losses, n_real, n_out = self._python_batches(
+            ep.x, ep.y, n_batches, acc, ep.weight, batches=(rows, ep.offsets))
+        data_ms = (data_s + ep.seconds) * 1000.0 / n_batches
+        record = self._epoch_record(float(losses.mean()), n_real / n_out if n_out else 1.0,
+                                    data_ms, optim_s * 1000.0 / n_batches, n_batches, acc)
+        record["dask"] = {"seed": ep.seed, "rows": int(rows.shape[0]),
+                          "gather_ms": ep.seconds * 1000.0}
+        return record
 
     def _epoch_record(self, loss: float, coverage: float, data_ms: float, optim_ms: float,
                       n_batches: int, acc: dict[str, Any]) -> dict[str, Any]:
@@ -443,15 +470,20 @@ class Trainer(CheckpointMixin):
 
     def _python_batches(self, x: np.ndarray, y: np.ndarray, n_batches: int,
                         acc: dict[str, Any], weight: np.ndarray | None = None,
+                        batches: tuple[np.ndarray, np.ndarray] | None = None,
                         ) -> tuple[float, float, np.ndarray, int, int]:
-        """The epoch's batches one by one through the model's protocol."""
+        """The epoch's batches one by one through the model's protocol (``batches``: given
+        (indices, offsets) instead of the source's draws)."""
         cfg = self.config
         data_s = optim_s = 0.0
         losses = np.empty(n_batches)
         n_real = n_out = 0
         for b in range(n_batches):
             t0 = time.perf_counter()
-            idx = self.source.next_indices(x, cfg.batch_size)
+            if batches is None:
+                idx = self.source.next_indices(x, cfg.batch_size)
+            else:
+                idx = batches[0][batches[1][b]:batches[1][b + 1]]
             t1 = time.perf_counter()
             res = self._loss_and_grad(x, y, idx, weight)
             if cfg.use_safe_lr:
@@ -528,6 +560,22 @@ class Trainer(CheckpointMixin):
         train = np.sort(perm[n_val:])
         return (xa[train], ya[train], None if wa is None else wa[train], xa[val], ya[val])
 
+    def _fit_data(self, x: Any, y: Any, x_val: Any, y_val: Any, sample_weight: Any):
+        """fit's in-memory data: (train x, y, w, held-out x, y); sets the domain from x."""
+        xa, ya = self._check_data(x, y)
+        self._domain_from_data(xa)
+        wa = None
+        if sample_weight is not None:
+            wa = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
+            if wa.shape[0] != xa.shape[0] or not np.all(np.isfinite(wa)) or np.any(wa < 0) \
+                    or not wa.sum() > 0:
+                raise ValueError("sample_weight must be finite, >= 0, with a positive sum and "
+                                 f"one entry per point ({xa.shape[0]})")
+        if x_val is not None or y_val is not None:
+            xv, yv = self._check_data(x_val, y_val, "x_val", "y_val")
+            return xa, ya, wa, xv, yv
+        return self._split(xa, ya, wa)
+
     def fit(self, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
             epochs: int | None = None, sample_weight: Any = None) -> dict[str, list[Any]]:
         """Train until ``epochs`` more epochs ran (default: until ``config.max_epochs`` epochs
@@ -543,33 +591,36 @@ class Trainer(CheckpointMixin):
         the best one, so the result is never worse on held-out data than the model it was
         given, and among fits that the held-out points cannot tell apart the most trained.
 
+        A pool held as dask arrays (``x`` and ``y`` both ``dask.array``, the same row chunks)
+        trains from the cluster (:mod:`.dask_pool`, docs/distributed.md): each epoch draws
+        ``batches_per_epoch`` importance batches there and gathers them to the driver. It needs
+        an :class:`ImportanceSampler`, SGD or Adam, ``config.batches_per_epoch``, and held-out
+        data in memory (``x_val, y_val``) or ``validation_fraction=0`` (no split is taken
+        from it); otherwise ``ValueError`` naming the option, before anything changes.
+
         Parameters
         ----------
-        x : (N,) or (N, d) array-like, the pool of inputs
-        y : (N,) or (N, n_outputs) array-like, targets; NaN / ±inf mark non-REAL targets
-        x_val, y_val : optional held-out data (else the split)
+        x : (N,) or (N, d) array-like or dask array, the pool of inputs
+        y : (N,) or (N, n_outputs) array-like (a dask array with a dask x), targets; NaN / ±inf
+            mark non-REAL targets
+        x_val, y_val : optional held-out data (else the split), in memory
         epochs : int, optional
-        sample_weight : (N,) array-like >= 0, optional weights of the pool's points
+        sample_weight : (N,) array-like >= 0 (or a dask array with a dask pool), optional
+            weights of the pool's points
 
         Returns
         -------
         dict of lists: ``loss, coverage, lambda_rej`` (+ ``val_loss`` with held-out data).
         """
-        xa, ya = self._check_data(x, y)
-        self._domain_from_data(xa)
-        wa = None
-        if sample_weight is not None:
-            wa = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
-            if wa.shape[0] != xa.shape[0] or not np.all(np.isfinite(wa)) or np.any(wa < 0) \
-                    or not wa.sum() > 0:
-                raise ValueError("sample_weight must be finite, >= 0, with a positive sum and "
-                                 f"one entry per point ({xa.shape[0]})")
-        has_val = x_val is not None or y_val is not None
-        if has_val:
-            xv, yv = self._check_data(x_val, y_val, "x_val", "y_val")
+        if dask_pool.is_dask_array(x) or dask_pool.is_dask_array(y):
+            pool = dask_pool.fit_pool(self, x, y, x_val=x_val, y_val=y_val,
+                                      sample_weight=sample_weight)  # no held-out split
+            if pool.x_range is not None:
+                self._domain_from_data(pool.x_range)
+            xa, ya, wa, xv, yv = pool.x, pool.y, pool.sample_weight, pool.x_val, pool.y_val
         else:
-            xa, ya, wa, xv, yv = self._split(xa, ya, wa)
-            has_val = xv is not None
+            xa, ya, wa, xv, yv = self._fit_data(x, y, x_val, y_val, sample_weight)
+        has_val = xv is not None
         if epochs is None:
             end = self.config.max_epochs
         else:
