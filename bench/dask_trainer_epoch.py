@@ -66,7 +66,7 @@ def epochs(trainer: Any, x: Any, y: Any, n: int) -> list[dict[str, float]]:
         b = rec["bench"]
         out.append({"wall_s": wall, "data_s": b["data_time_ms"] * b["batches"] / 1e3,
                     "optim_s": b["optim_time_ms"] * b["batches"] / 1e3,
-                    "gather_s": rec.get("dask", {}).get("gather_ms", float("nan")) / 1e3,
+                    "gather_s": (rec["dask"]["gather_ms"] / 1e3 if "dask" in rec else None),
                     "loss": rec["loss"]})
     return out
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(json.dumps(result, indent=1))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
+            json.dump(result, fh, indent=1, allow_nan=False)
     return result
 
 
