@@ -76,9 +76,20 @@ def _home(obj: object, module: str) -> bool:
     return home == module or home not in MODULES
 
 
+def _own_members(cls: type) -> dict[str, object]:
+    """The class's members with those of its mixin bases (``...Mixin`` classes of the package,
+    which are not documented on their own)."""
+    members: dict[str, object] = {}
+    for base in reversed(cls.__mro__):
+        if base is cls or (base.__name__.endswith("Mixin")
+                           and base.__module__.startswith("zeroproof_nb")):
+            members.update(vars(base))
+    return members
+
+
 def _class_members(cls: type) -> list[str]:
     lines = []
-    for name, member in sorted(vars(cls).items()):
+    for name, member in sorted(_own_members(cls).items()):
         if name.startswith("_") and name not in ("__call__",):
             continue
         if isinstance(member, property):
