@@ -98,8 +98,10 @@ def rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const
 
     Compiled code only. The loop is instantiated with the gradient rule and the loss as
     constants to the compiler (half the time per point); a caller that makes ``mode`` and
-    ``kind`` literal (``numba.literally``) compiles only its own pair, others all nine."""
-    raise TypeError("rule_block is called from compiled code only")
+    ``kind`` literal (``numba.literally``) compiles only its own pair, others all nine.
+    Called from Python (``NUMBA_DISABLE_JIT=1``), the loop takes them at run time."""
+    return _rule_loop(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
+                      has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb)
 
 
 @overload(rule_block, prefer_literal=True)

@@ -215,6 +215,19 @@ def qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, 
                             gp[ci], fp[ci], cp[ci])
 
 
+@njit(cache=False, error_model="numpy")
+def serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                          bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+    """:func:`qr_chunk_partials` in chunk order, in this thread."""
+    n = x.shape[0]
+    for ci in range(qp.shape[0]):
+        qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                            delta, bound, kind, c, lam, inv_tau, ci * chunk,
+                            min(n, (ci + 1) * chunk), rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
+
+
 def use_parallel(n, chunk):
     """Whether the chunks of ``n`` points (``chunk`` per chunk) run in parallel: from
     ``PARALLEL_MIN_CHUNKS`` chunks (below, the start-up of a parallel region costs more than it
@@ -227,8 +240,12 @@ def chunk_partials(parallel, x, d, exps, target, weight, has_w, w_const, theta2,
                    kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
     """:func:`qr_accumulate_chunk` of every chunk into its zeroed partials ``rp[ci]``, ...,
     in parallel (:func:`qr_chunk_partials`) when ``parallel``, else in chunk order.
-    Compiled code only: a literal ``parallel`` compiles one of the two."""
-    raise TypeError("chunk_partials is called from compiled code only")
+    A literal ``parallel`` compiles one of the two; called from Python
+    (``NUMBA_DISABLE_JIT=1``) it chooses at run time."""
+    partials = qr_chunk_partials if parallel else serial_chunk_partials
+    partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
+             has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
+             chunk, rp, qp, gp, fp, cp)
 
 
 @overload(chunk_partials, prefer_literal=True)
@@ -247,12 +264,9 @@ def chunk_partials_impl(parallel, x, d, exps, target, weight, has_w, w_const, th
     def serial_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
                     deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
                     bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
-        n = x.shape[0]
-        for ci in range(qp.shape[0]):
-            qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                                deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                                delta, bound, kind, c, lam, inv_tau, ci * chunk,
-                                min(n, (ci + 1) * chunk), rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
+        serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                              deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                              delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
 
     if not isinstance(parallel, types.BooleanLiteral):
         raise errors.TypingError("chunk_partials: parallel must be a literal bool "
