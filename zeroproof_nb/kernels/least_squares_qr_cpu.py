@@ -29,8 +29,8 @@ from .least_squares_pass_cpu import (
     N_F,
     PARALLEL_MIN_CHUNKS,
     block_features,
-    copy_values,
     block_pq,
+    copy_values,
     denominator_block,
     rule_block,
 )
