@@ -53,6 +53,7 @@ from .training.sampler_state import make_rng
 from .training.sampling import scan_weights
 
 __all__ = [
+    "as_dask_array",
     "BLOCK",
     "SEGMENT_BLOCKS",
     "ImportanceWeights",
@@ -78,8 +79,9 @@ MERGE_FAN_IN = 8
 
 
 # ------------------------------------------------------------------------------ validation
-def _as_dask(a: Any, name: str, ndim: tuple[int, ...]) -> "da.Array":
-    """``a`` as a dask array of real numbers with the given ndim (NumPy input is wrapped)."""
+def as_dask_array(a: Any, name: str, ndim: tuple[int, ...]) -> "da.Array":
+    """``a`` as a dask array of real numbers with one of the ``ndim`` numbers of dimensions and
+    known chunk sizes (NumPy input is wrapped); TypeError / ValueError naming ``name``."""
     if not isinstance(a, da.Array):
         try:
             a = da.from_array(np.asarray(a), chunks="auto")
@@ -92,7 +94,8 @@ def _as_dask(a: Any, name: str, ndim: tuple[int, ...]) -> "da.Array":
         want = " or ".join(str(d) for d in ndim)
         raise ValueError(f"{name} must be {want}-dimensional, got shape {a.shape}")
     if any(np.isnan(s) for s in a.shape):
-        raise ValueError(f"{name} must have known chunk sizes (call compute_chunk_sizes())")
+        raise ValueError(f"{name} must have known chunk sizes "
+                         f"(call {name}.compute_chunk_sizes())")
     return a
 
 
@@ -109,7 +112,7 @@ def aligned_chunks(chunks: tuple[int, ...]) -> tuple[int, ...]:
 
 def _pool(q: Any, name: str = "q") -> "da.Array":
     """A 1-D float pool with block-aligned chunks (n-D input is flattened, C order)."""
-    q = _as_dask(q, name, (1, 2, 3, 4, 5, 6, 7, 8))
+    q = as_dask_array(q, name, (1, 2, 3, 4, 5, 6, 7, 8))
     if q.ndim > 1:
         q = q.reshape(-1)
     if q.dtype not in (np.float32, np.float64):
@@ -125,7 +128,7 @@ def _sample_weights(sample_weights: Any, q: "da.Array") -> tuple["da.Array | Non
     over them, before any draw)."""
     if sample_weights is None:
         return None, 1.0
-    ex = _as_dask(sample_weights, "sample_weights", (1,))
+    ex = as_dask_array(sample_weights, "sample_weights", (1,))
     if ex.shape[0] != q.shape[0]:
         raise ValueError(f"sample_weights has {ex.shape[0]} entries but q has {q.shape[0]}")
     ex = ex.astype(np.float64).rechunk({0: q.chunks[0]})
@@ -152,7 +155,7 @@ def stream_key(seed: Any) -> np.uint64:
 
 # ------------------------------------------------------------------------------ evaluation
 def _points(x: Any) -> "da.Array":
-    x = _as_dask(x, "x", (1, 2))
+    x = as_dask_array(x, "x", (1, 2))
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
     if x.ndim == 2 and len(x.chunks[1]) > 1:
@@ -444,7 +447,7 @@ def gather(x: Any, indices: Any) -> np.ndarray:
     Only the chunks holding the indices are read, and only the selected rows move (each
     distinct row once). x of shape (N,) or (N, ...); indices int array-like in [0, N).
     """
-    xd = _as_dask(x, "x", tuple(range(1, 33)))
+    xd = as_dask_array(x, "x", tuple(range(1, 33)))
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
@@ -480,7 +483,7 @@ def _grid(cells: Any) -> tuple["da.Array", int]:
     if cells.ndim != 1:
         raise ValueError(f"cells must be 1-dimensional, got shape {cells.shape}")
     if any(np.isnan(c) for c in cells.shape):
-        raise ValueError("cells must have known chunk sizes (call compute_chunk_sizes())")
+        raise ValueError("cells must have known chunk sizes (call cells.compute_chunk_sizes())")
     return cells, dim
 
 
@@ -518,7 +521,7 @@ def refine_cells(cells: Any, q: Any, config: ActiveSamplerConfig | None = None
         qa = da.map_blocks(_refine.chunk_abs_q, cd, q, dtype=np.float64,
                            meta=np.empty(0, dtype=np.float64))
     else:
-        qd = _as_dask(q, "q", (1, 2))
+        qd = as_dask_array(q, "q", (1, 2))
         if qd.size != n or (qd.ndim == 2 and qd.shape[1] != 1):
             raise ValueError(f"q must give one value per cell ({n}), got shape {qd.shape}")
         qa = da.map_blocks(_refine.chunk_abs_q, cd, qd.reshape(-1).rechunk({0: cd.chunks[0]}),
@@ -621,11 +624,11 @@ def gather_epoch(x: Any, y: Any, q_fn: Any, *, n_batches: int, batch_size: int,
     total_draws = check_draws(n_batches * batch_size, "n_batches * batch_size")
     config = _config(config)
     xd = _points(x)
-    yd = _as_dask(y, "y", tuple(range(1, 33)))
+    yd = as_dask_array(y, "y", tuple(range(1, 33)))
     if yd.shape[0] != xd.shape[0]:
         raise ValueError(f"x and y must have the same length, got {xd.shape[0]} and {yd.shape[0]}")
     if loss_weights is not None:
-        lw = _as_dask(loss_weights, "loss_weights", (1,))
+        lw = as_dask_array(loss_weights, "loss_weights", (1,))
         if lw.shape[0] != xd.shape[0]:
             raise ValueError(f"loss_weights has {lw.shape[0]} entries but x has {xd.shape[0]}")
     if not callable(q_fn):

@@ -65,19 +65,27 @@ def rational_normal_equations_cuda(
         ``hessian`` (n, n) float64 symmetric (None without ``hessian``), ``gradient`` (n,),
         losses and counts as on the CPU.
     """
+    cuda, s, alpha = _host_setup("rational_normal_equations_cuda", x, target, theta, phi,
+                                 basis, domain, mode, delta, saturation_bound, sample_weight,
+                                 loss, loss_scale, lambda_rej, rejection_threshold, policy,
+                                 q_epsilon, alpha_phi)
+    return DevicePass(cuda, s, alpha, bool(hessian))(s.pb.theta2, s.pb.phi2)
+
+
+def _host_setup(name, x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
+                sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
+                q_epsilon, alpha_phi):
+    """(cuda module, validated pass set-up, alpha) for the GPU solvers: host, 1-D ``x``."""
     cuda = cuda_module()
     if is_device_array(x):
-        raise TypeError("rational_normal_equations_cuda takes host x (copy it with "
-                        "copy_to_host() first)")
+        raise TypeError(f"{name} takes host x (copy it with copy_to_host() first)")
     s = setup_pass(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
                    sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
                    q_epsilon)
     alpha = check_nonnegative(alpha_phi, "alpha_phi")
-    pb = s.pb
-    if pb.d != 0:
-        raise ValueError("rational_normal_equations_cuda takes 1-D x (CUDA kernels are 1-D in "
-                         "this release)")
-    return DevicePass(cuda, s, alpha, bool(hessian))(pb.theta2, pb.phi2)
+    if s.pb.d != 0:
+        raise ValueError(f"{name} takes 1-D x (CUDA kernels are 1-D in this release)")
+    return cuda, s, alpha
 
 
 class DevicePass:
@@ -197,18 +205,11 @@ def levenberg_marquardt_cuda(
         check_int(chunk, "chunk", minimum=1)
     ftol, xtol, gtol = [check_nonnegative(v, name) for v, name in (
         (ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol"))]
-    cuda = cuda_module()
-    if is_device_array(x):
-        raise TypeError("levenberg_marquardt_cuda takes host x (copy it with copy_to_host() "
-                        "first)")
-    s = setup_pass(x, target, theta, phi, basis, domain, mode, delta, saturation_bound,
-                   sample_weight, loss, loss_scale, lambda_rej, rejection_threshold, policy,
-                   q_epsilon)
-    alpha = check_nonnegative(alpha_phi, "alpha_phi")
+    cuda, s, alpha = _host_setup("levenberg_marquardt_cuda", x, target, theta, phi, basis,
+                                 domain, mode, delta, saturation_bound, sample_weight, loss,
+                                 loss_scale, lambda_rej, rejection_threshold, policy, q_epsilon,
+                                 alpha_phi)
     pb = s.pb
-    if pb.d != 0:
-        raise ValueError("levenberg_marquardt_cuda takes 1-D x (CUDA kernels are 1-D in this "
-                         "release)")
     n_theta = pb.theta2.size
     n_par = n_theta + pb.phi2.size
     if state is None:

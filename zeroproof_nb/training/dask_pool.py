@@ -143,13 +143,7 @@ def _rows(a: Any, name: str, ndim: tuple[int, ...]) -> Any:
     if not is_dask_array(a):
         raise TypeError(f"{name} must be a dask array like x (a dask pool: x and y are both "
                         f"dask arrays), got {type(a).__name__}")
-    if np.dtype(a.dtype).kind not in "biuf":
-        raise TypeError(f"{name} must have a real numeric dtype, got dtype {a.dtype}")
-    if a.ndim not in ndim:
-        want = " or ".join(str(d) for d in ndim)
-        raise ValueError(f"{name} must be {want}-dimensional, got shape {a.shape}")
-    if any(np.isnan(s) for s in a.shape):
-        raise ValueError(f"{name} must have known chunk sizes (call {name}.compute_chunk_sizes())")
+    a = _distributed().as_dask_array(a, name, ndim)
     if a.dtype != np.float64:
         a = a.astype(np.float64)
     if a.ndim == 2 and len(a.chunks[1]) > 1:
