@@ -326,8 +326,7 @@ def rational_qr(
     theta2 = pb.theta2.astype(np.float64)
     phi2 = pb.phi2.astype(np.float64)
     reg = _klc.qr_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
-                            theta2, phi2, *s.scalars, alpha, chunk,
-                            _klc.use_parallel(s.x2.shape[0], chunk), r, qtb, gx, fs, cnt)
+                            theta2, phi2, *s.scalars, alpha, chunk, r, qtb, gx, fs, cnt)
     _klc.qr_gradient(r, qtb, gx, g)
     rej = s.scalars[-2] * float(fs[_klc.F_REJ])
     return QRFactor(
@@ -406,8 +405,7 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
         status = _klc.LM_STALLED
     else:
         status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
-                                 theta2, phi2, *s.scalars, alpha, chunk,
-                                 _klc.use_parallel(s.x2.shape[0], chunk), state.values,
+                                 theta2, phi2, *s.scalars, alpha, chunk, state.values,
                                  max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
                                  info))
         if max_steps == 0 and status == _klc.LM_RUNNING:

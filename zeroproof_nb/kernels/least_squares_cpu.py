@@ -62,7 +62,6 @@ from .least_squares_qr_cpu import (  # noqa: F401
     qr_gradient,
     qr_rhs,
     tri_update,
-    use_parallel,
 )
 from .lm_cpu import (  # noqa: F401
     COMPENSATE_CONDITION,
@@ -115,7 +114,6 @@ __all__ = [
     "qr_gradient",
     "qr_rhs",
     "tri_update",
-    "use_parallel",
     "GN_REENABLE",
     "GN_RIDGE",
     "LAST_NOISE",

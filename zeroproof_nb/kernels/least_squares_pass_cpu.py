@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import literally, njit, prange, types
-from numba.extending import overload
+from numba import njit, prange
 
 from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd, mapped_point
 from .least_squares import rejection_terms, robust_loss, rule_point
@@ -89,78 +88,49 @@ def _rule_loop(MODE, KIND, m, b0, j, fin, pb, qb, target, weight, has_w, w_const
     return n_target, n_real, n_used, data
 
 
+@njit(cache=True, error_model="numpy")
 def rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
                has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
     """Per point of a block of head ``j``: the output and its tag (``rational.output_point``),
     the Jacobian coefficients dy/dP, dy/dQ into ``ab``, ``bb`` and the robust-loss weights
     w psi and w omega into ``gw``, ``hwb`` (0 for outputs that do not take part); returns the
-    block's (finite targets, REAL tags, used outputs, data loss).
-
-    Compiled code only. The loop is instantiated with the gradient rule and the loss as
-    constants to the compiler (half the time per point); a caller that makes ``mode`` and
-    ``kind`` literal (``numba.literally``) compiles only its own pair, others all nine.
-    Called from Python (``NUMBA_DISABLE_JIT=1``), the loop takes them at run time."""
-    return _rule_loop(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
-                      has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb)
-
-
-@overload(rule_block, prefer_literal=True)
-def rule_block_impl(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps,
-                    eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
-    """The implementation of :func:`rule_block` for the argument types: one loop when ``mode``
-    and ``kind`` are literal, a run-time choice among the nine otherwise."""
-    if isinstance(mode, types.IntegerLiteral) and isinstance(kind, types.IntegerLiteral):
-        mode_c = mode.literal_value
-        kind_c = kind.literal_value
-
-        def literal_impl(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
-                         has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw,
-                         hwb):
-            return _rule_loop(mode_c, kind_c, m, b0, j, fin, pb, qb, target, weight, has_w,
-                              w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                              ab, bb, gw, hwb)
-        return literal_impl
-
-    def impl(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
-             has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
-        if kind == LOSS_MSE:
-            if mode == MODE_MASK_REAL:
-                return _rule_loop(MODE_MASK_REAL, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
-                                  has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                                  bound, c, ab, bb, gw, hwb)
-            if mode == MODE_SATURATING:
-                return _rule_loop(MODE_SATURATING, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
-                                  has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                                  bound, c, ab, bb, gw, hwb)
-            return _rule_loop(MODE_HYBRID, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight, has_w,
-                              w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
-                              bb, gw, hwb)
-        if kind == LOSS_HUBER:
-            if mode == MODE_MASK_REAL:
-                return _rule_loop(MODE_MASK_REAL, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight,
-                                  has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                                  bound, c, ab, bb, gw, hwb)
-            if mode == MODE_SATURATING:
-                return _rule_loop(MODE_SATURATING, LOSS_HUBER, m, b0, j, fin, pb, qb, target,
-                                  weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
-                                  delta, bound, c, ab, bb, gw, hwb)
-            return _rule_loop(MODE_HYBRID, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight, has_w,
-                              w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
-                              bb, gw, hwb)
+    block's (finite targets, REAL tags, used outputs, data loss). The loop is instantiated once
+    per gradient rule and loss, constants to the compiler (half the time per point)."""
+    if kind == LOSS_MSE:
         if mode == MODE_MASK_REAL:
-            return _rule_loop(MODE_MASK_REAL, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                              ab, bb, gw, hwb)
+            return _rule_loop(MODE_MASK_REAL, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                              bound, c, ab, bb, gw, hwb)
         if mode == MODE_SATURATING:
-            return _rule_loop(MODE_SATURATING, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                              ab, bb, gw, hwb)
-        return _rule_loop(MODE_HYBRID, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight, has_w,
-                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
-                          gw, hwb)
-
-
-    return impl
+            return _rule_loop(MODE_SATURATING, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                              bound, c, ab, bb, gw, hwb)
+        return _rule_loop(MODE_HYBRID, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight, has_w,
+                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
+                          bb, gw, hwb)
+    if kind == LOSS_HUBER:
+        if mode == MODE_MASK_REAL:
+            return _rule_loop(MODE_MASK_REAL, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight,
+                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
+                              bound, c, ab, bb, gw, hwb)
+        if mode == MODE_SATURATING:
+            return _rule_loop(MODE_SATURATING, LOSS_HUBER, m, b0, j, fin, pb, qb, target,
+                              weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
+                              delta, bound, c, ab, bb, gw, hwb)
+        return _rule_loop(MODE_HYBRID, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight, has_w,
+                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
+                          bb, gw, hwb)
+    if mode == MODE_MASK_REAL:
+        return _rule_loop(MODE_MASK_REAL, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
+                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                          ab, bb, gw, hwb)
+    if mode == MODE_SATURATING:
+        return _rule_loop(MODE_SATURATING, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
+                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                          ab, bb, gw, hwb)
+    return _rule_loop(MODE_HYBRID, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight, has_w,
+                      w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
+                      gw, hwb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -354,8 +324,6 @@ def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
     """:func:`accumulate_chunk` over all points into ``h`` (full symmetric matrix on return),
     ``g``, ``fs``, ``cnt`` (zeroed first): in chunks of ``LS_CHUNK`` points, in parallel
     (:func:`chunk_partials`) when there are several, their partials added in chunk order."""
-    literally(mode)  # one rule loop per (mode, kind) pair: see rule_block
-    literally(kind)
     n = x.shape[0]
     n_par = g.shape[0]
     n_chunks = max(1, (n + LS_CHUNK - 1) // LS_CHUNK)

@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import errors, literally, njit, prange, types
-from numba.extending import overload
+from numba import njit, prange
 
 from .least_squares import rejection_terms
 from .least_squares_pass_cpu import (
@@ -228,73 +227,19 @@ def serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, ph
                             min(n, (ci + 1) * chunk), rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
 
 
-def use_parallel(n, chunk):
-    """Whether the chunks of ``n`` points (``chunk`` per chunk) run in parallel: from
-    ``PARALLEL_MIN_CHUNKS`` chunks (below, the start-up of a parallel region costs more than it
-    gains). Python-level: the ``parallel`` argument of :func:`qr_equations` and ``lm_run``."""
-    return max(1, -(-int(n) // int(chunk))) >= PARALLEL_MIN_CHUNKS
-
-
-def chunk_partials(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                   deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                   kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
-    """:func:`qr_accumulate_chunk` of every chunk into its zeroed partials ``rp[ci]``, ...,
-    in parallel (:func:`qr_chunk_partials`) when ``parallel``, else in chunk order.
-    A literal ``parallel`` compiles one of the two; called from Python
-    (``NUMBA_DISABLE_JIT=1``) it chooses at run time."""
-    partials = qr_chunk_partials if parallel else serial_chunk_partials
-    partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
-             has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
-             chunk, rp, qp, gp, fp, cp)
-
-
-@overload(chunk_partials, prefer_literal=True)
-def chunk_partials_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2,
-                        basis, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                        delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
-    """The implementation of :func:`chunk_partials`: the parallel or the serial loop, for a
-    literal ``parallel``."""
-    def parallel_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                      deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                      bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
-        qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                          bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
-
-    def serial_impl(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                    deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                    bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
-        serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                              deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                              delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
-
-    if not isinstance(parallel, types.BooleanLiteral):
-        raise errors.TypingError("chunk_partials: parallel must be a literal bool "
-                                 "(numba.literally in the caller)")
-    return parallel_impl if parallel.literal_value else serial_impl
-
-
 @njit(cache=False, error_model="numpy")
 def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
                  shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam,
-                 inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt):
+                 inv_tau, alpha, chunk, r, qtb, gx, fs, cnt):
     """The R factor ``r`` and ``qtb`` = (Q^T b)[:n] of the weighted Jacobian of all points and
     of the regulariser rows sqrt(alpha) e_u (phi parameters, rhs sqrt(alpha) phi_u), the
     gradient-only part ``gx``, ``fs`` (data loss, rejection sum, unexplained squares) and
     ``cnt``, all zeroed first; returns alpha/2 ||phi||^2.
 
     TSQR: each chunk of ``chunk`` points is factorised on its own (:func:`qr_accumulate_chunk`,
-    in parallel when ``parallel``: see :func:`use_parallel`), then the chunks' [R_c; Q_c^T b_c]
-    are stacked onto the first chunk's in chunk order by :func:`tri_update`: the same bits for
-    any number of threads, serial or parallel (for a given ``chunk``).
-
-    ``mode``, ``kind`` and ``parallel`` are made literal (``numba.literally``): each
-    combination compiles its own code, holding one rule loop, and a parallel region only when
-    ``parallel`` is true (the first LM fit of the demo compiles in about half the time of the
-    code holding all of them)."""
-    literally(mode)  # one rule loop per (mode, kind) pair: see rule_block
-    literally(kind)
-    literally(parallel)
+    in parallel from ``PARALLEL_MIN_CHUNKS`` chunks), then the chunks' [R_c; Q_c^T b_c] are
+    stacked onto the first chunk's in chunk order by :func:`tri_update`: the same bits for any
+    number of threads (for a given ``chunk``)."""
     n = x.shape[0]
     n_par = qtb.shape[0]
     n_chunks = max(1, (n + chunk - 1) // chunk)
@@ -310,9 +255,14 @@ def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis
     gp = np.zeros((n_chunks, n_par))
     fp = np.zeros((n_chunks, N_F))
     cp = np.zeros((n_chunks, N_C), dtype=np.int64)
-    chunk_partials(parallel, x, d, exps, target, weight, has_w, w_const, theta2, phi2,
-                   basis, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                   delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+    if n_chunks >= PARALLEL_MIN_CHUNKS:
+        qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
+                          bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+    else:  # the same partials, serially: a few chunks do not pay for a parallel region
+        serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                              deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
+                              delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
     a = np.empty((n_par, n_par))
     b = np.empty(n_par)
     copy_values(rp[0], r)

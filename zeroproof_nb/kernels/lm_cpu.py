@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import literally, njit
+from numba import njit
 
 from .compensated import rational_point_dd
 from .least_squares_pass_cpu import (
@@ -190,12 +190,11 @@ def corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, s
 @njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
            has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
-           alpha, chunk, parallel, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps,
+           alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps,
            corr, info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
     updated in place), each solved from the QR factorisation of the weighted Jacobian
-    (:func:`qr_equations` with ``chunk`` points per chunk, in parallel when ``parallel``, then
-    :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
+    (:func:`qr_equations` with ``chunk`` points per chunk, then :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
     ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
     before, objective after, used outputs, refinement steps. Returns the status code.
 
@@ -205,9 +204,6 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     (:func:`value_corrections` into ``corr``, (n, n_out), the targets shifted by them), each
     kept when that objective falls and no output that took part becomes non-REAL; the
     objective after is then the compensated one."""
-    literally(mode)  # one compilation per (mode, kind, parallel): see qr_equations
-    literally(kind)
-    literally(parallel)
     n_out, n_tp = theta2.shape
     n_qh, n_tq1 = phi2.shape
     n_theta = n_out * n_tp
@@ -233,7 +229,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     ph_c = phi2.copy()
     reg = qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                        scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                       kind, c, lam, inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt)
+                       kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs, cnt)
     passes = 1
     loss = fs[F_DATA] + lam * fs[F_REJ] + reg
     qr_gradient(r, qtb, gx, g)
@@ -286,7 +282,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             candidate(theta2, phi2, step, th_c, ph_c)
             reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
                                  deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                                 delta, bound, kind, c, lam, inv_tau, alpha, chunk, parallel,
+                                 delta, bound, kind, c, lam, inv_tau, alpha, chunk,
                                  r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
@@ -351,7 +347,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
         corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, parallel, r, qtb,
+                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, r, qtb,
                            gx, fs, cnt)
         passes += 1
         loss = fs[F_DATA] + lam * fs[F_REJ] + reg
@@ -373,7 +369,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
                                  tau_p, mode, delta, bound, kind, c, lam, inv_tau, alpha, chunk,
-                                 parallel, r_c, qtb_c, gx_c, fs_c, cnt_c)
+                                 r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
             if not (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= used0
