@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -174,16 +175,32 @@ def test_info_json_reports_the_started_threading_layer():
 
 # --- the compile notice, warnings, --epochs 0, --json ------------------------------------------
 
-def test_kernel_cache_probe(tmp_path, monkeypatch):
-    import numba
-
-    from zeroproof_nb import cli
-
-    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
-    assert not cli.kernel_cache_is_warm()
-    (tmp_path / "kernels_0123").mkdir()
-    (tmp_path / "kernels_0123" / "least_squares_cpu.lm_run-751.py311.nbi").write_bytes(b"")
-    assert cli.kernel_cache_is_warm()
+def test_kernel_cache_probe(tmp_path):
+    """The probe reads the index file numba writes for a cached kernel: absent in a fresh
+    cache, present once a kernel was compiled (a small one here), and the demo's probe follows
+    the index file of lm_run."""
+    code = textwrap.dedent("""
+        from pathlib import Path
+        import numpy as np
+        from zeroproof_nb import cli
+        from zeroproof_nb.kernels.lm_cpu import lm_run
+        from zeroproof_nb.kernels.numba_internals import disk_cache_index
+        from zeroproof_nb.kernels.least_squares_pass_cpu import all_finite
+        small = Path(disk_cache_index(all_finite))
+        assert not small.exists() and not cli.kernel_cache_is_warm()
+        all_finite(np.zeros(3))
+        assert small.exists() and small.parent.is_relative_to(Path(r"{cache}"))
+        index = Path(disk_cache_index(lm_run))
+        assert index.name.startswith("lm_cpu.lm_run-") and not cli.kernel_cache_is_warm()
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_bytes(b"")
+        assert cli.kernel_cache_is_warm()
+        print("ok")
+    """).format(cache=tmp_path)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_cold_cache_notice_is_one_line_on_stderr(monkeypatch, capsys, tmp_path):

@@ -449,3 +449,39 @@ def test_non_finite_x_takes_no_part_and_leaves_the_sums_finite():
         assert got.n_used == ref.n_used == 78
         qr = rational_qr(bad, y, theta, phi, basis=basis)
         assert np.all(np.isfinite(qr.r)) and np.all(np.isfinite(qr.gradient))
+
+
+def test_one_compiled_lm_kernel_for_every_rule_and_loss():
+    """lm_run is compiled once for all gradient rules and losses (it calls their rule loop by
+    address), each rule loop and fused block reduction only when used, and the parallel QR
+    partials only for pools of enough chunks; a second call re-types nothing (the kernel keeps
+    one signature). A fresh process, so that other tests' compilations do not count."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import numpy as np
+        import zeroproof_nb as zp
+        from zeroproof_nb import least_squares as ls
+        from zeroproof_nb.kernels import least_squares_pass_cpu as p, least_squares_qr_cpu as q
+        from zeroproof_nb.kernels import rational_fused_cpu as f
+        from zeroproof_nb.kernels.lm_cpu import lm_run
+        x = np.linspace(-1, 1, 400); y = 1 / (x - 0.31) + 0.5 * x
+        th, ph = np.array([0.5, 1.0, 0.1]), np.array([-3.2, 0.1])
+        for mode, loss in (("mask_real", "l2"), ("hybrid", "huber"), ("mask_real", "l2")):
+            ls.levenberg_marquardt(x, y, th, ph, mode=mode, loss=loss, max_steps=2)
+        assert len(lm_run.overloads) == 1, lm_run.signatures
+        assert sorted(p._RULE_BLOCKS) == [(0, 0), (2, 2)], sorted(p._RULE_BLOCKS)
+        assert not q._QR_PARTIALS
+        zp.rational_loss_and_grad(x, y, th, ph, mode="saturating")
+        assert sorted(f._BLOCK_REDUCES) == [(1, 0)], sorted(f._BLOCK_REDUCES)
+        print("ok")
+    """)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

@@ -27,9 +27,9 @@ __all__ = ["main", "build_parser", "join_negative_lists", "limit_blas_threads",
            "kernel_cache_is_warm", "threading_info", "COLD_COMPILE_SECONDS"]
 
 #: what the first ``demo`` on an empty numba cache spends compiling on the 2-core dev box, in
-#: round figures (cold runs there took 60-70 s with other jobs on the machine, see README); the
+#: round figures (a cold run there took 43 s on an idle machine, see README); the
 #: notice on stderr quotes it
-COLD_COMPILE_SECONDS = 60
+COLD_COMPILE_SECONDS = 40
 
 _EPILOG = ("examples:\n"
            "  zeroproof-nb demo                          the default two-pole problem\n"
@@ -141,22 +141,14 @@ def join_negative_lists(argv: Sequence[str]) -> list[str]:
     return out
 
 
-#: a kernel on the demo's path whose disk-cache index tells whether the cache is warm
-_PROBE_KERNEL = "least_squares_cpu.lm_run-*.nbi"
-
-
 def kernel_cache_is_warm() -> bool:
     """Whether numba's disk cache already holds the demo's kernels (judged by the index file
-    of the Levenberg–Marquardt kernel, in ``NUMBA_CACHE_DIR`` or beside the sources)."""
-    import numba
+    of the Levenberg–Marquardt kernel, ``lm_cpu.lm_run``, wherever numba keeps it)."""
+    from .kernels.lm_cpu import lm_run
+    from .kernels.numba_internals import disk_cache_index
 
-    kernels = Path(__file__).resolve().parent / "kernels"
-    cache_dir = numba.config.CACHE_DIR
-    if cache_dir:
-        patterns = [Path(cache_dir).glob(f"kernels_*/{_PROBE_KERNEL}")]
-    else:
-        patterns = [(kernels / "__pycache__").glob(_PROBE_KERNEL)]
-    return any(next(iter(p), None) is not None for p in patterns)
+    index = disk_cache_index(lm_run)
+    return index is not None and Path(index).exists()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -220,6 +220,22 @@ class PassSetup:
     w_const: float
     scalars: tuple
 
+    def cpu_scalars(self) -> tuple:
+        """``scalars`` as the CPU kernels take them: the gradient rule and the loss code
+        replaced by the address of their rule loop (``rule_block_fn`` of
+        :mod:`.kernels.least_squares_cpu`, compiled on first use)."""
+        (basis, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
+         kind, c, lam, inv_tau) = self.scalars
+        rule = _klc.rule_block_fn(mode, kind).address
+        return (basis, deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
+                bound, c, lam, inv_tau)
+
+
+def parallel_partials(n: int, chunk: int) -> int:
+    """The ``parallel`` argument of the CPU QR kernels for ``n`` points in chunks of ``chunk``:
+    the address of the parallel chunk partials when they pay (compiled on first use), else 0."""
+    return _klc.qr_partials_fn().address if _klc.use_parallel(n, chunk) else 0
+
 
 def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, mode: Any,
                delta: float | None, saturation_bound: float, sample_weight: Any, loss: str,
@@ -283,7 +299,7 @@ def rational_normal_equations(
     theta2 = pb.theta2.astype(np.float64)
     phi2 = pb.phi2.astype(np.float64)
     _klc.normal_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const, theta2,
-                          phi2, *s.scalars, bool(hessian), h, g, fs, cnt)
+                          phi2, *s.cpu_scalars(), bool(hessian), h, g, fs, cnt)
     reg = _klc.add_regulariser(alpha, phi2, pb.theta2.size, h, g, bool(hessian))
     rej = s.scalars[-2] * float(fs[_klc.F_REJ])
     return NormalEquations(
@@ -326,7 +342,8 @@ def rational_qr(
     theta2 = pb.theta2.astype(np.float64)
     phi2 = pb.phi2.astype(np.float64)
     reg = _klc.qr_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
-                            theta2, phi2, *s.scalars, alpha, chunk, r, qtb, gx, fs, cnt)
+                            theta2, phi2, *s.cpu_scalars(), alpha, chunk,
+                            parallel_partials(s.x2.shape[0], chunk), r, qtb, gx, fs, cnt)
     _klc.qr_gradient(r, qtb, gx, g)
     rej = s.scalars[-2] * float(fs[_klc.F_REJ])
     return QRFactor(
@@ -405,7 +422,8 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
         status = _klc.LM_STALLED
     else:
         status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
-                                 theta2, phi2, *s.scalars, alpha, chunk, state.values,
+                                 theta2, phi2, *s.cpu_scalars(), alpha, chunk,
+                                 parallel_partials(s.x2.shape[0], chunk), state.values,
                                  max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
                                  info))
         if max_steps == 0 and status == _klc.LM_RUNNING:

@@ -624,13 +624,13 @@ _NO_INDICES = np.zeros(0, dtype=np.int64)
 def fused_pass_addresses(pb: KernelPlan, opt: GradOptions) -> tuple[int, int, int]:
     """Addresses of the fused pass's forward, reduce and gradient-sum functions for ``pb``
     and ``opt`` (compiled on first use, memoised on ``pb``)."""
-    key = (opt.policy is not None, bool(opt.eps > 0))
+    key = (opt.policy is not None, bool(opt.eps > 0), opt.mode, opt.loss)
     addresses = pb.fused_addresses.get(key)
     if addresses is None:
         fwd = _kc.forward_block_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q,
                                    key[0], key[1], pb.dtype)
         sums = _kc.grad_sums_fn(pb.basis_code, pb.dp, pb.dq, pb.d, pb.n_out, pb.shared_q)
-        addresses = (fwd.address, _kc.block_reduce_fn().address, sums.address)
+        addresses = (fwd.address, _kc.block_reduce_fn(opt.mode, opt.loss).address, sums.address)
         pb.fused_addresses[key] = addresses
     return addresses
 

@@ -5,26 +5,20 @@ adds, for the outputs that take part (finite x, REAL output, finite target), the
 robust loss, the gradient J^T psi(r) and the Gauss-Newton matrix J^T diag(omega) J (upper
 triangle) of the data term, then the rejection term and its Gauss-Newton curvature
 (:func:`normal_equations`, the public ``rational_normal_equations``). The block functions
-(:func:`block_features`, :func:`block_pq`, :func:`rule_block`, ...) are shared with the QR
-accumulation of :mod:`.least_squares_qr_cpu`; :mod:`.least_squares_cpu` re-exports everything.
+(:func:`block_features`, :func:`block_pq`, the rule loops of :func:`rule_block_fn`, ...) are
+shared with the QR accumulation of :mod:`.least_squares_qr_cpu`; :mod:`.least_squares_cpu`
+re-exports everything.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
 from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd, mapped_point
 from .least_squares import rejection_terms, robust_loss, rule_point
-from .rational import (
-    LOSS_HUBER,
-    LOSS_MSE,
-    LOSS_TUKEY,
-    MODE_HYBRID,
-    MODE_MASK_REAL,
-    MODE_SATURATING,
-)
+from .numba_internals import FunctionPointer, from_address, jit_unique
 from .tags import REAL
 
 # per-chunk float and count partials
@@ -88,49 +82,54 @@ def _rule_loop(MODE, KIND, m, b0, j, fin, pb, qb, target, weight, has_w, w_const
     return n_target, n_real, n_used, data
 
 
-@njit(cache=True, error_model="numpy")
-def rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
-               has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
-    """Per point of a block of head ``j``: the output and its tag (``rational.output_point``),
+def rule_block_signature():
+    """Signature of a rule loop (:func:`rule_block_fn`): ``(m, b0, j, fin, pb, qb, target,
+    weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
+    gw, hwb) -> (n_target, n_real, n_used, data)``; target and weight any 2-D float64 layout."""
+    i8, b1, f8 = types.int64, types.boolean, types.float64
+    f1 = types.Array(f8, 1, "C")
+    f2 = types.Array(f8, 2, "A", readonly=True)
+    fin = types.Array(b1, 1, "C")
+    return types.Tuple((i8, i8, i8, f8))(i8, i8, i8, fin, f1, f1, f2, f2, b1, f8, b1, f8, b1,
+                                        f8, f8, f8, f8, f8, f1, f1, f1, f1)
+
+
+#: the kernels call a rule loop through this (its address, then any float64 array)
+rule_block_at = from_address(lambda dt: rule_block_signature(),
+                             "The rule loop at an address of rule_block_fn.")
+
+_RULE_BLOCKS: dict = {}
+
+
+def rule_block_fn(mode, kind):
+    """The rule loop of gradient rule ``mode`` and loss ``kind`` as a
+    :class:`.numba_internals.FunctionPointer` (compiled on first use; the kernels take its
+    ``address``).
+
+    Per point of a block of head ``j``: the output and its tag (``rational.output_point``),
     the Jacobian coefficients dy/dP, dy/dQ into ``ab``, ``bb`` and the robust-loss weights
     w psi and w omega into ``gw``, ``hwb`` (0 for outputs that do not take part); returns the
-    block's (finite targets, REAL tags, used outputs, data loss). The loop is instantiated once
-    per gradient rule and loss, constants to the compiler (half the time per point)."""
-    if kind == LOSS_MSE:
-        if mode == MODE_MASK_REAL:
-            return _rule_loop(MODE_MASK_REAL, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                              bound, c, ab, bb, gw, hwb)
-        if mode == MODE_SATURATING:
-            return _rule_loop(MODE_SATURATING, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                              bound, c, ab, bb, gw, hwb)
-        return _rule_loop(MODE_HYBRID, LOSS_MSE, m, b0, j, fin, pb, qb, target, weight, has_w,
-                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
-                          bb, gw, hwb)
-    if kind == LOSS_HUBER:
-        if mode == MODE_MASK_REAL:
-            return _rule_loop(MODE_MASK_REAL, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight,
-                              has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta,
-                              bound, c, ab, bb, gw, hwb)
-        if mode == MODE_SATURATING:
-            return _rule_loop(MODE_SATURATING, LOSS_HUBER, m, b0, j, fin, pb, qb, target,
-                              weight, has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
-                              delta, bound, c, ab, bb, gw, hwb)
-        return _rule_loop(MODE_HYBRID, LOSS_HUBER, m, b0, j, fin, pb, qb, target, weight, has_w,
-                          w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab,
-                          bb, gw, hwb)
-    if mode == MODE_MASK_REAL:
-        return _rule_loop(MODE_MASK_REAL, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
-                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                          ab, bb, gw, hwb)
-    if mode == MODE_SATURATING:
-        return _rule_loop(MODE_SATURATING, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight,
-                          has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
-                          ab, bb, gw, hwb)
-    return _rule_loop(MODE_HYBRID, LOSS_TUKEY, m, b0, j, fin, pb, qb, target, weight, has_w,
-                      w_const, has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb,
-                      gw, hwb)
+    block's (finite targets, REAL tags, used outputs, data loss). Mode and loss are constants to
+    the compiler (half the time per point of a loop that reads them at run time), and only the
+    loops that are used get compiled (each about a second): the kernels that call one are
+    compiled once for all nine."""
+    key = (int(mode), int(kind))
+    f = _RULE_BLOCKS.get(key)
+    if f is None:
+        sig = rule_block_signature()
+        f = FunctionPointer(_build_rule_block(*key, sig), sig)
+        _RULE_BLOCKS[key] = f
+    return f
+
+
+def _build_rule_block(MODE, KIND, sig):
+    def rule_block(m, b0, j, fin, pb, qb, target, weight, has_w, w_const, has_eps, eps,
+                   has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw, hwb):
+        return _rule_loop(MODE, KIND, m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
+                          has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c, ab, bb, gw,
+                          hwb)
+
+    return jit_unique(rule_block, (MODE, KIND), sig, cache=True, error_model="numpy")
 
 
 @njit(cache=True, error_model="numpy")
@@ -213,8 +212,8 @@ def block_pq(theta2, phi2, j, jq, poff, m, feat, qfeat, col, pb, qb):
 
 @njit(cache=True, error_model="numpy")
 def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                     kind, c, lam, inv_tau, start, stop, want_h, h, g, fs, cnt):
+                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
+                     c, lam, inv_tau, start, stop, want_h, h, g, fs, cnt):
     """Add the points ``start:stop`` to ``h`` (n_par, n_par; upper triangle), ``g`` (n_par,),
     ``fs`` (data loss, rejection sum) and ``cnt`` (used outputs, finite targets, REAL tags).
 
@@ -248,6 +247,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
     n_real = 0
     n_used = 0
     data = 0.0
+    rule_loop = rule_block_at(rule, pb)
     for b0 in range(start, stop, LS_BLOCK):
         m = min(LS_BLOCK, stop - b0)
         block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
@@ -256,10 +256,10 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
             jq = 0 if n_qh == 1 else j
             poff = n_theta + jq * n_tq1
             block_pq(theta2, phi2, j, jq, poff, m, feat, qfeat, col, pb, qb)
-            # the per-point rule (one loop per gradient rule and loss: see rule_block)
-            nt, nr, nu, dl = rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight,
-                                        has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
-                                        delta, bound, c, ab, bb, gw, hwb)
+            # the per-point rule (the loop of the gradient rule and loss: rule_block_fn)
+            nt, nr, nu, dl = rule_loop(m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
+                                       has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                                       ab, bb, gw, hwb)
             n_target += nt
             n_real += nr
             n_used += nu
@@ -301,7 +301,7 @@ def accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
-                   shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c,
+                   shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c,
                    lam, inv_tau, want_h, hp, gp, fp, cp):
     """:func:`accumulate_chunk` of chunk ``ci`` (``LS_CHUNK`` points) into the zeroed
     partials ``hp[ci]``, ``gp[ci]``, ``fp[ci]``, ``cp[ci]``, chunks in parallel. Nothing else
@@ -312,15 +312,15 @@ def chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, bas
         start = ci * LS_CHUNK
         stop = min(n, start + LS_CHUNK)
         accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                         scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                         bound, kind, c, lam, inv_tau, start, stop, want_h,
+                         scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
+                         bound, c, lam, inv_tau, start, stop, want_h,
                          hp[ci], gp[ci], fp[ci], cp[ci])
 
 
 @njit(cache=True, error_model="numpy")
 def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                     kind, c, lam, inv_tau, want_h, h, g, fs, cnt):
+                     scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
+                     c, lam, inv_tau, want_h, h, g, fs, cnt):
     """:func:`accumulate_chunk` over all points into ``h`` (full symmetric matrix on return),
     ``g``, ``fs``, ``cnt`` (zeroed first): in chunks of ``LS_CHUNK`` points, in parallel
     (:func:`chunk_partials`) when there are several, their partials added in chunk order."""
@@ -333,8 +333,8 @@ def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
     cnt[:] = 0
     if n_chunks == 1:  # one chunk: no parallel region (its start-up costs more than the work)
         accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                         scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                         bound, kind, c, lam, inv_tau, 0, n, want_h, h, g, fs, cnt)
+                         scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
+                         bound, c, lam, inv_tau, 0, n, want_h, h, g, fs, cnt)
     else:
         hp = np.zeros((n_chunks, n_par, n_par)) if want_h else np.zeros((n_chunks, 1, 1))
         gp = np.zeros((n_chunks, n_par))
@@ -342,13 +342,13 @@ def normal_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, b
         cp = np.zeros((n_chunks, N_C), dtype=np.int64)
         if n_chunks >= PARALLEL_MIN_CHUNKS:
             chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                           delta, bound, kind, c, lam, inv_tau, want_h, hp, gp, fp, cp)
+                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                           delta, bound, c, lam, inv_tau, want_h, hp, gp, fp, cp)
         else:  # the same partials, serially: a few chunks do not pay for a parallel region
             for ci in range(n_chunks):
                 accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
-                                 tau_p, mode, delta, bound, kind, c, lam, inv_tau,
+                                 tau_p, rule, delta, bound, c, lam, inv_tau,
                                  ci * LS_CHUNK, min(n, (ci + 1) * LS_CHUNK), want_h, hp[ci],
                                  gp[ci], fp[ci], cp[ci])
         for ci in range(n_chunks):

@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+import numba
+from numba import njit, prange, types
 
 from .least_squares import rejection_terms
+from .numba_internals import FunctionPointer, from_address
 from .least_squares_pass_cpu import (
     C_REAL,
     C_TARGET,
@@ -31,7 +33,7 @@ from .least_squares_pass_cpu import (
     block_pq,
     copy_values,
     denominator_block,
-    rule_block,
+    rule_block_at,
 )
 
 #: points per chunk of the QR accumulation (:func:`qr_equations`): a pool of 2*10^4 points
@@ -94,8 +96,8 @@ def _flush_rows(r, qtb, a, b, m, fs):
 
 @njit(cache=True, error_model="numpy")
 def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                        scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                        kind, c, lam, inv_tau, start, stop, r, qtb, gx, fs, cnt):
+                        scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
+                        c, lam, inv_tau, start, stop, r, qtb, gx, fs, cnt):
     """Add the points ``start:stop`` to the QR factorisation ``r``, ``qtb`` of the weighted
     Jacobian: the rows sqrt(w omega) J_i with right-hand sides sqrt(w omega) r_i (so that
     R^T R = J^T diag(w omega) J and R^T Q^T b = J^T w psi, the Gauss-Newton matrix and gradient of
@@ -131,6 +133,7 @@ def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2
     n_real = 0
     n_used = 0
     data = 0.0
+    rule_loop = rule_block_at(rule, pb)
     for b0 in range(start, stop, LS_BLOCK):
         m = min(LS_BLOCK, stop - b0)
         block_features(x, d, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
@@ -139,9 +142,9 @@ def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2
             jq = 0 if n_qh == 1 else j
             poff = n_theta + jq * n_tq1
             block_pq(theta2, phi2, j, jq, poff, m, feat, qfeat, col, pb, qb)
-            nt, nr, nu, dl = rule_block(mode, kind, m, b0, j, fin, pb, qb, target, weight,
-                                        has_w, w_const, has_eps, eps, has_policy, tau_q, tau_p,
-                                        delta, bound, c, ab, bb, gw, hwb)
+            nt, nr, nu, dl = rule_loop(m, b0, j, fin, pb, qb, target, weight, has_w, w_const,
+                                       has_eps, eps, has_policy, tau_q, tau_p, delta, bound, c,
+                                       ab, bb, gw, hwb)
             n_target += nt
             n_real += nr
             n_used += nu
@@ -195,49 +198,91 @@ def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2
     cnt[C_REAL] += n_real
 
 
-# qr_chunk_partials and qr_equations are not cached: numba 0.68 crashes (segfault) when a cached
-# function (lm_run) was compiled against a cache-loaded function that holds a parallel region,
-# then loaded from the cache; compiled with lm_run, they are part of its cached library
-@njit(cache=False, parallel=True, error_model="numpy")
+# qr_chunk_partials is called through its address, compiled on its own: numba 0.68 crashes
+# (segfault) when a cached function (lm_run) was compiled against a cache-loaded function that
+# holds a parallel region, then loaded from the cache. The functions that call it hold none.
+@njit(cache=True, parallel=True, error_model="numpy")
 def qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                      scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                      kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+                      scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
+                      c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
     """:func:`qr_accumulate_chunk` of chunk ``ci`` (``chunk`` points) into the zeroed partials
-    ``rp[ci]``, ``qp[ci]``, ``gp[ci]``, ``fp[ci]``, ``cp[ci]``, chunks in parallel."""
+    ``rp[ci]``, ``qp[ci]``, ``gp[ci]``, ``fp[ci]``, ``cp[ci]``, chunks in parallel (the kernels
+    call it through the address of :func:`qr_partials_fn`)."""
     n = x.shape[0]
     for ci in prange(qp.shape[0]):
         start = ci * chunk
         stop = min(n, start + chunk)
         qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                            delta, bound, kind, c, lam, inv_tau, start, stop, rp[ci], qp[ci],
+                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                            delta, bound, c, lam, inv_tau, start, stop, rp[ci], qp[ci],
                             gp[ci], fp[ci], cp[ci])
 
 
-@njit(cache=False, error_model="numpy")
+def qr_partials_signature():
+    """Signature of :func:`qr_chunk_partials` as the LM kernels call it (C-contiguous float64
+    arrays as :func:`~zeroproof_nb.least_squares.setup_pass` makes them; inputs read-only)."""
+    f8, i8, b1 = types.float64, types.int64, types.boolean
+    inp = types.Array(f8, 2, "C", readonly=True)
+    f2 = types.Array(f8, 2, "C")
+    return types.void(
+        inp, i8, types.Array(i8, 2, "C", readonly=True), inp, inp, b1, f8, inp, inp, i8, i8,
+        f8, f8, b1, f8, b1, f8, f8, i8, f8, f8, f8, f8, f8, i8, types.Array(f8, 3, "C"), f2, f2,
+        f2, types.Array(i8, 2, "C"),
+    )
+
+
+#: qr_equations calls the parallel partials through this (an address, then x)
+qr_partials_at = from_address(lambda dt: qr_partials_signature(),
+                              "qr_chunk_partials at the address of qr_partials_fn.")
+
+_QR_PARTIALS: list = []
+
+
+def use_parallel(n, chunk):
+    """Whether :func:`qr_equations` runs the ``chunk``-point chunks of ``n`` points in parallel:
+    from ``PARALLEL_MIN_CHUNKS`` chunks (below, the start-up of a parallel region costs more
+    than it saves)."""
+    return max(1, -(-n // chunk)) >= PARALLEL_MIN_CHUNKS
+
+
+def qr_partials_fn():
+    """:func:`qr_chunk_partials` as a :class:`.numba_internals.FunctionPointer`, compiled on
+    first use: pools of fewer than ``PARALLEL_MIN_CHUNKS`` chunks never pay for compiling its
+    parallel region (about 6 s)."""
+    if not _QR_PARTIALS:
+        sig = qr_partials_signature()
+        if not numba.config.DISABLE_JIT:
+            qr_chunk_partials.compile(sig)
+            numba.get_num_threads()  # the threading layer starts before the first call
+        _QR_PARTIALS.append(FunctionPointer(qr_chunk_partials, sig))
+    return _QR_PARTIALS[0]
+
+
+@njit(cache=True, error_model="numpy")
 def serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                          bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
+                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
+                          bound, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
     """:func:`qr_chunk_partials` in chunk order, in this thread."""
     n = x.shape[0]
     for ci in range(qp.shape[0]):
         qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                            delta, bound, kind, c, lam, inv_tau, ci * chunk,
+                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                            delta, bound, c, lam, inv_tau, ci * chunk,
                             min(n, (ci + 1) * chunk), rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
 
 
-@njit(cache=False, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
-                 shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam,
-                 inv_tau, alpha, chunk, r, qtb, gx, fs, cnt):
+                 shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c, lam,
+                 inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt):
     """The R factor ``r`` and ``qtb`` = (Q^T b)[:n] of the weighted Jacobian of all points and
     of the regulariser rows sqrt(alpha) e_u (phi parameters, rhs sqrt(alpha) phi_u), the
     gradient-only part ``gx``, ``fs`` (data loss, rejection sum, unexplained squares) and
     ``cnt``, all zeroed first; returns alpha/2 ||phi||^2.
 
-    TSQR: each chunk of ``chunk`` points is factorised on its own (:func:`qr_accumulate_chunk`,
-    in parallel from ``PARALLEL_MIN_CHUNKS`` chunks), then the chunks' [R_c; Q_c^T b_c] are
+    TSQR: each chunk of ``chunk`` points is factorised on its own (:func:`qr_accumulate_chunk`;
+    in parallel by the :func:`qr_chunk_partials` at address ``parallel`` unless it is 0, which
+    :func:`use_parallel` decides), then the chunks' [R_c; Q_c^T b_c] are
     stacked onto the first chunk's in chunk order by :func:`tri_update`: the same bits for any
     number of threads (for a given ``chunk``)."""
     n = x.shape[0]
@@ -255,14 +300,15 @@ def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis
     gp = np.zeros((n_chunks, n_par))
     fp = np.zeros((n_chunks, N_F))
     cp = np.zeros((n_chunks, N_C), dtype=np.int64)
-    if n_chunks >= PARALLEL_MIN_CHUNKS:
-        qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta,
-                          bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+    if parallel != 0:
+        chunks_in_parallel = qr_partials_at(parallel, x)
+        chunks_in_parallel(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                           scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
+                           bound, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
     else:  # the same partials, serially: a few chunks do not pay for a parallel region
         serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                              deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                              delta, bound, kind, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+                              deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                              delta, bound, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
     a = np.empty((n_par, n_par))
     b = np.empty(n_par)
     copy_values(rp[0], r)

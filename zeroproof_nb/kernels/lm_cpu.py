@@ -189,12 +189,15 @@ def corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, s
 
 @njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
-           has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound, kind, c, lam, inv_tau,
-           alpha, chunk, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps,
+           has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c, lam, inv_tau,
+           alpha, chunk, parallel, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps,
            corr, info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
     updated in place), each solved from the QR factorisation of the weighted Jacobian
-    (:func:`qr_equations` with ``chunk`` points per chunk, then :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls (mu <= 0: start afresh).
+    (:func:`qr_equations` with ``chunk`` points per chunk, in parallel when ``parallel`` is the
+    address of :func:`.least_squares_qr_cpu.qr_partials_fn`, serially when it is 0; then
+    :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls
+    (mu <= 0: start afresh).
     ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
     before, objective after, used outputs, refinement steps. Returns the status code.
 
@@ -228,8 +231,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     th_c = theta2.copy()
     ph_c = phi2.copy()
     reg = qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                       scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode, delta, bound,
-                       kind, c, lam, inv_tau, alpha, chunk, r, qtb, gx, fs, cnt)
+                       scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
+                       c, lam, inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt)
     passes = 1
     loss = fs[F_DATA] + lam * fs[F_REJ] + reg
     qr_gradient(r, qtb, gx, g)
@@ -281,8 +284,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             last = pred <= ftol * loss
             candidate(theta2, phi2, step, th_c, ph_c)
             reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
-                                 deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                                 delta, bound, kind, c, lam, inv_tau, alpha, chunk,
+                                 deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                                 delta, bound, c, lam, inv_tau, alpha, chunk, parallel,
                                  r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
@@ -346,8 +349,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
         shifted = np.empty_like(target)
         corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
-                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, mode,
-                           delta, bound, kind, c, lam, inv_tau, alpha, chunk, r, qtb,
+                           deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                           delta, bound, c, lam, inv_tau, alpha, chunk, parallel, r, qtb,
                            gx, fs, cnt)
         passes += 1
         loss = fs[F_DATA] + lam * fs[F_REJ] + reg
@@ -368,7 +371,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             corrected_targets(x, th_c, ph_c, basis, deg, scale, shift, target, corr, shifted)
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
-                                 tau_p, mode, delta, bound, kind, c, lam, inv_tau, alpha, chunk,
+                                 tau_p, rule, delta, bound, c, lam, inv_tau, alpha, chunk,
+                                 parallel,
                                  r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c

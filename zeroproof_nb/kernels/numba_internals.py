@@ -10,10 +10,14 @@ numba release may change any of what follows, so check this module first when up
   proxies of ``types.FunctionType``, ``CompileResult.library.get_pointer_to_function``);
 * :func:`jit_unique`: ``njit`` under a qualname of its own, relying on numba naming a
   function's disk-cache index after its qualname;
+* :func:`disk_cache_index`: the path of a dispatcher's disk-cache index (``Dispatcher._cache``);
 * :data:`NO_NRT`: the private ``_nrt=False`` compile option;
 * :func:`tuple_setitem`: ``numba.cpython.unsafe.tuple.tuple_setitem`` (register sums).
 
-All of these are CPU-only mechanisms; CUDA device code must not depend on them.
+All of these are CPU-only mechanisms; CUDA device code must not depend on them. Under
+``NUMBA_DISABLE_JIT`` (the kernels run as Python, as in the CUDA simulator's CPU references) a
+:class:`FunctionPointer`'s address is a key of a table of the Python functions, and the
+functions of :func:`from_address` look it up there.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ __all__ = [
     "FunctionPointer",
     "NO_NRT",
     "bits_float",
+    "disk_cache_index",
     "float_bits",
     "from_address",
     "function_at",
@@ -85,6 +90,18 @@ def jit_unique(py_func, key, *args, **options):
     return njit(*args, **options)(func)
 
 
+#: NUMBA_DISABLE_JIT: the Python functions behind the "addresses" of :class:`FunctionPointer`
+_PYTHON_FUNCTIONS: dict = {}
+
+
+def disk_cache_index(dispatcher):
+    """Path of the disk-cache index file of a ``cache=True`` dispatcher (None without a disk
+    cache, or under ``NUMBA_DISABLE_JIT``). The file exists once a specialisation was saved."""
+    cache = getattr(dispatcher, "_cache", None)
+    cache_file = getattr(cache, "_cache_file", None)
+    return None if cache_file is None else cache_file._index_path
+
+
 class FunctionPointer:
     """A compiled specialisation, handed to the generic kernels by address.
 
@@ -96,10 +113,14 @@ class FunctionPointer:
     """
 
     def __init__(self, dispatcher, sig):
-        cres = dispatcher.get_compile_result(sig)
-        self.address = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
         self.sig = sig
         self.dispatcher = dispatcher
+        if numba.config.DISABLE_JIT:  # ``dispatcher`` is the Python function itself
+            self.address = len(_PYTHON_FUNCTIONS) + 1
+            _PYTHON_FUNCTIONS[self.address] = dispatcher
+            return
+        cres = dispatcher.get_compile_result(sig)
+        self.address = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
 
 
 def function_at(fnty, addr_value, context, builder):
@@ -115,6 +136,12 @@ def function_at(fnty, addr_value, context, builder):
 def from_address(signature_for, doc):
     """An intrinsic ``f(addr, x)``: the first-class function of signature
     ``signature_for(dtype of x)`` whose C wrapper is at the int64 ``addr``."""
+    if numba.config.DISABLE_JIT:
+        def python_function_at(addr, x):
+            return _PYTHON_FUNCTIONS[addr]
+
+        python_function_at.__doc__ = doc
+        return python_function_at
 
     @intrinsic
     def from_address(typingctx, addr, x):

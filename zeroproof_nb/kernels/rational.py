@@ -30,7 +30,7 @@ LOSS_CODES = {"mse": LOSS_MSE, "mae": LOSS_MAE, "huber": LOSS_HUBER, "tukey": LO
 
 #: points per block inside a chunk: forward kernel (its two buffers stay in L1) and, at most,
 #: fused pass (see fused_block_size: its buffers stay in L2; a smaller block costs more in
-#: per-block calls than it saves in L1 hits; < 2**16 for the packed counts of block_backward)
+#: per-block calls than it saves in L1 hits; < 2**16 for the packed counts of the block reduction)
 BLOCK = 512
 FUSED_BLOCK = 4096
 FUSED_BLOCK_WORDS = 24576
@@ -48,7 +48,8 @@ _U8_PHI = np.uint8(PHI)
 
 # forward helpers: plain functions (LLVM inlines them into the kernels and still sees the frozen
 # degrees); numba-level inlining would only add compile time. Backward helpers are inlined at
-# numba IR level into block_backward, which instantiates them once per gradient mode.
+# numba IR level into the block reductions of rational_fused_cpu.block_reduce_fn (a loop per
+# gradient mode).
 _JIT = dict(error_model="numpy")
 _JIT_INLINE = dict(inline="always", error_model="numpy")
 

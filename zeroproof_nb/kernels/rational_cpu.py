@@ -2,8 +2,8 @@
 
 The per-point functions they call live in :mod:`.rational`; this module holds the forward
 block functions, the specialisation builders, the generic ``prange`` kernels and their compile
-caches; the block functions of the fused pass (:func:`block_backward`, :func:`block_reduce`,
-:func:`grad_sums_fn`, ...) are in :mod:`.rational_fused_cpu` and re-exported here.
+caches; the block functions of the fused pass (:func:`block_reduce_fn`, :func:`grad_sums_fn`,
+...) are in :mod:`.rational_fused_cpu` and re-exported here.
 
 Design
 ------
@@ -12,8 +12,8 @@ The per-point math is written once, as small scalar ``@njit`` functions
 :func:`dy_coefficients`, :func:`rejection_point`, :func:`backward_point`, ...) that allocate
 nothing, so a CUDA kernel can compile the same source as device functions. Loops over points are
 thin wrappers around them. (The backward helpers are inlined at numba IR level into
-:func:`block_backward`, which instantiates its loop once per gradient mode; the forward helpers
-are plain functions that LLVM inlines.)
+the block reduction of :func:`block_reduce_fn`, whose loop is instantiated per gradient mode and
+loss; the forward helpers are plain functions that LLVM inlines.)
 
 LLVM vectorises a loop over points only when the inner Horner/Clenshaw loops have compile-time
 trip counts, so the code that evaluates P and Q is *specialised*: factories build closures whose
@@ -32,8 +32,9 @@ chunk) and call the specialised code through a first-class function built from i
 * :func:`eval_kernel` runs ``prange`` over chunks and calls the specialised chunk forward of
   :func:`eval_chunk_fn`;
 * :func:`grad_kernel` (the fused loss-and-gradient pass) calls per block the specialised
-  forward of :func:`forward_block_fn`, the degree- and dtype-independent :func:`block_reduce`
-  (losses, gradient rules, statistics) and the specialised gradient sums of
+  forward of :func:`forward_block_fn`, the degree- and dtype-independent block reduction of
+  :func:`block_reduce_fn` (losses, gradient rules, statistics; one variant per gradient rule and
+  loss, compiled when used) and the specialised gradient sums of
   :func:`grad_sums_fn`.
 
 A parallel kernel with the heavy backward linked in costs about 5-10 s of compilation; this way
@@ -54,7 +55,7 @@ buffers of about ``FUSED_BLOCK_WORDS`` float64 that stay in L2). Per block:
    packed and contiguous (:func:`store_records8`: one byte shuffle and one unaligned vector
    store; writing the 9- or 5-byte-strided field views from step 1 would keep LLVM from
    vectorising it, and element-wise stores cost two stores per record);
-3. the fused pass reduces the block: :func:`block_backward` (losses, gradient rules, overflow
+3. the fused pass reduces the block: :func:`block_reduce_fn` (losses, gradient rules, overflow
    guard, tag counts and |Q| statistics in one loop), then the gradient sums
    sum_i c_i psi_k(x_i) of :func:`grad_sums_fn` (in 1-D with few sums, psi_k built from psi_1
    in registers). Float sums in these block functions are compiled with
@@ -113,10 +114,8 @@ from .rational import (
 from .rational_fused_cpu import (  # noqa: F401  (re-exported: the fused pass's block functions)
     BLOCK_OPTS_STRICT,
     abs_or_zero,
-    block_backward,
     block_dot,
     block_dot2,
-    block_reduce,
     block_reduce_fn,
     combine_partials,
     fused_block_size,
@@ -145,7 +144,7 @@ eval_chunk_from_address = from_address(
 forward_block_from_address = from_address(
     lambda dt: _forward_block_signature(dt), "A specialised block forward (forward_block_fn).")
 block_reduce_from_address = from_address(
-    lambda dt: reduce_signature(), "block_reduce (dtype-independent).")
+    lambda dt: reduce_signature(), "A block reduction of block_reduce_fn (dtype-independent).")
 grad_sums_from_address = from_address(
     lambda dt: grad_sums_signature(), "A specialised gradient sum (grad_sums_fn).")
 
@@ -502,7 +501,7 @@ def _rational_grad(
 ):
     """Generic fused pass (compiled once per argument types by :func:`grad_kernel`): per
     block, ``forward`` (specialised), the copy into the structured output, ``reduce``
-    (:func:`block_reduce`), ``sums`` (specialised gradient sums); all given by address. With
+    (:func:`block_reduce_fn`), ``sums`` (specialised gradient sums); all given by address. With
     ``has_idx`` the n points are the pool rows ``idx`` of x, target and weight, gathered block
     by block (outputs follow idx)."""
     forward = forward_block_from_address(forward_address, x)

@@ -1,7 +1,7 @@
 """Rational kernels, CPU loops: the block functions of the fused loss-and-gradient pass.
 
-The degree- and dtype-independent block reduction (:func:`block_backward`, called by
-:func:`block_reduce`: losses, gradient rules, overflow guard, tag counts and |Q| statistics),
+The degree- and dtype-independent block reduction (:func:`block_reduce_fn`, one variant per
+gradient rule and loss: losses, gradient rules, overflow guard, tag counts and |Q| statistics),
 the specialised gradient sums (:func:`grad_sums_fn`), the gather of pool rows, the in-order
 combination of chunk partials, and the layer's phi regulariser helpers. The generic
 ``prange`` kernels that call them through function pointers, and the forward kernels, are in
@@ -37,9 +37,6 @@ from .rational import (
     IS_SAT,
     IS_TAG0,
     LOSS_TUKEY,
-    MODE_HYBRID,
-    MODE_MASK_REAL,
-    MODE_SATURATING,
     backward_point,
     guard_coefficients,
 )
@@ -115,66 +112,9 @@ def _block_backward_mode(
 
 @njit(**JIT_OPTS)
 def unpack_counts(packed):
-    """The three 16-bit fields (low first) of a packed count from :func:`block_backward`."""
+    """The three 16-bit fields (low first) of a packed count of the block reduction's loop."""
     field = np.int64(0xFFFF)
     return packed & field, (packed >> 16) & field, (packed >> 32) & field
-
-
-@njit(cache=True, **BLOCK_OPTS)
-def block_backward(
-    m, j, tags, q, y, target, w, mode, delta, bound, loss_kind, huber_delta, lam,
-    inv_tau, glim, bnd, c_p, c_q,
-):
-    """:func:`backward_point` and :func:`guard_coefficients` over one block of output head
-    ``j``, with the block's tag counts and |Q| statistics from the same loop.
-
-    Reads row ``j`` of the head-major block buffers ``tags``, ``p``, ``q``, ``y`` (points
-    0..m-1, m < 2**16), the block's ``target[i]``, weights ``w[i]`` and bounds ``bnd[i]`` (NaN
-    for non-finite x, see :func:`forward_block_fn`); writes ``c_p[j, i]``,
-    ``c_q[j, i]``. Returns ``(data_loss_sum, rejection_sum, sum_c_p, sum_abs_q_finite,
-    rule_counts, tag_counts, n_finite_q, n_near, q_min_bits)``: ``rule_counts`` packs the
-    numbers of Mask-REAL, Saturating and overflow-masked outputs and ``tag_counts`` those of
-    REAL, PINF and NINF tags in 16-bit fields (see :func:`unpack_counts`); ``q_min_bits`` is the
-    bit pattern of the least finite |Q| (that of +inf if none, or a NaN pattern above it).
-    none). The loop is instantiated once per gradient mode and rejection flag, so Mask-REAL
-    blocks do not pay for the Saturating square root, nor blocks without lambda_rej for the
-    rejection term; Tukey's loss has one loop of its own (rule and rejection flag at run time),
-    so the other loops carry no Tukey branch (it cost the hybrid pass about 40%).
-    """
-    if loss_kind == LOSS_TUKEY:
-        return _block_backward_mode(
-            mode, lam > 0.0, m, j, tags, q, y, target, w, delta, bound, loss_kind, huber_delta,
-            lam, inv_tau, glim, bnd, c_p, c_q, True,
-        )
-    if lam > 0.0:
-        if mode == MODE_MASK_REAL:
-            return _block_backward_mode(
-                MODE_MASK_REAL, True, m, j, tags, q, y, target, w, delta, bound, loss_kind,
-                huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
-            )
-        if mode == MODE_SATURATING:
-            return _block_backward_mode(
-                MODE_SATURATING, True, m, j, tags, q, y, target, w, delta, bound, loss_kind,
-                huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
-            )
-        return _block_backward_mode(
-            MODE_HYBRID, True, m, j, tags, q, y, target, w, delta, bound, loss_kind,
-            huber_delta, lam, inv_tau, glim, bnd, c_p, c_q,
-        )
-    if mode == MODE_MASK_REAL:
-        return _block_backward_mode(
-            MODE_MASK_REAL, False, m, j, tags, q, y, target, w, delta, bound, loss_kind,
-            huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
-        )
-    if mode == MODE_SATURATING:
-        return _block_backward_mode(
-            MODE_SATURATING, False, m, j, tags, q, y, target, w, delta, bound, loss_kind,
-            huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
-        )
-    return _block_backward_mode(
-        MODE_HYBRID, False, m, j, tags, q, y, target, w, delta, bound, loss_kind,
-        huber_delta, 0.0, inv_tau, glim, bnd, c_p, c_q,
-    )
 
 
 @njit(cache=True, **BLOCK_OPTS)
@@ -336,48 +276,52 @@ def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
     return jit_unique(grad_sums_rows, key, sig, cache=True, **BLOCK_OPTS)
 
 
-@njit(cache=True, **BLOCK_OPTS_STRICT)
-def block_reduce(
-    c, b0, m, n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight, has_weight,
-    wconst, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb, feat,
-    scratch, pgrad, pf, pi,
-):
-    """Degree- and dtype-independent part of the fused pass for block [b0, b0+m) of chunk c.
+def _build_block_reduce(MODE, TUKEY, sig):
+    def block_reduce(
+        c, b0, m, n_out, shared_q, n_tp, n_tq, fin, tb, pb, qb, yb, target, weight, has_weight,
+        wconst, mode, delta, bound, loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb,
+        feat, scratch, pgrad, pf, pi,
+    ):
+        n_qh = 1 if shared_q else n_out
+        for j in range(n_out):
+            ws = weight[j, b0:b0 + m] if has_weight else wconst
+            tj = target[j, b0:b0 + m]
+            # the loop of this variant (MODE and TUKEY are constants: numba types no other)
+            if TUKEY == 1:
+                out = _block_backward_mode(
+                    mode, lam > 0.0, m, j, tb, qb, yb, tj, ws, delta, bound, loss_kind,
+                    huber_delta, lam, inv_tau, glim, bnd, cpb, cqb, True,
+                )
+            elif lam > 0.0:
+                out = _block_backward_mode(
+                    MODE, True, m, j, tb, qb, yb, tj, ws, delta, bound, loss_kind, huber_delta,
+                    lam, inv_tau, glim, bnd, cpb, cqb,
+                )
+            else:
+                out = _block_backward_mode(
+                    MODE, False, m, j, tb, qb, yb, tj, ws, delta, bound, loss_kind,
+                    huber_delta, 0.0, inv_tau, glim, bnd, cpb, cqb,
+                )
+            d_sum, r_sum, s_cp, s_q, rule_counts, tag_counts, n_fin, n_near, q_min_bits = out
+            n_mr, n_sat, n_over = unpack_counts(rule_counts)
+            n_r, n_p, n_n = unpack_counts(tag_counts)
+            pf[c, FS_DATA] += d_sum
+            pf[c, FS_REJ] += r_sum
+            pi[c, IS_SAT] += n_sat
+            pi[c, IS_MR] += n_mr
+            pi[c, IS_OVERFLOW] += n_over
+            pi[c, IS_TAG0] += n_r
+            pi[c, IS_TAG0 + 1] += n_p
+            pi[c, IS_TAG0 + 2] += n_n
+            pi[c, IS_TAG0 + 3] += m - n_r - n_p - n_n
+            pgrad[c, j * n_tp] += s_cp
+            if j < n_qh:
+                pf[c, FS_SUMQ] += s_q
+                pf[c, FS_QMIN] = min(pf[c, FS_QMIN], bits_float(min(q_min_bits, _INF_BITS)))
+                pi[c, IS_FINQ] += n_fin
+                pi[c, IS_NEAR] += n_near
 
-    Per head, :func:`block_backward`: losses, gradient rules and guard (the coefficients c_p,
-    c_q into ``cpb``, ``cqb``), tag counts, |Q| statistics of each distinct Q evaluation, and
-    the gradient of theta[j, 0] (sum_i c_p, as psi_0 = 1). Results are added to row c of the
-    partials; the gradient sums for k >= 1 follow in the specialised :func:`grad_sums_fn`.
-    Called through a function pointer by the fused kernel, so it is compiled once and not
-    re-optimised inside every kernel that uses it. ``fin``, ``pb``, ``feat`` and ``scratch`` are
-    not used (kept in the signature).
-    """
-    n_qh = 1 if shared_q else n_out
-    for j in range(n_out):
-        ws = weight[j, b0:b0 + m] if has_weight else wconst
-        d_sum, r_sum, s_cp, s_q, rule_counts, tag_counts, n_fin, n_near, q_min_bits = (
-            block_backward(
-                m, j, tb, qb, yb, target[j, b0:b0 + m], ws, mode, delta, bound,
-                loss_kind, huber_delta, lam, inv_tau, glim, bnd, cpb, cqb,
-            )
-        )
-        n_mr, n_sat, n_over = unpack_counts(rule_counts)
-        n_r, n_p, n_n = unpack_counts(tag_counts)
-        pf[c, FS_DATA] += d_sum
-        pf[c, FS_REJ] += r_sum
-        pi[c, IS_SAT] += n_sat
-        pi[c, IS_MR] += n_mr
-        pi[c, IS_OVERFLOW] += n_over
-        pi[c, IS_TAG0] += n_r
-        pi[c, IS_TAG0 + 1] += n_p
-        pi[c, IS_TAG0 + 2] += n_n
-        pi[c, IS_TAG0 + 3] += m - n_r - n_p - n_n
-        pgrad[c, j * n_tp] += s_cp
-        if j < n_qh:
-            pf[c, FS_SUMQ] += s_q
-            pf[c, FS_QMIN] = min(pf[c, FS_QMIN], bits_float(min(q_min_bits, _INF_BITS)))
-            pi[c, IS_FINQ] += n_fin
-            pi[c, IS_NEAR] += n_near
+    return jit_unique(block_reduce, (MODE, TUKEY), sig, cache=True, **BLOCK_OPTS)
 
 
 @njit(**JIT_OPTS)
@@ -418,18 +362,38 @@ def reduce_signature():
 
 
 
-_BLOCK_REDUCE: list = []
+_BLOCK_REDUCES: dict = {}
 
 
-def block_reduce_fn():
-    """:func:`block_reduce` as a :class:`FunctionPointer` (compiled on first use)."""
-    if not _BLOCK_REDUCE:
+def block_reduce_fn(mode, loss_kind):
+    """The degree- and dtype-independent part of the fused pass for block [b0, b0+m) of chunk
+    c, for gradient rule ``mode`` and loss ``loss_kind``, as a :class:`FunctionPointer`
+    (compiled on first use).
+
+    Per head: :func:`backward_point` and :func:`guard_coefficients` over the block (the
+    coefficients c_p, c_q into ``cpb[j, i]``, ``cqb[j, i]``), the losses, tag counts, |Q|
+    statistics of each distinct Q evaluation, and the gradient of theta[j, 0] (sum_i c_p, as
+    psi_0 = 1), added to row c of the partials; the gradient sums for k >= 1 follow in the
+    specialised :func:`grad_sums_fn`. It reads the head-major block buffers ``tb``, ``qb``,
+    ``yb`` (points 0..m-1, m < 2**16), the targets, weights and bounds ``bnd`` (NaN for
+    non-finite x, see :func:`forward_block_fn`). ``fin``, ``pb``, ``feat`` and ``scratch`` are
+    not used (kept in the signature).
+
+    The point loop is instantiated for the gradient rule (so that Mask-REAL blocks do not pay
+    for the Saturating square root) and the rejection flag (blocks without lambda_rej do not
+    pay for the rejection term); Tukey's loss has a loop of its own (rule and rejection flag at
+    run time), so the other loops carry no Tukey branch (it cost the hybrid pass about 40%).
+    Only the variant of the call is compiled (about 2 s each), and the fused kernel, which
+    calls it through its address, is compiled once for all.
+    """
+    tukey = int(loss_kind == LOSS_TUKEY)
+    key = (0 if tukey else int(mode), tukey)
+    f = _BLOCK_REDUCES.get(key)
+    if f is None:
         sig = reduce_signature()
-        block_reduce.compile(sig)
-        _BLOCK_REDUCE.append(FunctionPointer(block_reduce, sig))
-    return _BLOCK_REDUCE[0]
-
-
+        f = FunctionPointer(_build_block_reduce(*key, sig), sig)
+        _BLOCK_REDUCES[key] = f
+    return f
 
 
 @njit(cache=True, error_model="numpy")
