@@ -453,9 +453,11 @@ def test_non_finite_x_takes_no_part_and_leaves_the_sums_finite():
 
 def test_one_compiled_lm_kernel_for_every_rule_and_loss():
     """lm_run is compiled once for all gradient rules and losses (it calls their rule loop by
-    address), each rule loop and fused block reduction only when used, and the parallel QR
-    partials only for pools of enough chunks; a second call re-types nothing (the kernel keeps
-    one signature). A fresh process, so that other tests' compilations do not count."""
+    address), each rule loop and fused block reduction only when used, the parallel QR
+    partials only for pools of enough chunks and the double-double refinement only when asked
+    for; a second call re-types nothing, read-only inputs included (lm_run and qr_equations,
+    which lm_run calls by address with the signature of a Python call, keep one signature
+    each). A fresh process, so that other tests' compilations do not count."""
     import os
     import subprocess
     import sys
@@ -468,14 +470,20 @@ def test_one_compiled_lm_kernel_for_every_rule_and_loss():
         from zeroproof_nb import least_squares as ls
         from zeroproof_nb.kernels import least_squares_pass_cpu as p, least_squares_qr_cpu as q
         from zeroproof_nb.kernels import rational_fused_cpu as f
-        from zeroproof_nb.kernels.lm_cpu import lm_run
+        from zeroproof_nb.kernels import lm_cpu as lm
         x = np.linspace(-1, 1, 400); y = 1 / (x - 0.31) + 0.5 * x
         th, ph = np.array([0.5, 1.0, 0.1]), np.array([-3.2, 0.1])
         for mode, loss in (("mask_real", "l2"), ("hybrid", "huber"), ("mask_real", "l2")):
             ls.levenberg_marquardt(x, y, th, ph, mode=mode, loss=loss, max_steps=2)
-        assert len(lm_run.overloads) == 1, lm_run.signatures
+        assert not lm._CORRECTED_TARGETS
+        x.setflags(write=False); y.setflags(write=False)
+        ls.levenberg_marquardt(x, y, th, ph, max_steps=2, refine_steps=1)
+        ls.rational_qr(x, y, th, ph)
+        assert len(lm.lm_run.overloads) == 1, lm.lm_run.signatures
+        assert len(q.qr_equations.overloads) == 1, q.qr_equations.signatures
+        assert len(lm._CORRECTED_TARGETS) == 1
         assert sorted(p._RULE_BLOCKS) == [(0, 0), (2, 2)], sorted(p._RULE_BLOCKS)
-        assert not q._QR_PARTIALS
+        assert sorted(q._QR_PARTIALS) == [False], sorted(q._QR_PARTIALS)
         zp.rational_loss_and_grad(x, y, th, ph, mode="saturating")
         assert sorted(f._BLOCK_REDUCES) == [(1, 0)], sorted(f._BLOCK_REDUCES)
         print("ok")

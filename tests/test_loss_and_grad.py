@@ -486,3 +486,29 @@ def test_bad_indices(indices, err, match):
     x = np.linspace(-1, 1, 10)
     with pytest.raises(err, match=match):
         zp.rational_loss_and_grad(x, x, np.ones(2), np.ones(1), indices=indices)
+
+
+def test_read_only_inputs_give_the_writable_results():
+    """Read-only arrays (np.load(mmap_mode="r"), broadcast views, frozen buffers) are accepted
+    by every kernel entry point and give the same bits as writable copies (the kernels are
+    compiled for writable arrays; a read-only input used to fail deep inside numba with
+    "mismatch of argument types")."""
+    from zeroproof_nb import least_squares as ls
+
+    x = np.linspace(-1, 1, 300)
+    y = 1.0 / (x - 0.31) + 0.5 * x
+    th, ph, w = np.array([0.5, 1.0, 0.1]), np.array([-3.2, 0.1]), np.linspace(1.0, 2.0, 300)
+    frozen = [a.copy() for a in (x, y, th, ph, w)]
+    for a in frozen:
+        a.setflags(write=False)
+    for args in ((x, y, th, ph, w), tuple(frozen)):
+        xa, ya, tha, pha, wa = args
+        ev = zp.rational_eval(xa, tha, pha)
+        lg = zp.rational_loss_and_grad(xa, ya, tha, pha, mode="saturating", sample_weight=wa)
+        lm = ls.levenberg_marquardt(xa, ya, tha, pha, sample_weight=wa, max_steps=3)
+        got = (ev["value"], lg.loss, lg.grad_theta, lg.grad_phi, lm.theta, lm.phi)
+        if xa is x:
+            want = got
+        else:
+            for g, r in zip(got, want):
+                np.testing.assert_array_equal(g, r)

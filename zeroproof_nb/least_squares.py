@@ -231,10 +231,10 @@ class PassSetup:
                 bound, c, lam, inv_tau)
 
 
-def parallel_partials(n: int, chunk: int) -> int:
-    """The ``parallel`` argument of the CPU QR kernels for ``n`` points in chunks of ``chunk``:
-    the address of the parallel chunk partials when they pay (compiled on first use), else 0."""
-    return _klc.qr_partials_fn().address if _klc.use_parallel(n, chunk) else 0
+def chunk_partials_address(n: int, chunk: int) -> int:
+    """The ``partials`` argument of the CPU QR kernels for ``n`` points in chunks of ``chunk``:
+    the address of the chunk partials, parallel when they pay (compiled on first use)."""
+    return _klc.qr_partials_fn(_klc.use_parallel(n, chunk)).address
 
 
 def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, mode: Any,
@@ -259,7 +259,9 @@ def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: An
     wn = normalised_weights(sample_weight, shape, np.arange(n) if sample_weight is not None
                              and n else None)
     has_w = wn is not None
-    weight = np.ascontiguousarray(wn.reshape(n, pb.n_out)) if has_w else np.zeros((1, 1))
+    # C-contiguous and writable: the kernels' one compiled signature (qr_equations_signature)
+    weight = np.require(wn.reshape(n, pb.n_out), requirements="CW") if has_w \
+        else np.zeros((1, 1))
     w_const = 1.0 / max(1, n * pb.n_out)
     x2 = pb.x.reshape(n, -1) if pb.d == 0 else pb.x
     tau_q, tau_p = policy_thresholds(opt.policy, np.dtype(np.float64))
@@ -267,8 +269,8 @@ def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: An
                bool(opt.eps > 0), float(opt.eps), opt.policy is not None, float(tau_q),
                float(tau_p), opt.mode, opt.delta, opt.bound, _kls.ROBUST_CODES[loss], float(c),
                opt.lam, opt.inv_tau)
-    return PassSetup(pb, np.ascontiguousarray(x2), np.ascontiguousarray(t2), weight, has_w,
-                  w_const, scalars)
+    return PassSetup(pb, np.require(x2, requirements="CW"), np.require(t2, requirements="CW"),
+                     weight, has_w, w_const, scalars)
 
 
 def rational_normal_equations(
@@ -343,7 +345,7 @@ def rational_qr(
     phi2 = pb.phi2.astype(np.float64)
     reg = _klc.qr_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
                             theta2, phi2, *s.cpu_scalars(), alpha, chunk,
-                            parallel_partials(s.x2.shape[0], chunk), r, qtb, gx, fs, cnt)
+                            chunk_partials_address(s.x2.shape[0], chunk), r, qtb, gx, fs, cnt)
     _klc.qr_gradient(r, qtb, gx, g)
     rej = s.scalars[-2] * float(fs[_klc.F_REJ])
     return QRFactor(
@@ -423,9 +425,11 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
     else:
         status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
                                  theta2, phi2, *s.cpu_scalars(), alpha, chunk,
-                                 parallel_partials(s.x2.shape[0], chunk), state.values,
-                                 max_steps, max_tries, ftol, xtol, gtol, refine_steps, corr,
-                                 info))
+                                 chunk_partials_address(s.x2.shape[0], chunk),
+                                 _klc.qr_equations_fn().address, state.values, max_steps,
+                                 max_tries, ftol, xtol, gtol, refine_steps,
+                                 _klc.corrected_targets_fn().address if refine_steps else 0,
+                                 corr, info))
         if max_steps == 0 and status == _klc.LM_RUNNING:
             status = _klc.LM_STALLED
     th_shape = np.shape(theta)

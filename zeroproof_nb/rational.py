@@ -195,7 +195,9 @@ def _degree_from_terms(count: int, d: int, name: str, offset: int) -> int:
 def prepare_plan(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> KernelPlan:
     basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
     lo, hi = check_bounds(domain, "domain")
-    xa = as_float_array(x, "x", ndim=(1, 2))
+    # writable: the kernels are compiled for writable arrays (a read-only input would type a
+    # second signature and fail the by-address calls), so a read-only x is copied
+    xa = np.require(as_float_array(x, "x", ndim=(1, 2)), requirements="W")
     dtype = xa.dtype
     th = as_float_array(theta, "theta", ndim=(1, 2), dtype=dtype)
     ph = as_float_array(phi, "phi", ndim=(1, 2), dtype=dtype)
@@ -251,7 +253,8 @@ def prepare_plan(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> Kerne
     scale = dtype.type(2.0 / (hi - lo))
     shift = dtype.type(-(hi + lo) / (hi - lo))
     return KernelPlan(
-        x=xk, d=d_kernel, theta2=np.ascontiguousarray(theta2), phi2=np.ascontiguousarray(phi2),
+        x=xk, d=d_kernel, theta2=np.require(theta2, requirements="CW"),
+        phi2=np.require(phi2, requirements="CW"),
         dp=dp, dq=dq, n_out=n_out, shared_q=shared, multi=multi,
         basis_code=_kb.BASIS_CODES[basis], scale=scale, shift=shift, dtype=dtype, exps=exps,
     )
@@ -463,7 +466,7 @@ def target_array(target: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.nda
         t = as_float_array(target, "target")
     if t.shape != shape:
         raise ValueError(f"target must have the output shape {shape}, got {t.shape}")
-    return np.ascontiguousarray(t, dtype=np.float64)
+    return np.require(t, dtype=np.float64, requirements="CW")  # writable, as x in prepare_plan
 
 
 def normalised_weights(sample_weight: Any, shape: tuple[int, ...],

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from .compensated import rational_point_dd
+from .numba_internals import FunctionPointer, from_address
 from .least_squares_pass_cpu import (
     C_USED,
     F_DATA,
@@ -34,7 +35,7 @@ from .least_squares_pass_cpu import (
 )
 from .rational import output_point
 from .tags import REAL
-from .least_squares_qr_cpu import qr_equations, qr_gradient, qr_rhs, tri_update
+from .least_squares_qr_cpu import qr_equations_at, qr_gradient, qr_rhs, tri_update
 
 # lm_run status codes
 LM_RUNNING, LM_FTOL, LM_XTOL, LM_GTOL, LM_STALLED, LM_NOT_FINITE = 0, 1, 2, 3, 4, 5
@@ -187,22 +188,47 @@ def corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, s
             shifted[i, j] = target[i, j] - corr[i, j]
 
 
+def corrected_targets_signature():
+    """Signature of :func:`corrected_targets` as :func:`lm_run` calls it (C-contiguous writable
+    float64 arrays)."""
+    f8, i8 = types.float64, types.int64
+    f2 = types.Array(f8, 2, "C")
+    return types.void(f2, f2, f2, i8, i8, f8, f8, f2, f2, f2)
+
+
+#: lm_run calls corrected_targets through this (an address, then x)
+corrected_targets_at = from_address(lambda dt: corrected_targets_signature(),
+                                    "corrected_targets at the address of corrected_targets_fn.")
+
+_CORRECTED_TARGETS: list = []
+
+
+def corrected_targets_fn():
+    """:func:`corrected_targets` as a :class:`.numba_internals.FunctionPointer`, compiled on
+    first use: runs without refinement never compile the double-double evaluation."""
+    if not _CORRECTED_TARGETS:
+        _CORRECTED_TARGETS.append(FunctionPointer(corrected_targets,
+                                                  corrected_targets_signature()))
+    return _CORRECTED_TARGETS[0]
+
+
 @njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
            has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c, lam, inv_tau,
-           alpha, chunk, parallel, state, max_steps, max_tries, ftol, xtol, gtol, refine_steps,
-           corr, info):
+           alpha, chunk, partials, qr, state, max_steps, max_tries, ftol, xtol, gtol,
+           refine_steps, refine, corr, info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
     updated in place), each solved from the QR factorisation of the weighted Jacobian
-    (:func:`qr_equations` with ``chunk`` points per chunk, in parallel when ``parallel`` is the
-    address of :func:`.least_squares_qr_cpu.qr_partials_fn`, serially when it is 0; then
-    :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries the damping between calls
-    (mu <= 0: start afresh).
+    (:func:`.least_squares_qr_cpu.qr_equations` at the address ``qr`` of ``qr_equations_fn``,
+    with ``chunk`` points per chunk and the chunk partials at the address ``partials`` of
+    ``qr_partials_fn``; then :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries
+    the damping between calls (mu <= 0: start afresh).
     ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
     before, objective after, used outputs, refinement steps. Returns the status code.
 
-    Refinement (``refine_steps`` > 0, 1-D points without tag policy or Q regularisation; at
-    the end of a converged run, or from the start when ``max_steps`` is 0): up to
+    Refinement (``refine_steps`` > 0 and ``refine`` the address of :func:`corrected_targets_fn`;
+    1-D points without tag policy or Q regularisation; at the end of a converged run, or from
+    the start when ``max_steps`` is 0): up to
     ``refine_steps`` Gauss-Newton steps on the residuals of the double-double values
     (:func:`value_corrections` into ``corr``, (n, n_out), the targets shifted by them), each
     kept when that objective falls and no output that took part becomes non-REAL; the
@@ -230,9 +256,10 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     step = np.zeros(n_par)
     th_c = theta2.copy()
     ph_c = phi2.copy()
+    qr_equations = qr_equations_at(qr, x)
     reg = qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                        scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
-                       c, lam, inv_tau, alpha, chunk, parallel, r, qtb, gx, fs, cnt)
+                       c, lam, inv_tau, alpha, chunk, partials, r, qtb, gx, fs, cnt)
     passes = 1
     loss = fs[F_DATA] + lam * fs[F_REJ] + reg
     qr_gradient(r, qtb, gx, g)
@@ -285,7 +312,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             candidate(theta2, phi2, step, th_c, ph_c)
             reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
                                  deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
-                                 delta, bound, c, lam, inv_tau, alpha, chunk, parallel,
+                                 delta, bound, c, lam, inv_tau, alpha, chunk, partials,
                                  r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
@@ -345,12 +372,13 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
         if not done:
             status = LM_STALLED
     refined = 0
-    if refine_steps > 0 and (status != LM_RUNNING or max_steps == 0):
+    if refine_steps > 0 and refine != 0 and (status != LM_RUNNING or max_steps == 0):
+        corrected_targets = corrected_targets_at(refine, x)
         shifted = np.empty_like(target)
         corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
-                           delta, bound, c, lam, inv_tau, alpha, chunk, parallel, r, qtb,
+                           delta, bound, c, lam, inv_tau, alpha, chunk, partials, r, qtb,
                            gx, fs, cnt)
         passes += 1
         loss = fs[F_DATA] + lam * fs[F_REJ] + reg
@@ -372,7 +400,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
                                  tau_p, rule, delta, bound, c, lam, inv_tau, alpha, chunk,
-                                 parallel,
+                                 partials,
                                  r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
