@@ -282,3 +282,55 @@ def test_curriculum_needs_importance_draws():
         Trainer(TRRational(1, 1, basis="monomial"), config=TrainingConfig(verbose=False),
                 sampler=create_integrated_sampler("active", seed=0),
                 curriculum=CurriculumScheduler(CurriculumConfig()))
+
+
+def test_lm_epoch_record_from_the_forward_pass():
+    """A Levenberg–Marquardt epoch of the plain Trainer takes its record from the solver's
+    objective and a forward pass (no fused loss-and-gradient pass is compiled: about 5 s of a
+    cold first run); its loss is the data loss of rational_loss_and_grad at the epoch's
+    parameters, its coverage the REAL fraction of rational_eval. A HybridTrainer (per-batch
+    hooks) still gets the fused pass. A fresh process, so that other tests' kernels do not
+    count."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import numpy as np
+        import zeroproof_nb as zp
+        from zeroproof_nb.core import count_tags
+        from zeroproof_nb.kernels import rational_cpu as kc
+        from zeroproof_nb.layers import TRRational
+        from zeroproof_nb.training.hybrid_trainer import HybridTrainer, HybridTrainingConfig
+        from zeroproof_nb.training.trainer import Trainer, TrainingConfig
+        rng = np.random.default_rng(3)
+        x = rng.uniform(-1, 1, 600)
+        y = 1.0 / (x - 0.3) + 0.2 * x + 1e-3 * rng.standard_normal(600)
+        layer = TRRational(1, 1).fit_linearized(x, y)
+        tr = Trainer(layer, config=TrainingConfig(max_epochs=3, seed=0, verbose=False,
+                                                  progress_bar=False))
+        xv = rng.uniform(-1, 1, 100)
+        tr.fit(x, y, x_val=xv, y_val=1.0 / (xv - 0.3) + 0.2 * xv)  # trains on all of x
+        assert not kc._GRAD_KERNELS and not kc._FORWARD_BLOCKS, (kc._GRAD_KERNELS, kc._FORWARD_BLOCKS)
+        rec = tr.epoch_records[-1]
+        ref = zp.rational_loss_and_grad(x, y, layer.theta, layer.phi, basis=layer.kernel_basis,
+                                        domain=layer.domain, lambda_rej=0.0)
+        # 1e-8: after the double-double refinement the solver's objective takes the compensated
+        # residuals (near the pole they differ from the float64 ones by ~1e-10 relative)
+        assert abs(rec["loss"] - ref.data_loss) <= 1e-8 * ref.data_loss, (rec["loss"], ref.data_loss)
+        counts = count_tags(zp.rational_eval(x, layer.theta, layer.phi, basis=layer.kernel_basis,
+                                             domain=layer.domain))
+        assert rec["coverage"] == counts[0] / counts.sum()
+        hy = HybridTrainer(TRRational(1, 1).fit_linearized(x, y), config=HybridTrainingConfig(
+            max_epochs=1, seed=0, verbose=False, progress_bar=False))
+        hy.fit(x, y)
+        assert kc._GRAD_KERNELS
+        print("ok")
+    """)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

@@ -3,8 +3,9 @@
 ``"cpu"`` (default) runs everything on the CPU kernels. ``"cuda"`` runs the passes over the
 pool and the batches of a 1-D :class:`~zeroproof_nb.layers.TRRational` on the GPU: the
 Levenberg-Marquardt epoch's passes (:func:`zeroproof_nb.least_squares_cuda.levenberg_marquardt_cuda`,
-steps solved on the host from the normal equations), the fused loss-and-gradient pass of the
-first-order batches and of the epoch record, and |Q| on the pool for the samplers; the
+steps solved on the host from the normal equations, and the forward pass of its epoch record),
+the fused loss-and-gradient pass of the first-order batches and of their epoch record, and |Q|
+on the pool for the samplers; the
 optimizer steps, the draws, the held-out evaluation and the histories stay on the host, so the
 per-epoch records and timings keep their CPU meaning. It raises the
 :class:`~zeroproof_nb.device.CudaUnavailableError` of :mod:`zeroproof_nb.device` when no GPU

@@ -20,7 +20,7 @@ from .._validation import (
     check_config,
     check_int,
 )
-from ..core import TRTag
+from ..core import TRTag, count_tags
 from ..layers import TRRational
 from ..least_squares import (
     REFINE_STEPS,
@@ -28,6 +28,7 @@ from ..least_squares import (
     robust_threshold,
 )
 from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
+from ..rational import rational_eval
 from . import _compiled
 from .adaptive_loss import AdaptiveLambda
 from .batch_source import BatchSource
@@ -380,8 +381,12 @@ class Trainer(ReportingMixin, CheckpointMixin):
 
     def _lm_epoch(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """One epoch of Levenberg–Marquardt: ``steps_per_epoch`` accepted steps over the whole
-        pool (the optimisation time), then one fused pass over it for the record, the λ_rej
-        policy and the subclass hooks (one "batch": the pool).
+        pool (the optimisation time), then the record: its loss is the objective the solver
+        reports at the epoch's parameters, its coverage and the λ_rej policy's tag counts come
+        from one forward pass over the pool. A subclass with per-batch hooks, or a layer that
+        holds its own λ policy, gets one fused pass over the pool instead (one "batch": the
+        pool), as in the first-order epochs; its loss is the fused pass's (so too after an L1
+        projection of φ, which leaves the solver's objective behind).
 
         The rejection term joins the LM objective only with a threshold (``rejection_threshold``
         or the model's tag policy): its default threshold |Q| < 1e-2 would push Q away from zero
@@ -409,24 +414,34 @@ class Trainer(ReportingMixin, CheckpointMixin):
             x, y, model.theta, model.phi, **objective, max_steps=opt.steps_per_epoch,
             max_tries=opt.max_tries, ftol=opt.ftol, xtol=opt.xtol, gtol=opt.gtol,
             state=opt.state, refine_steps=REFINE_STEPS if opt.refine else 0)
+        projected = False
         if res.steps or res.refined:
             model.set_parameters([res.theta, res.phi])
-            model.project_phi()
+            projected = model.project_phi() < 1.0
         opt.step_count += res.steps
         opt.last_status = res.status
         opt.converged = res.status != 0
         t1 = time.perf_counter()
-        full = self._loss_and_grad(x, y, None, self._pool_weight)
+        if self.customises_batch_step() or self._model_updates_lambda or projected:
+            full = self._loss_and_grad(x, y, None, self._pool_weight)
+            loss, counts = float(full.loss), full.stats["tag_counts"]
+        else:
+            # the forward pass (compiled for evaluation anyway) instead of a fused pass whose
+            # gradient nobody reads: a cold first run compiles about 5 s less
+            out = rational_eval(model.kernel_input(x), model.theta, model.phi,
+                                basis=model.kernel_basis, domain=model.domain,
+                                policy=model.policy, q_epsilon=objective["q_epsilon"],
+                                device=self.device)
+            loss, counts, full = float(res.loss), count_tags(out), None
         if self.adaptive_lambda is not None and not self._model_updates_lambda:
-            self.adaptive_lambda.update_counts(full.stats["tag_counts"])
-        self._after_batch(full, x, np.arange(x.shape[0]), acc)
+            self.adaptive_lambda.update_counts(counts)
+        if full is not None:
+            self._after_batch(full, x, np.arange(x.shape[0]), acc)
         self.global_step += 1
-        counts = full.stats["tag_counts"]
         coverage = counts[0] / max(1, int(np.sum(counts)))
         if self.config.verbose:
-            self._log_batch(0, 1, float(full.loss), coverage, self.lambda_rej)
-        record = self._epoch_record(float(full.loss), float(coverage), 0.0,
-                                    (t1 - t0) * 1000.0, 1, acc)
+            self._log_batch(0, 1, loss, coverage, self.lambda_rej)
+        record = self._epoch_record(loss, float(coverage), 0.0, (t1 - t0) * 1000.0, 1, acc)
         record["lm"] = {"status": res.status, "steps": res.steps, "passes": res.passes,
                         "objective": res.loss,
                         "refine_steps": res.refined}
