@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .._validation import (
-    as_float_array,
     check_config,
     check_int,
 )
@@ -24,7 +23,6 @@ from ..core import TRTag, count_tags
 from ..layers import TRRational
 from ..least_squares import (
     REFINE_STEPS,
-    robust_scale,
     robust_threshold,
 )
 from ..optim import SGD, Adam, LevenbergMarquardt, LRSchedule
@@ -35,6 +33,7 @@ from .batch_source import BatchSource
 from . import dask_pool
 from .checkpoints import CheckpointMixin
 from .curriculum import CurriculumScheduler
+from .fit_data import FitDataMixin
 from .reporting import ROBUST_K, ReportingMixin
 from .training_config import TrainingConfig
 
@@ -47,7 +46,7 @@ _REAL = int(TRTag.REAL)
 _COMPILED_ROWS = 1 << 20
 
 
-class Trainer(ReportingMixin, CheckpointMixin):
+class Trainer(FitDataMixin, ReportingMixin, CheckpointMixin):
     """Train a :class:`~zeroproof_nb.layers.TRRational` (or any model with the same protocol).
 
     Parameters
@@ -263,16 +262,6 @@ class Trainer(ReportingMixin, CheckpointMixin):
         """Adds subclass fields to the epoch record."""
 
     # ------------------------------------------------------------------ data
-    @staticmethod
-    def _check_data(x: Any, y: Any, name_x: str = "x", name_y: str = "y") -> tuple[np.ndarray, np.ndarray]:
-        xa = as_float_array(x, name_x, ndim=(1, 2), dtype=np.float64)
-        ya = as_float_array(y, name_y, ndim=(1, 2), dtype=np.float64)
-        if xa.shape[0] != ya.shape[0]:
-            raise ValueError(f"{name_x} and {name_y} must have the same length, got {xa.shape[0]} and {ya.shape[0]}")
-        if xa.shape[0] == 0:
-            raise ValueError(f"{name_x} must not be empty")
-        return xa, ya
-
     def _pool_q(self, x: np.ndarray) -> np.ndarray:
         """|Q| of the model at the pool points, one value per point (min over heads)."""
         q = np.asarray(self.model.q_values(x) if self.device == "cpu" else
@@ -525,33 +514,6 @@ class Trainer(ReportingMixin, CheckpointMixin):
         logger.info("epoch %d batch %d/%d loss=%.6g coverage=%.4f lambda=%.4g",
                     self.epoch, b, n_batches, loss, coverage, lam)
 
-    def _split(self, xa: np.ndarray, ya: np.ndarray, wa: np.ndarray | None):
-        """(train x, y, w, held-out x, y) from the seeded split (``validation_fraction``)."""
-        n = xa.shape[0]
-        n_val = int(round(self.config.validation_fraction * n))
-        if n_val < 1 or n - n_val < 1:
-            return xa, ya, wa, None, None
-        perm = np.random.default_rng(self.split_seed).permutation(n)
-        val = np.sort(perm[:n_val])
-        train = np.sort(perm[n_val:])
-        return (xa[train], ya[train], None if wa is None else wa[train], xa[val], ya[val])
-
-    def _fit_data(self, x: Any, y: Any, x_val: Any, y_val: Any, sample_weight: Any):
-        """fit's in-memory data: (train x, y, w, held-out x, y); sets the domain from x."""
-        xa, ya = self._check_data(x, y)
-        self._domain_from_data(xa)
-        wa = None
-        if sample_weight is not None:
-            wa = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
-            if wa.shape[0] != xa.shape[0] or not np.all(np.isfinite(wa)) or np.any(wa < 0) \
-                    or not wa.sum() > 0:
-                raise ValueError("sample_weight must be finite, >= 0, with a positive sum and "
-                                 f"one entry per point ({xa.shape[0]})")
-        if x_val is not None or y_val is not None:
-            xv, yv = self._check_data(x_val, y_val, "x_val", "y_val")
-            return xa, ya, wa, xv, yv
-        return self._split(xa, ya, wa)
-
     def fit(self, x: Any, y: Any, *, x_val: Any = None, y_val: Any = None,
             epochs: int | None = None, sample_weight: Any = None) -> dict[str, list[Any]]:
         """Train until ``epochs`` more epochs ran (default: until ``config.max_epochs`` epochs
@@ -680,28 +642,6 @@ class Trainer(ReportingMixin, CheckpointMixin):
             per_epoch = self.config.batches_per_epoch or max(1, -(-n // self.config.batch_size))
         total = max(1, (end - self.epoch)) * per_epoch + alp.step_count
         alp.config.warmup_steps = max(1, total // 10)
-
-    def _domain_from_data(self, x: np.ndarray) -> None:
-        """A TRRational built without a domain gets the range of the pool's finite inputs."""
-        model = self.model
-        if not isinstance(model, TRRational) or model.domain_given:
-            return
-        finite = x[np.isfinite(x)]
-        if finite.size == 0:
-            return
-        lo, hi = float(finite.min()), float(finite.max())
-        if not hi > lo:
-            lo, hi = lo - 1.0, hi + 1.0
-        model.set_domain((lo, hi))
-
-    def _start_sigma(self, x: np.ndarray, y: np.ndarray) -> float:
-        """σ of the robust losses: the normalised MAD of the model's residuals on the pool
-        (floored at 1e-12·max(1, median |y|) so that an exact start keeps a threshold)."""
-        pred = np.asarray(self.model.forward(x)["value"], dtype=np.float64)
-        sigma = robust_scale(pred - y)
-        finite_y = np.abs(y[np.isfinite(y)])
-        floor = 1e-12 * max(1.0, float(np.median(finite_y)) if finite_y.size else 1.0)
-        return max(sigma, floor)
 
     def _restore_best(self) -> None:
         """Put back the kept epoch's parameters (see :meth:`fit`) when it is not the last."""
