@@ -30,24 +30,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._validation import (
-    MAX_TERMS,
     as_float_array,
-    check_alloc,
     check_bounds,
     check_choice,
     check_finite,
     check_no_overlap,
     check_nonnegative,
     check_positive,
-    check_terms,
 )
 from .core import is_tr_array, to_ieee, tr_dtype
+from .features import (  # noqa: F401  (re-exported: their former path)
+    basis_features,
+    denominator_features,
+    exponent_table,
+    monomial_exponents,
+)
 from .device import is_device_array, resolve_device
 from .kernels import basis as _kb
 from .kernels import rational as _kr
@@ -71,31 +73,6 @@ n_terms = _kb.n_terms
 
 _DUMMY_EXPS = np.zeros((1, 1), dtype=np.int64)
 _DUMMY_EXPS.setflags(write=False)
-
-
-@lru_cache(maxsize=256)
-def _exponents_cached(d: int, degree: int) -> np.ndarray:
-    e = _kb.monomial_exponents(d, degree)
-    e.setflags(write=False)
-    return e
-
-
-def monomial_exponents(d: int, degree: int) -> np.ndarray:
-    """Exponents of the total-degree monomials in ``d`` variables up to ``degree``.
-
-    Returns an int64 array of shape (n_terms, d), n_terms = C(d + degree, d), constant term
-    first, then by increasing total degree (lexicographically descending within a degree):
-    for d=2, degree=2 the rows are 1, x0, x1, x0^2, x0 x1, x1^2.
-    """
-    from ._validation import check_int
-
-    d = check_int(d, "d", minimum=1)
-    degree = check_int(degree, "degree", minimum=0)
-    n = check_terms(d, degree, "degree")
-    if n * d > 8 * MAX_TERMS:
-        raise ValueError(f"d, degree: the exponent table would have {n} x {d} entries, more "
-                         f"than {8 * MAX_TERMS} (the limit)")
-    return _exponents_cached(d, degree).copy()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,7 +226,7 @@ def prepare_plan(x: Any, theta: Any, phi: Any, basis: str, domain: Any) -> Kerne
         dp = _degree_from_terms(theta2.shape[1], d, "theta", 0)
         dq = _degree_from_terms(phi2.shape[1], d, "phi", 1)
         d_kernel = d
-        exps = _exponents_cached(d, max(dp, dq))
+        exps = exponent_table(d, max(dp, dq))
     scale = dtype.type(2.0 / (hi - lo))
     shift = dtype.type(-(hi + lo) / (hi - lo))
     return KernelPlan(
@@ -377,75 +354,6 @@ def rational_eval(
     if return_q:
         return y, q
     return y
-
-
-def basis_features(
-    x: Any, degree: int, *, basis: str = "monomial", domain: tuple[float, float] = (-1.0, 1.0)
-) -> np.ndarray:
-    """Basis values psi_k(x) as a feature matrix.
-
-    x of shape (N,) gives (N, degree+1) with columns psi_0..psi_degree; x of shape (N, d) gives
-    (N, n_terms(d, degree)) with the total-degree products ordered as
-    :func:`monomial_exponents`. dtype follows x (float32 stays float32).
-    """
-    from ._validation import check_int
-
-    degree = check_int(degree, "degree", minimum=0)
-    basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
-    lo, hi = check_bounds(domain, "domain")
-    xa = as_float_array(x, "x", ndim=(1, 2))
-    n_cols = check_terms(1 if xa.ndim == 1 else max(1, xa.shape[1]), degree, "degree")
-    check_alloc(xa.shape[0] * n_cols, xa.dtype.itemsize, "len(x) * n_terms")
-    dt = xa.dtype
-    scale = dt.type(2.0 / (hi - lo))
-    shift = dt.type(-(hi + lo) / (hi - lo))
-    code = _kb.BASIS_CODES[basis]
-    if xa.ndim == 1:
-        out = np.empty((xa.shape[0], degree + 1), dtype=dt)
-        if xa.shape[0]:
-            _kb.features_1d(xa, code, degree, scale, shift, dt.type(1.0), out)
-        return out
-    d = xa.shape[1]
-    if d < 1:
-        raise ValueError(f"x must have at least one column, got shape {xa.shape}")
-    exps = _exponents_cached(d, degree)
-    out = np.empty((xa.shape[0], exps.shape[0]), dtype=dt)
-    if xa.shape[0]:
-        _kb.features_nd(xa, code, exps, degree, scale, shift, dt.type(1.0), out)
-    return out
-
-
-def denominator_features(
-    x: Any, degree: int, *, basis: str = "monomial", domain: tuple[float, float] = (-1.0, 1.0)
-) -> np.ndarray:
-    """Denominator features eta_k(x), k = 1..degree, so that Q = 1 + features @ phi.
-
-    eta_k = psi_k (the columns 1.. of :func:`basis_features`), except for the
-    ``"chebyshev_anchored"`` basis (1-D x only): eta_k = m(t) T_{k-1}(t). Shape (N, n_q) with
-    n_q = degree in 1-D, n_terms(d, degree) - 1 in n-D; dtype follows x.
-    """
-    from ._validation import check_int
-
-    degree = check_int(degree, "degree", minimum=0)
-    basis = check_choice(basis, "basis", tuple(_kb.BASIS_CODES))
-    if basis != "chebyshev_anchored":
-        return basis_features(x, degree, basis=basis, domain=domain)[:, 1:]
-    lo, hi = check_bounds(domain, "domain")
-    xa = as_float_array(x, "x", ndim=(1, 2))
-    if xa.ndim == 2:
-        if xa.shape[1] != 1:
-            raise ValueError(
-                f"basis 'chebyshev_anchored' is for 1-D input, got x of shape {xa.shape}"
-            )
-        xa = xa[:, 0]
-    xa = np.ascontiguousarray(xa)
-    check_alloc(xa.shape[0] * max(degree, 1), xa.dtype.itemsize, "len(x) * degree")
-    dt = xa.dtype
-    out = np.empty((xa.shape[0], degree), dtype=dt)
-    if xa.shape[0] and degree:
-        _kb.denominator_features_1d(xa, _kb.CHEBYSHEV_ANCHORED, degree, dt.type(2.0 / (hi - lo)),
-                                    dt.type(-(hi + lo) / (hi - lo)), dt.type(1.0), out)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
