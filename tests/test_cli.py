@@ -69,7 +69,20 @@ MISUSES = [
     (["demo", "--n-pool", "10"], "--n-pool", ">= 50"),
     (["demo", "--log-every", "0"], "--log-every", ">= 1"),
     (["demo", "--device", "tpu"], "--device", "invalid choice"),
-    (["demo", "--bogus"], "unrecognized", "--bogus"),
+    (["demo", "--bogus"], "demo: error: unrecognized", "--bogus"),
+    (["demo", "--version"], "demo: error: unrecognized", "--version"),
+    (["demo", "--domain", "-inf,1"], "--domain", "finite"),
+    (["demo", "--poles", "-inf"], "--poles", "finite"),
+    (["demo", "--n-pool", "20000000000"], "--n-pool", "GiB"),
+    (["demo", "--n-pool", "99999999999999999999"], "--n-pool", "GiB"),
+    (["bench", "--threads", "-1"], "--threads", "between 1 and"),
+    (["bench", "--threads", "0"], "--threads", "between 1 and"),
+    (["bench", "--budget", "-1"], "--budget", "> 0"),
+    (["bench", "--budget", "nan"], "--budget", "finite"),
+    (["bench", "--width", "-5"], "--width", "40 columns"),
+    (["bench", "--json", "/proc/x/y.json"], "--json", "cannot write"),
+    (["bench", "--json", "/"], "--json", "directory"),
+    (["info", "--bogus"], "info: error: unrecognized", "--bogus"),
     (["frob"], "invalid choice", "frob"),
     ([], "required", "info,demo"),
 ]
@@ -80,6 +93,8 @@ def test_misuse_is_one_line_and_exit_status_2(argv, flag, words, monkeypatch, ca
     from zeroproof_nb import cli
 
     monkeypatch.setattr("zeroproof_nb.demo.run_demo", lambda **k: pytest.fail("work started"))
+    monkeypatch.setattr("zeroproof_nb.bench_report.run_quick",
+                        lambda **k: pytest.fail("work started"))
     out = ["--out", str(tmp_path / "o")] if argv[:1] == ["demo"] else []
     with pytest.raises(SystemExit) as exc:
         cli.main([*argv, *out])

@@ -109,3 +109,28 @@ def test_readme_names_the_test_command():
     assert 'python -m pip install ".[test]" && python -m pytest -q' in text
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert 'python -m pip install ".[test]" && python -m pytest -q' in ci
+
+
+def test_readme_demo_table_is_what_the_demo_prints():
+    """The README's table of the default demo run matches a run of the demo now, every column
+    but the times (which depend on the machine)."""
+    import io
+
+    from zeroproof_nb.demo import MODEL_NAMES, run_demo
+
+    text = README.read_text()
+    start = text.index("The default run (`zeroproof-nb demo`)")
+    block = text[start:text.index("```", text.index("```", start) + 3)]
+    stream = io.StringIO()
+    run_demo(out=None, plot=False, stream=stream)
+
+    def rows(s: str) -> dict[str, list[str]]:
+        out = {}
+        for line in s.splitlines():
+            cells = line.split()
+            if cells and cells[0] in MODEL_NAMES:
+                out[cells[0]] = cells[1:-1]  # the last column is the time
+        return out
+
+    want, got = rows(block), rows(stream.getvalue())
+    assert set(want) == set(MODEL_NAMES) and want == got, (want, got)

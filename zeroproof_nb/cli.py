@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -114,7 +115,7 @@ def _floats(text: str) -> list[float]:
 
 #: demo options that take a comma-separated list of numbers, which may start with a minus sign
 _LIST_OPTIONS = ("--poles", "--residues", "--domain")
-_NUMBER_LIST = re.compile(r"^\s*-[0-9.]")
+_NUMBER_LIST = re.compile(r"^\s*-(?:[0-9.]|inf|nan)", re.IGNORECASE)
 
 
 def join_negative_lists(argv: Sequence[str]) -> list[str]:
@@ -123,7 +124,8 @@ def join_negative_lists(argv: Sequence[str]) -> list[str]:
     argparse takes a value that starts with ``-`` and is not a plain negative number (a list
     such as ``-0.37,0.61`` is not) for an option and fails with "expected one argument"; the
     ``--poles=-0.37,0.61`` form always works. This joins a list option and the next token when
-    that token starts with a minus sign followed by a digit or a point.
+    that token starts with a minus sign followed by a digit, a point, ``inf`` or ``nan``
+    (which the checks then refuse with their own message).
     """
     out: list[str] = []
     it = iter(range(len(argv)))
@@ -200,6 +202,33 @@ def check_demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     args.prog = parser.prog
 
 
+def check_bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Validate ``bench``'s arguments before any timing: ``parser.error`` (one line, exit
+    status 2) on the first bad one; ``--json``'s directory must exist and take a file."""
+    import numba
+
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        parser.error(f"--budget: seconds per case must be a finite number > 0, got {args.budget}")
+    most = numba.config.NUMBA_NUM_THREADS
+    if args.threads is not None and not 1 <= args.threads <= most:
+        parser.error(f"--threads: must be between 1 and {most} (numba's threads on this "
+                     f"machine), got {args.threads}")
+    if args.width is not None and args.width < 40:
+        parser.error(f"--width: the table needs at least 40 columns, got {args.width}")
+    if args.json:
+        path = Path(args.json)
+        if path.is_dir():
+            parser.error(f"--json: {path} is a directory; give a file name")
+        existed = path.exists()
+        try:  # tried, not judged from permission bits (root passes those everywhere)
+            with open(path, "a", encoding="utf-8"):
+                pass
+            if not existed:
+                path.unlink()
+        except OSError as exc:
+            parser.error(f"--json: cannot write {path}: {exc.strerror or exc}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's parser: one subparser per subcommand, each with ``func`` (and, where it
     has arguments to validate, ``check``) set as defaults."""
@@ -263,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.set_defaults(func=cmd_demo, check=lambda args: check_demo(p_demo, args))
     from .bench_report import add_bench_parser
 
-    add_bench_parser(sub)
+    p_bench = add_bench_parser(sub)
+    p_bench.set_defaults(check=lambda args: check_bench(p_bench, args))
+    parser.subcommands = {"info": p_info, "demo": p_demo, "bench": p_bench}
     return parser
 
 
@@ -288,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_blas_threads()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(join_negative_lists(argv))
+    args, extra = parser.parse_known_args(join_negative_lists(argv))
+    if extra:  # reported by the subcommand's parser, under its own name
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     check = getattr(args, "check", None)
     if check is not None:
         check(args)
