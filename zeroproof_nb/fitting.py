@@ -280,6 +280,15 @@ ROUNDING_LOSS = 0.5e-24
 #: mostly noise, and a few percent of it can hide a large error of the function.
 DOUBLET_TOLERANCE = 0.05
 
+#: A pole within ``TIGHT_DOUBLET_GAP`` times the domain's width of a zero of P, with a residue
+#: at most ``TIGHT_DOUBLET_RESIDUE`` times the model's largest, is a doublet by its shape (beside
+#: a true pole it buys the fit near that pole a little curvature, like a higher degree would):
+#: its removal is kept at up to ``TIGHT_DOUBLET_TOLERANCE`` more held-out loss, on top of the
+#: paired standard error.
+TIGHT_DOUBLET_GAP = 1e-3
+TIGHT_DOUBLET_RESIDUE = 0.1
+TIGHT_DOUBLET_TOLERANCE = 0.5
+
 #: Held-out loss, relative to the mean y², below which a model without a spurious pole is kept
 #: however it compares: (1e-10)²/2, a relative error of 1e-10 (clean data, where the doublet
 #: costs nothing and the refit at the lower degree loses digits only at the level of rounding).
@@ -304,10 +313,10 @@ def _chebyshev_layer(d_p: int, d_q: int, domain: tuple[float, float], theta: np.
     return layer
 
 
-def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray, float] | None:
     """θ, φ of the (d_p − 1, d_q − 1) layer without ``pole`` and the zero of P nearest it
-    (a Froissart doublet taken out), or None when that is not possible (no zero of P, or the
-    deflated Q vanishes at its normalisation point)."""
+    (a Froissart doublet taken out) and that zero's distance to the pole, or None when that is
+    not possible (no zero of P, or the deflated Q vanishes at its normalisation point)."""
     from numpy.polynomial import Chebyshev
 
     from .layers.rational import series_coefficients
@@ -324,9 +333,10 @@ def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         target = _chebyshev_layer(layer.d_p - 1, layer.d_q - 1, layer.domain,
                                   np.zeros(layer.d_p), np.zeros(layer.d_q - 1))
-        return series_coefficients(p_new, q_new, layer.d_p - 1, layer.d_q - 1,
-                                   basis=target.basis, denominator=target.denominator,
-                                   domain=layer.domain)
+        theta, phi = series_coefficients(p_new, q_new, layer.d_p - 1, layer.d_q - 1,
+                                         basis=target.basis, denominator=target.denominator,
+                                         domain=layer.domain)
+        return theta, phi, float(abs(z - pole))
     except ValueError:
         return None
 
@@ -364,8 +374,11 @@ def fit_rational(
        nearest it (a Froissart doublet), the model refitted at (d_p − 1, d_q − 1) from there
        (the deflated model as it is, or refitted: the one with the lower held-out loss);
        the removal is kept when that model is no worse than the model before it by
-       the same rule with ``DOUBLET_TOLERANCE`` (5%) added, or its held-out loss is below
-       ``DOUBLET_LOSS`` times the mean y² (a relative error of 1e-10).
+       the same rule with ``DOUBLET_TOLERANCE`` (5%) added (``TIGHT_DOUBLET_TOLERANCE``, 50%,
+       for a pole within ``TIGHT_DOUBLET_GAP`` of the domain's width of its zero and with at
+       most ``TIGHT_DOUBLET_RESIDUE`` of the largest residue: beside a true pole such a
+       doublet buys a little accuracy near it at the price of a wrong extra pole), or its
+       held-out loss is below ``DOUBLET_LOSS`` times the mean y² (a relative error of 1e-10).
 
     Parameters
     ----------
@@ -534,18 +547,26 @@ def fit_rational(
             deflated = _deflate(layer, float(poles[i]))
             if deflated is None:
                 continue
+            *deflated, gap = deflated
             # the deflated model as it is, and refitted: near a true pole, noise lets the
             # refit trade held-out accuracy for training loss; the lower held-out loss is kept
             cand, cand_rho = min((refine(layer.d_p - 1, layer.d_q - 1, *deflated, fit=f)
                                   for f in ((False, True) if train else (False,))),
                                  key=lambda c: float(np.mean(c[1])))
-            if no_worse(cand_rho, rho_layer, DOUBLET_TOLERANCE) or \
+            tight = gap <= TIGHT_DOUBLET_GAP * (domain[1] - domain[0]) and \
+                abs(res[i]) <= TIGHT_DOUBLET_RESIDUE * float(np.max(np.abs(res)))
+            if no_worse(cand_rho, rho_layer, TIGHT_DOUBLET_TOLERANCE if tight
+                        else DOUBLET_TOLERANCE) or \
                     float(cand_rho.mean()) <= DOUBLET_LOSS * float(np.mean(yt * yt)):
+                why = (f"a doublet by its shape (the zero of P {gap:.2g} away, residue "
+                       f"{abs(res[i]) / float(np.max(np.abs(res))):.2g} of the largest): "
+                       f"removed at up to {TIGHT_DOUBLET_TOLERANCE:.0%} more held-out loss "
+                       "beyond the paired one-SE rule" if tight else
+                       "removed with the nearest zero of P; the held-out loss is no worse by "
+                       "the paired one-SE rule")
                 removed.append({"pole": float(poles[i]), "residue": float(res[i]),
-                                "reason": "removed with the nearest zero of P; the held-out "
-                                          "loss is no worse by the paired one-SE rule ("
-                                          f"{rho_layer.mean():.3g} -> {cand_rho.mean():.3g}, "
-                                          f"best {best:.3g})"})
+                                "reason": f"{why} ({rho_layer.mean():.3g} -> "
+                                          f"{cand_rho.mean():.3g}, best {best:.3g})"})
                 layer, rho_layer = cand, cand_rho
                 break
         else:
