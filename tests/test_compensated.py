@@ -77,8 +77,10 @@ def test_value_corrections_give_the_exactly_rounded_value():
     pole = float(q_roots[np.abs(q_roots) < 1][0])
     t = np.concatenate([rng.uniform(-1, 1, 50), pole + np.array([1e-10, -1e-10, 3e-12])])
     out = np.zeros((t.size, 1))
-    value_corrections(t[:, None], theta[None, :], phi[None, :], BASIS_CODES["chebyshev"], 2,
-                      1.0, 0.0, out)
+    exps = np.zeros((1, 1), dtype=np.int64)  # the exponent table (not read in 1-D)
+    exps.setflags(write=False)
+    value_corrections(t[:, None], exps, theta[None, :], phi[None, :], BASIS_CODES["chebyshev"],
+                      2, 1.0, 0.0, out)
     v = _pass_values("chebyshev", theta, phi, t)
     ulps = []
     for ti, vi, di in zip(t, v, out[:, 0]):

@@ -49,7 +49,7 @@ def held_out_residuals(x, d, exps, target, theta2, phi2, basis, deg, scale, shif
         denominator_block(basis, m, n_tq1, feat, qfeat)
         for j in range(n_out):
             jq = 0 if n_qh == 1 else j
-            block_pq(theta2, phi2, j, jq, 0, m, feat, qfeat, col, pb, qb)
+            block_pq(theta2, phi2, j, jq, np.int64(0), m, feat, qfeat, col, pb, qb)
             for i in range(m):
                 q = qb[i]
                 if has_eps:

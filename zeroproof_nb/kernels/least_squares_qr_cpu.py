@@ -169,7 +169,7 @@ def qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2
                     a[u, i] = (hwb[i] * bb[i]) * qfeat[k, i]
             _flush_rows(r, qtb, a, b, m, fs)
             if lam > 0.0:
-                m2 = 0
+                m2 = np.int64(0)  # not the literal 0: _flush_rows compiles for int64 only
                 for i in range(m):
                     q = qb[i]
                     if not (fin[i] and math.isfinite(q)):
@@ -219,11 +219,12 @@ def qr_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, 
 
 
 def qr_partials_signature():
-    """Signature of :func:`qr_chunk_partials` as the LM kernels call it (C-contiguous float64
-    arrays as :func:`~zeroproof_nb.least_squares.setup_pass` makes them; inputs read-only)."""
+    """Signature of :func:`qr_chunk_partials` as the LM kernels call it (C-contiguous writable
+    float64 arrays as :func:`~zeroproof_nb.least_squares.setup_pass` makes them, the types of
+    :func:`qr_equations_signature`: the block functions below are compiled once for both)."""
     f8, i8, b1 = types.float64, types.int64, types.boolean
-    inp = types.Array(f8, 2, "C", readonly=True)
     f2 = types.Array(f8, 2, "C")
+    inp = f2
     return types.void(
         inp, i8, types.Array(i8, 2, "C", readonly=True), inp, inp, b1, f8, inp, inp, i8, i8,
         f8, f8, b1, f8, b1, f8, f8, i8, f8, f8, f8, f8, f8, i8, types.Array(f8, 3, "C"), f2, f2,

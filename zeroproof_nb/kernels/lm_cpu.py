@@ -83,7 +83,7 @@ def lm_step(r, cvec, dscale, mu, rm, cm, a, b, step):
 
 
 @njit(cache=True, error_model="numpy")
-def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
+def value_corrections(x, exps, theta2, phi2, basis, deg, scale, shift, out):
     """out[i, j] = P/Q (double-double, rounded) minus the float64 value that the pass of
     this module computes for output ``j`` of point ``i`` (1-D points, no tag
     policy, no Q regularisation); 0 where that output is not REAL, and where the float64
@@ -91,12 +91,12 @@ def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
     ``COMPENSATE_CONDITION`` (an error below ~1e-14 relative; only points near a pole or a
     zero need the double-double value). Blocks of ``LS_BLOCK`` points, serially (the
     refinement of :func:`lm_run` calls it; a parallel region could not be cached with its
-    caller)."""
+    caller). ``exps`` is the pass's read-only exponent table (not read for 1-D points; passed
+    so that the block functions keep the one signature the pass compiles)."""
     n = x.shape[0]
     n_out, n_tp = theta2.shape
     n_qh, n_tq1 = phi2.shape
     n_f = max(n_tp, n_tq1 + 1)
-    exps = np.zeros((1, 1), dtype=np.int64)
     feat = np.empty((n_f, LS_BLOCK))
     qfeat = np.empty((n_tq1, LS_BLOCK))
     fin = np.empty(LS_BLOCK, dtype=np.bool_)
@@ -107,7 +107,8 @@ def value_corrections(x, theta2, phi2, basis, deg, scale, shift, out):
     qb = np.empty(LS_BLOCK)
     for b0 in range(0, n, LS_BLOCK):
         m = min(LS_BLOCK, n - b0)
-        block_features(x, 0, exps, basis, deg, scale, shift, b0, m, n_f, feat, fin, row, table)
+        block_features(x, np.int64(0), exps, basis, deg, scale, shift, b0, m, n_f, feat, fin,
+                       row, table)
         denominator_block(basis, m, n_tq1, feat, qfeat)
         for j in range(n_out):
             jq = 0 if n_qh == 1 else j
@@ -179,10 +180,10 @@ def candidate(theta2, phi2, step, th_c, ph_c):
 
 
 @njit(cache=True, error_model="numpy")
-def corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted):
+def corrected_targets(x, exps, theta2, phi2, basis, deg, scale, shift, target, corr, shifted):
     """shifted = target - corr, corr from :func:`value_corrections` at (theta2, phi2): the
     targets whose residuals v - shifted are the double-double residuals rounded once."""
-    value_corrections(x, theta2, phi2, basis, deg, scale, shift, corr)
+    value_corrections(x, exps, theta2, phi2, basis, deg, scale, shift, corr)
     for i in range(shifted.shape[0]):
         for j in range(shifted.shape[1]):
             shifted[i, j] = target[i, j] - corr[i, j]
@@ -193,7 +194,8 @@ def corrected_targets_signature():
     float64 arrays)."""
     f8, i8 = types.float64, types.int64
     f2 = types.Array(f8, 2, "C")
-    return types.void(f2, f2, f2, i8, i8, f8, f8, f2, f2, f2)
+    return types.void(f2, types.Array(i8, 2, "C", readonly=True), f2, f2, i8, i8, f8, f8, f2, f2,
+                      f2)
 
 
 #: lm_run calls corrected_targets through this (an address, then x)
@@ -375,7 +377,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     if refine_steps > 0 and refine != 0 and (status != LM_RUNNING or max_steps == 0):
         corrected_targets = corrected_targets_at(refine, x)
         shifted = np.empty_like(target)
-        corrected_targets(x, theta2, phi2, basis, deg, scale, shift, target, corr, shifted)
+        corrected_targets(x, exps, theta2, phi2, basis, deg, scale, shift, target, corr,
+                          shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
                            delta, bound, c, lam, inv_tau, alpha, chunk, partials, r, qtb,
@@ -396,7 +399,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             if not predicted_reduction(r, cvec, step) > LAST_NOISE * loss:
                 break  # nothing to gain beyond rounding: no trial pass
             candidate(theta2, phi2, step, th_c, ph_c)
-            corrected_targets(x, th_c, ph_c, basis, deg, scale, shift, target, corr, shifted)
+            corrected_targets(x, exps, th_c, ph_c, basis, deg, scale, shift, target, corr, shifted)
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
                                  tau_p, rule, delta, bound, c, lam, inv_tau, alpha, chunk,

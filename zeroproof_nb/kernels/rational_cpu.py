@@ -215,7 +215,7 @@ def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_E
                 for ii in range(m):
                     t = mapped_point(BASIS, xs[ii], scale, shift)
                     nan_check = t - t
-                    q0 = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
+                    q0 = point_denominator(BASIS, phi, np.int64(0), DQ, t, one, HAS_EPS, eps)
                     for j in range(NOUT):
                         v, g, q = head_output(BASIS, theta, phi, j, DP, DQ, SHARED, t, one,
                                               HAS_EPS, eps, q0, nan_check, HAS_POLICY, tau_q,
@@ -418,8 +418,10 @@ def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, si
                     # (0*inf would be NaN)
                     feat[1, ii] = t64 if b < np.inf else 0.0
                 if NOUT == 1:
-                    q = point_denominator(BASIS, phi, 0, DQ, t, one, HAS_EPS, eps)
-                    p = poly_sum(BASIS, theta, 0, DP, t)
+                    # the head index as int64, not the literal 0: the per-point functions
+                    # compile once for the head loops and this one
+                    q = point_denominator(BASIS, phi, np.int64(0), DQ, t, one, HAS_EPS, eps)
+                    p = poly_sum(BASIS, theta, np.int64(0), DP, t)
                     v, g = output_point(p, q, nan_check, HAS_POLICY, tau_q, tau_p)
                     yb[0, ii] = v
                     tb[0, ii] = g
