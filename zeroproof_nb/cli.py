@@ -28,9 +28,9 @@ __all__ = ["main", "build_parser", "join_negative_lists", "limit_blas_threads",
            "kernel_cache_is_warm", "threading_info", "COLD_COMPILE_SECONDS"]
 
 #: what the first ``demo`` on an empty numba cache spends compiling on the 2-core dev box, in
-#: round figures (a cold run there took 20 s on an idle machine, see README); the
+#: round figures (a cold run there took 17 s on an idle machine, see README); the
 #: notice on stderr quotes it
-COLD_COMPILE_SECONDS = 20
+COLD_COMPILE_SECONDS = 17
 
 _EPILOG = ("examples:\n"
            "  zeroproof-nb demo                          the default two-pole problem\n"
