@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,3 +21,17 @@ except ImportError:  # pragma: no cover
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def run_fresh():
+    """``run(code)``: ``code`` (dedented) in a fresh interpreter with the repository on the
+    path, where numba's per-process compile caches start empty; asserts that it exits 0 and
+    prints "ok" last."""
+    def run(code: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+    return run

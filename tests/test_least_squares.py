@@ -451,20 +451,14 @@ def test_non_finite_x_takes_no_part_and_leaves_the_sums_finite():
         assert np.all(np.isfinite(qr.r)) and np.all(np.isfinite(qr.gradient))
 
 
-def test_one_compiled_lm_kernel_for_every_rule_and_loss():
+def test_one_compiled_lm_kernel_for_every_rule_and_loss(run_fresh):
     """lm_run is compiled once for all gradient rules and losses (it calls their rule loop by
     address), each rule loop and fused block reduction only when used, the parallel QR
     partials only for pools of enough chunks and the double-double refinement only when asked
     for; a second call re-types nothing, read-only inputs included (lm_run and qr_equations,
     which lm_run calls by address with the signature of a Python call, keep one signature
     each). A fresh process, so that other tests' compilations do not count."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
-    from pathlib import Path
-
-    code = textwrap.dedent("""
+    run_fresh("""
         import numpy as np
         import zeroproof_nb as zp
         from zeroproof_nb import least_squares as ls
@@ -488,8 +482,3 @@ def test_one_compiled_lm_kernel_for_every_rule_and_loss():
         assert sorted(f._BLOCK_REDUCES) == [(1, 0)], sorted(f._BLOCK_REDUCES)
         print("ok")
     """)
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=str(root))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

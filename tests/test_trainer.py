@@ -284,20 +284,14 @@ def test_curriculum_needs_importance_draws():
                 curriculum=CurriculumScheduler(CurriculumConfig()))
 
 
-def test_lm_epoch_record_from_the_forward_pass():
+def test_lm_epoch_record_from_the_forward_pass(run_fresh):
     """A Levenberg–Marquardt epoch of the plain Trainer takes its record from the solver's
     objective and a forward pass (no fused loss-and-gradient pass is compiled: about 5 s of a
     cold first run); its loss is the data loss of rational_loss_and_grad at the epoch's
     parameters, its coverage the REAL fraction of rational_eval. A HybridTrainer (per-batch
     hooks) still gets the fused pass. A fresh process, so that other tests' kernels do not
     count."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
-    from pathlib import Path
-
-    code = textwrap.dedent("""
+    run_fresh("""
         import numpy as np
         import zeroproof_nb as zp
         from zeroproof_nb.core import count_tags
@@ -329,8 +323,3 @@ def test_lm_epoch_record_from_the_forward_pass():
         assert kc._GRAD_KERNELS
         print("ok")
     """)
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=str(root))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
