@@ -56,9 +56,13 @@ def test_start_at_the_optimum_stays_there(result):
             if r["start"] == "optimum" and r["method"] == "Trainer (L2 objective)"]
     assert rows
     # within the rounding of the objective: near a pole P/Q loses ~|Q terms|/|Q| digits, so
-    # the kernel's and NumPy's evaluations (the reference) differ by ~1e-11 relative there
+    # the kernel's and NumPy's evaluations (the reference) differ by ~1e-11 relative there, and
+    # the trainer's double-double refinement takes the start to the optimum of the exactly
+    # rounded residuals; along the flat directions of an ill-conditioned fit (tan at (4, 8),
+    # cond ~1e10) that moves the parameters by ~cond·eps ~1e-6 relative (docs/training.md's
+    # "largest moved") while the training loss moves by ~1e-10 relative
     for r in rows:
-        assert r["moved"] <= 1e-10, r
+        assert r["reached"] and abs(r["train_gap"]) <= 1e-9 and r["moved"] <= 1e-5, r
 
 
 @pytest.mark.skipif("tukey" not in tq._LIN_LOSSES, reason="linearized_fit has no robust loss")
