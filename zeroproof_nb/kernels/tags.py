@@ -61,14 +61,6 @@ def _count_chunk(tags, lo, hi, out_row):
         out_row[tag_bin(tags[i])] += 1
 
 
-@njit(cache=True)
-def count_tags_serial(tags):
-    """Serial twin of :func:`count_tags_flat` for small arrays (no parallel region to enter)."""
-    out = np.zeros(N_TAGS + 1, dtype=np.int64)
-    _count_chunk(tags, 0, tags.shape[0], out)
-    return out
-
-
 @njit(cache=True, parallel=True)
 def count_tags_flat(tags):
     """Counts of REAL, PINF, NINF, PHI and invalid codes in a 1-D uint8 array, shape (5,)."""
