@@ -231,10 +231,12 @@ class PassSetup:
                 bound, c, lam, inv_tau)
 
 
-def chunk_partials_address(n: int, chunk: int) -> int:
-    """The ``partials`` argument of the CPU QR kernels for ``n`` points in chunks of ``chunk``:
-    the address of the chunk partials, parallel when they pay (compiled on first use)."""
-    return _klc.qr_partials_fn(_klc.use_parallel(n, chunk)).address
+def chunk_addresses(n: int, chunk: int) -> tuple[int, int]:
+    """The ``accumulate, partials`` arguments of the CPU QR kernels for ``n`` points in chunks
+    of ``chunk``: the addresses of the chunk accumulation and, where a parallel region pays,
+    of the parallel chunk partials (else 0); each compiled on first use."""
+    parallel = _klc.use_parallel(n, chunk)
+    return _klc.qr_accumulate_fn().address, (_klc.qr_partials_fn().address if parallel else 0)
 
 
 def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: Any, mode: Any,
@@ -345,7 +347,7 @@ def rational_qr(
     phi2 = pb.phi2.astype(np.float64)
     reg = _klc.qr_equations(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
                             theta2, phi2, *s.cpu_scalars(), alpha, chunk,
-                            chunk_partials_address(s.x2.shape[0], chunk), r, qtb, gx, fs, cnt)
+                            *chunk_addresses(s.x2.shape[0], chunk), r, qtb, gx, fs, cnt)
     _klc.qr_gradient(r, qtb, gx, g)
     rej = s.scalars[-2] * float(fs[_klc.F_REJ])
     return QRFactor(
@@ -425,7 +427,7 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
     else:
         status = int(_klc.lm_run(s.x2, pb.d, pb.exps, s.target, s.weight, s.has_w, s.w_const,
                                  theta2, phi2, *s.cpu_scalars(), alpha, chunk,
-                                 chunk_partials_address(s.x2.shape[0], chunk),
+                                 *chunk_addresses(s.x2.shape[0], chunk),
                                  _klc.qr_equations_fn().address, state.values, max_steps,
                                  max_tries, ftol, xtol, gtol, refine_steps,
                                  _klc.corrected_targets_fn().address if refine_steps else 0,

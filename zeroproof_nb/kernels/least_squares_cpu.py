@@ -58,7 +58,10 @@ from .least_squares_pass_cpu import (  # noqa: F401
 )
 from .least_squares_qr_cpu import (  # noqa: F401
     QR_CHUNK,
+    qr_accumulate_at,
     qr_accumulate_chunk,
+    qr_accumulate_fn,
+    qr_accumulate_signature,
     qr_chunk_partials,
     qr_equations,
     qr_equations_at,
@@ -69,7 +72,6 @@ from .least_squares_qr_cpu import (  # noqa: F401
     qr_partials_fn,
     qr_partials_signature,
     qr_rhs,
-    serial_chunk_partials,
     tri_update,
     use_parallel,
 )
@@ -122,7 +124,10 @@ __all__ = [
     "rule_block_fn",
     "rule_block_signature",
     "QR_CHUNK",
+    "qr_accumulate_at",
     "qr_accumulate_chunk",
+    "qr_accumulate_fn",
+    "qr_accumulate_signature",
     "qr_chunk_partials",
     "qr_equations",
     "qr_equations_at",
@@ -133,7 +138,6 @@ __all__ = [
     "qr_partials_fn",
     "qr_partials_signature",
     "qr_rhs",
-    "serial_chunk_partials",
     "tri_update",
     "use_parallel",
     "GN_REENABLE",

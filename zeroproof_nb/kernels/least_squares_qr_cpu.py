@@ -232,12 +232,11 @@ def qr_partials_signature():
     )
 
 
-#: qr_equations calls the chunk partials through this (an address, then x)
+#: qr_equations calls the parallel chunk partials through this (an address, then x)
 qr_partials_at = from_address(lambda dt: qr_partials_signature(),
-                              "qr_chunk_partials or serial_chunk_partials at the address of "
-                              "qr_partials_fn.")
+                              "qr_chunk_partials at the address of qr_partials_fn.")
 
-_QR_PARTIALS: dict = {}
+_QR_PARTIALS: list = []
 
 
 def use_parallel(n, chunk):
@@ -247,35 +246,46 @@ def use_parallel(n, chunk):
     return max(1, -(-n // chunk)) >= PARALLEL_MIN_CHUNKS
 
 
-def qr_partials_fn(parallel):
-    """The chunk partials of :func:`qr_equations` as a :class:`.numba_internals.FunctionPointer`
-    (compiled on first use): :func:`qr_chunk_partials` when ``parallel``, else
-    :func:`serial_chunk_partials` (the same bits). Pools of fewer than ``PARALLEL_MIN_CHUNKS``
-    chunks never pay for compiling the parallel region (about 6 s), and neither loop is
-    compiled into its caller."""
-    parallel = bool(parallel)
-    f = _QR_PARTIALS.get(parallel)
-    if f is None:
+def qr_partials_fn():
+    """:func:`qr_chunk_partials` as a :class:`.numba_internals.FunctionPointer`, compiled on
+    first use: pools of fewer than ``PARALLEL_MIN_CHUNKS`` chunks never pay for compiling its
+    parallel region (about 6 s)."""
+    if not _QR_PARTIALS:
         sig = qr_partials_signature()
-        dispatcher = qr_chunk_partials if parallel else serial_chunk_partials
-        f = FunctionPointer(dispatcher, sig)
-        if parallel and not numba.config.DISABLE_JIT:
+        _QR_PARTIALS.append(FunctionPointer(qr_chunk_partials, sig))
+        if not numba.config.DISABLE_JIT:
             numba.get_num_threads()  # the threading layer starts before the first call
-        _QR_PARTIALS[parallel] = f
-    return f
+    return _QR_PARTIALS[0]
 
 
-@njit(cache=True, error_model="numpy")
-def serial_chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
-                          scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
-                          bound, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp):
-    """:func:`qr_chunk_partials` in chunk order, in this thread."""
-    n = x.shape[0]
-    for ci in range(qp.shape[0]):
-        qr_accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
-                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
-                            delta, bound, c, lam, inv_tau, ci * chunk,
-                            min(n, (ci + 1) * chunk), rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
+def qr_accumulate_signature():
+    """Signature of :func:`qr_accumulate_chunk` as :func:`qr_equations` calls it by address
+    (the types of :func:`qr_equations_signature`; ``r`` .. ``cnt`` one chunk's rows of the
+    partials)."""
+    f8, i8, b1 = types.float64, types.int64, types.boolean
+    f1 = types.Array(f8, 1, "C")
+    f2 = types.Array(f8, 2, "C")
+    return types.void(
+        f2, i8, types.Array(i8, 2, "C", readonly=True), f2, f2, b1, f8, f2, f2, i8, i8, f8, f8,
+        b1, f8, b1, f8, f8, i8, f8, f8, f8, f8, f8, i8, i8, f2, f1, f1, f1,
+        types.Array(i8, 1, "C"),
+    )
+
+
+#: qr_equations calls qr_accumulate_chunk through this (an address, then x)
+qr_accumulate_at = from_address(lambda dt: qr_accumulate_signature(),
+                                "qr_accumulate_chunk at the address of qr_accumulate_fn.")
+
+_QR_ACCUMULATE: list = []
+
+
+def qr_accumulate_fn():
+    """:func:`qr_accumulate_chunk` as a :class:`.numba_internals.FunctionPointer` (compiled on
+    first use): :func:`qr_equations` runs the chunks of a small pool through it, so its code
+    is optimised once, on its own, not again inside each caller."""
+    if not _QR_ACCUMULATE:
+        _QR_ACCUMULATE.append(FunctionPointer(qr_accumulate_chunk, qr_accumulate_signature()))
+    return _QR_ACCUMULATE[0]
 
 
 def qr_equations_signature():
@@ -287,7 +297,7 @@ def qr_equations_signature():
     f2 = types.Array(f8, 2, "C")
     return f8(
         f2, i8, types.Array(i8, 2, "C", readonly=True), f2, f2, b1, f8, f2, f2, i8, i8, f8, f8,
-        b1, f8, b1, f8, f8, i8, f8, f8, f8, f8, f8, f8, i8, i8, f2, f1, f1, f1,
+        b1, f8, b1, f8, f8, i8, f8, f8, f8, f8, f8, f8, i8, i8, i8, f2, f1, f1, f1,
         types.Array(i8, 1, "C"),
     )
 
@@ -311,14 +321,15 @@ def qr_equations_fn():
 @njit(cache=True, error_model="numpy")
 def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
                  shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c, lam,
-                 inv_tau, alpha, chunk, partials, r, qtb, gx, fs, cnt):
+                 inv_tau, alpha, chunk, accumulate, partials, r, qtb, gx, fs, cnt):
     """The R factor ``r`` and ``qtb`` = (Q^T b)[:n] of the weighted Jacobian of all points and
     of the regulariser rows sqrt(alpha) e_u (phi parameters, rhs sqrt(alpha) phi_u), the
     gradient-only part ``gx``, ``fs`` (data loss, rejection sum, unexplained squares) and
     ``cnt``, all zeroed first; returns alpha/2 ||phi||^2.
 
-    TSQR: each chunk of ``chunk`` points is factorised on its own (:func:`qr_accumulate_chunk`,
-    by the chunk partials at address ``partials``: :func:`qr_partials_fn`, in parallel or not as
+    TSQR: each chunk of ``chunk`` points is factorised on its own (:func:`qr_accumulate_chunk`
+    at the address ``accumulate`` of :func:`qr_accumulate_fn`, chunk after chunk; in parallel
+    by the :func:`qr_chunk_partials` at the address ``partials`` unless it is 0, which
     :func:`use_parallel` decides), then the chunks' [R_c; Q_c^T b_c] are
     stacked onto the first chunk's in chunk order by :func:`tri_update`: the same bits for any
     number of threads (for a given ``chunk``)."""
@@ -337,10 +348,18 @@ def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis
     gp = np.zeros((n_chunks, n_par))
     fp = np.zeros((n_chunks, N_F))
     cp = np.zeros((n_chunks, N_C), dtype=np.int64)
-    chunk_partials = qr_partials_at(partials, x)
-    chunk_partials(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
-                   shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c, lam,
-                   inv_tau, chunk, rp, qp, gp, fp, cp)
+    if partials != 0:
+        chunks_in_parallel = qr_partials_at(partials, x)
+        chunks_in_parallel(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
+                           scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta,
+                           bound, c, lam, inv_tau, chunk, rp, qp, gp, fp, cp)
+    else:  # the same partials in chunk order, in this thread
+        accumulate_chunk = qr_accumulate_at(accumulate, x)
+        for ci in range(n_chunks):
+            accumulate_chunk(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis,
+                             deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
+                             delta, bound, c, lam, inv_tau, ci * chunk, min(n, (ci + 1) * chunk),
+                             rp[ci], qp[ci], gp[ci], fp[ci], cp[ci])
     a = np.empty((n_par, n_par))
     b = np.empty(n_par)
     copy_values(rp[0], r)

@@ -217,13 +217,14 @@ def corrected_targets_fn():
 @njit(cache=True, error_model="numpy")
 def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale, shift,
            has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound, c, lam, inv_tau,
-           alpha, chunk, partials, qr, state, max_steps, max_tries, ftol, xtol, gtol,
-           refine_steps, refine, corr, info):
+           alpha, chunk, accumulate, partials, qr, state, max_steps, max_tries, ftol, xtol,
+           gtol, refine_steps, refine, corr, info):
     """Up to ``max_steps`` accepted Levenberg-Marquardt steps on ``theta2``, ``phi2`` (float64,
     updated in place), each solved from the QR factorisation of the weighted Jacobian
     (:func:`.least_squares_qr_cpu.qr_equations` at the address ``qr`` of ``qr_equations_fn``,
-    with ``chunk`` points per chunk and the chunk partials at the address ``partials`` of
-    ``qr_partials_fn``; then :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries
+    with ``chunk`` points per chunk, chunk after chunk by the ``qr_accumulate_fn`` at the
+    address ``accumulate`` or in parallel by the ``qr_partials_fn`` at ``partials`` unless it
+    is 0; then :func:`lm_step`). ``state`` = [mu, nu, gn, D_1 .. D_n] carries
     the damping between calls (mu <= 0: start afresh).
     ``info`` (float64, 7) receives: status, accepted steps, passes over the data, objective
     before, objective after, used outputs, refinement steps. Returns the status code.
@@ -261,7 +262,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
     qr_equations = qr_equations_at(qr, x)
     reg = qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                        scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule, delta, bound,
-                       c, lam, inv_tau, alpha, chunk, partials, r, qtb, gx, fs, cnt)
+                       c, lam, inv_tau, alpha, chunk, accumulate, partials, r, qtb, gx, fs, cnt)
     passes = 1
     loss = fs[F_DATA] + lam * fs[F_REJ] + reg
     qr_gradient(r, qtb, gx, g)
@@ -314,8 +315,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             candidate(theta2, phi2, step, th_c, ph_c)
             reg_c = qr_equations(x, d, exps, target, weight, has_w, w_const, th_c, ph_c, basis,
                                  deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
-                                 delta, bound, c, lam, inv_tau, alpha, chunk, partials,
-                                 r_c, qtb_c, gx_c, fs_c, cnt_c)
+                                 delta, bound, c, lam, inv_tau, alpha, chunk, accumulate,
+                                 partials, r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
             ok = (math.isfinite(loss_c) and loss_c < loss and cnt_c[C_USED] >= cnt[C_USED]
@@ -381,8 +382,8 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
                           shifted)
         reg = qr_equations(x, d, exps, shifted, weight, has_w, w_const, theta2, phi2, basis,
                            deg, scale, shift, has_eps, eps, has_policy, tau_q, tau_p, rule,
-                           delta, bound, c, lam, inv_tau, alpha, chunk, partials, r, qtb,
-                           gx, fs, cnt)
+                           delta, bound, c, lam, inv_tau, alpha, chunk, accumulate, partials,
+                           r, qtb, gx, fs, cnt)
         passes += 1
         loss = fs[F_DATA] + lam * fs[F_REJ] + reg
         if max_steps == 0:
@@ -403,7 +404,7 @@ def lm_run(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg,
             reg_c = qr_equations(x, d, exps, shifted, weight, has_w, w_const, th_c, ph_c,
                                  basis, deg, scale, shift, has_eps, eps, has_policy, tau_q,
                                  tau_p, rule, delta, bound, c, lam, inv_tau, alpha, chunk,
-                                 partials,
+                                 accumulate, partials,
                                  r_c, qtb_c, gx_c, fs_c, cnt_c)
             passes += 1
             loss_c = fs_c[F_DATA] + lam * fs_c[F_REJ] + reg_c
