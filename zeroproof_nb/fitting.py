@@ -16,6 +16,7 @@ that gross outliers lose their pull on the poles (Tukey: outliers beyond 4.685σ
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,7 @@ def linearized_fit(
     """
     d_p = check_int(d_p, "d_p", minimum=0)
     d_q = check_int(d_q, "d_q", minimum=0)
-    iterations = check_int(iterations, "iterations", minimum=1)
+    iterations = check_int(iterations, "iterations", minimum=1, maximum=MAX_SK_ITERATIONS)
     loss = check_choice(loss, "loss", ("l2", "huber", "tukey"))
     if loss_scale is not None:
         check_positive(loss_scale, "loss_scale")
@@ -94,7 +95,11 @@ def linearized_fit(
         sample_weight, "sample_weight", ndim=1, dtype=np.float64)
     if w.shape != ya.shape or np.any(~np.isfinite(w)) or np.any(w < 0):
         raise ValueError("sample_weight must be finite, >= 0, with the length of y")
-    keep = np.isfinite(ya) & np.all(np.isfinite(xa.reshape(xa.shape[0], -1)), axis=1) & (w > 0)
+    finite_x = np.isfinite(xa) if xa.ndim == 1 else np.all(np.isfinite(xa), axis=1)
+    keep = np.isfinite(ya) & finite_x & (w > 0)
+    if not keep.any():
+        raise ValueError("x, y: no point with a finite x and a finite y (and a positive weight) "
+                         "to fit")
     xa, ya, w = xa[keep], ya[keep], w[keep]
     psi_p = basis_features(xa, d_p, basis=basis, domain=domain)
     psi_q = denominator_features(xa, d_q, basis=basis, domain=domain)
@@ -299,6 +304,10 @@ DOUBLET_LOSS = 0.5e-20
 #: same poles and far-from-pole errors in the fit-quality benchmark in about half the time).
 SCAN_LM_STEPS = 25
 
+#: Most Sanathanan–Koerner solves :func:`linearized_fit` accepts (its default is 3; beyond a
+#: few dozen the iteration has long stopped changing the fit).
+MAX_SK_ITERATIONS = 1000
+
 #: Fewest points (finite x and y, weight > 0) :func:`fit_rational` accepts.
 MIN_POINTS = 10
 
@@ -323,13 +332,19 @@ def _deflate(layer: Any, pole: float) -> tuple[np.ndarray, np.ndarray, float] | 
 
     dom = list(layer.domain)
     p, q = layer.series()
-    lin = Chebyshev.fit([pole - 1.0, pole + 1.0], [-1.0, 1.0], 1, domain=dom)  # x − pole
-    q_new = q // lin
-    zeros = p.roots()
-    if layer.d_p == 0 or zeros.size == 0:
+    # on a domain of width ~1e-200 the series' coefficients under- or overflow: no deflation
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.RankWarning)
+            lin = Chebyshev.fit([pole - 1.0, pole + 1.0], [-1.0, 1.0], 1, domain=dom)  # x − pole
+            q_new = q // lin
+            zeros = p.roots()
+            if layer.d_p == 0 or zeros.size == 0:
+                return None
+            z = zeros[np.argmin(np.abs(zeros - pole))]
+            p_new = p // Chebyshev.fit([z.real - 1.0, z.real + 1.0], [-1.0, 1.0], 1, domain=dom)
+    except (ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError):
         return None
-    z = zeros[np.argmin(np.abs(zeros - pole))]
-    p_new = p // Chebyshev.fit([z.real - 1.0, z.real + 1.0], [-1.0, 1.0], 1, domain=dom)
     try:
         target = _chebyshev_layer(layer.d_p - 1, layer.d_q - 1, layer.domain,
                                   np.zeros(layer.d_p), np.zeros(layer.d_q - 1))
@@ -412,6 +427,8 @@ def fit_rational(
     n_se = check_nonnegative(se_rule, "se_rule")
     if patience is not None:
         patience = check_int(patience, "patience", minimum=1)
+    if loss_scale is not None:
+        check_positive(loss_scale, "loss_scale")
     xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
     if xa.ndim == 2 and xa.shape[1] == 1:
         xa = xa[:, 0]

@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_int, check_nonnegative, check_positive
+from ._validation import (
+    as_float_array,
+    check_alloc,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 from .kernels import least_squares as _kls
 from .kernels import held_out_cpu as _kho
 from .kernels import least_squares_cpu as _klc
@@ -231,6 +237,30 @@ class PassSetup:
                 bound, c, lam, inv_tau)
 
 
+def check_lm_size(n: int, n_par: int, chunk: int) -> None:
+    """ValueError naming the parameters when the QR kernels' matrices for ``n_par`` parameters
+    (one R factor per chunk of ``chunk`` of the ``n`` points, and about a dozen more) exceed
+    the machine's memory."""
+    n_chunks = max(1, -(-n // chunk))
+    entries = (n_chunks + 12) * n_par * n_par
+    try:
+        check_alloc(entries, 8, "entries")
+    except ValueError:
+        raise ValueError(f"theta, phi: {n_par} parameters need {entries * 8 / 2**30:.3g} GiB "
+                         "of matrices in the Gauss-Newton kernels, more than this machine's "
+                         "memory") from None
+
+
+def usable_points(s: PassSetup) -> bool:
+    """Whether some output has a finite x, a finite target and (with weights) a positive
+    weight: a solver has something to fit."""
+    x2, t = s.x2, s.target
+    use = np.isfinite(t) & np.all(np.isfinite(x2), axis=1)[:, None]
+    if s.has_w:
+        use &= s.weight > 0
+    return bool(use.any())
+
+
 def chunk_addresses(n: int, chunk: int) -> tuple[int, int]:
     """The ``accumulate, partials`` arguments of the CPU QR kernels for ``n`` points in chunks
     of ``chunk``: the addresses of the chunk accumulation and, where a parallel region pays,
@@ -265,7 +295,7 @@ def setup_pass(x: Any, target: Any, theta: Any, phi: Any, basis: str, domain: An
     weight = np.require(wn.reshape(n, pb.n_out), requirements="CW") if has_w \
         else np.zeros((1, 1))
     w_const = 1.0 / max(1, n * pb.n_out)
-    x2 = pb.x.reshape(n, -1) if pb.d == 0 else pb.x
+    x2 = pb.x.reshape(n, 1) if pb.d == 0 else pb.x
     tau_q, tau_p = policy_thresholds(opt.policy, np.dtype(np.float64))
     scalars = (pb.basis_code, max(pb.dp, pb.dq), float(pb.scale), float(pb.shift),
                bool(opt.eps > 0), float(opt.eps), opt.policy is not None, float(tau_q),
@@ -296,6 +326,7 @@ def rational_normal_equations(
     alpha = check_nonnegative(alpha_phi, "alpha_phi")
     pb = s.pb
     n_par = pb.theta2.size + pb.phi2.size
+    check_lm_size(s.x2.shape[0], n_par, _klc.LS_CHUNK)
     h = np.zeros((n_par, n_par) if hessian else (1, 1))
     g = np.zeros(n_par)
     fs = np.zeros(_klc.N_F)
@@ -337,6 +368,7 @@ def rational_qr(
     chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     pb = s.pb
     n_par = pb.theta2.size + pb.phi2.size
+    check_lm_size(s.x2.shape[0], n_par, chunk)
     r = np.zeros((n_par, n_par))
     qtb = np.zeros(n_par)
     gx = np.zeros(n_par)
@@ -412,9 +444,13 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
         state = LMState.fresh(n_par)
     elif not isinstance(state, LMState) or state.values.shape != (_klc.N_STATE + n_par,):
         raise ValueError(f"state must be an LMState for {n_par} parameters")
+    chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
+    check_lm_size(s.x2.shape[0], n_par, chunk)
+    if max_steps > 0 and not usable_points(s):
+        raise ValueError("x, target: no point with a finite x and a finite target (with a "
+                         "positive weight) to fit")
     theta2 = pb.theta2.astype(np.float64)  # copies: the inputs stay as they are
     phi2 = pb.phi2.astype(np.float64)
-    chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     # the refinement evaluates 1-D models without tag policy or Q regularisation
     refinable = pb.d == 0 and policy is None and not q_epsilon > 0 and max(pb.dp, pb.dq) >= 1
     if not refinable:

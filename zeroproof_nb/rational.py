@@ -394,7 +394,11 @@ def normalised_weights(sample_weight: Any, shape: tuple[int, ...],
     check_finite(w, "sample_weight")
     if np.any(w < 0):
         raise ValueError("sample_weight must be >= 0")
-    total = float(np.sum(w if idx is None else w[idx]))
+    with np.errstate(over="ignore"):
+        total = float(np.sum(w if idx is None else w[idx]))
+    if total == np.inf:  # finite weights whose sum overflows: the same ratios from w / max(w)
+        w = w / np.max(w)
+        total = float(np.sum(w if idx is None else w[idx]))
     if w.size and not total > 0:
         raise ValueError("sample_weight must have a positive sum"
                          + ("" if idx is None else " over the rows in indices"))

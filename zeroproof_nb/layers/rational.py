@@ -349,6 +349,8 @@ class TRRational:
             raise ValueError("poles() is defined for input_dim=1; the poles of an n-D layer form "
                              "hypersurfaces: use zeroproof_nb.metrics.pole_set(layer, axes), "
                              "the points where Q changes sign on a grid")
+        check_finite(self.theta, "theta")
+        check_finite(self.phi, "phi")
         return layer_poles(self, return_residues, near_axis)
 
     def set_domain(self, domain: tuple[float, float]) -> None:

@@ -40,19 +40,30 @@ class FitDataMixin:
         return (xa[train], ya[train], None if wa is None else wa[train], xa[val], ya[val])
 
     def _fit_data(self, x: Any, y: Any, x_val: Any, y_val: Any, sample_weight: Any):
-        """fit's in-memory data: (train x, y, w, held-out x, y); sets the domain from x."""
+        """fit's in-memory data: (train x, y, w, held-out x, y), every argument checked before
+        the layer's domain is set from x (nothing changes when one is bad)."""
         xa, ya = self._check_data(x, y)
-        self._domain_from_data(xa)
         wa = None
         if sample_weight is not None:
             wa = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=np.float64)
             if wa.shape[0] != xa.shape[0] or not np.all(np.isfinite(wa)) or np.any(wa < 0) \
-                    or not wa.sum() > 0:
+                    or not wa.max(initial=0.0) > 0:
                 raise ValueError("sample_weight must be finite, >= 0, with a positive sum and "
                                  f"one entry per point ({xa.shape[0]})")
+        usable = np.isfinite(ya).reshape(ya.shape[0], -1).any(axis=1) & \
+            np.isfinite(xa).reshape(xa.shape[0], -1).all(axis=1)
+        if wa is not None:
+            usable &= wa > 0
+        if not usable.any():
+            raise ValueError("x, y: no sample with a finite x and a finite y"
+                             + ("" if wa is None else " and a positive weight") + " to train on")
         if x_val is not None or y_val is not None:
+            if x_val is None or y_val is None:
+                raise ValueError("x_val and y_val must be given together")
             xv, yv = self._check_data(x_val, y_val, "x_val", "y_val")
+            self._domain_from_data(xa)
             return xa, ya, wa, xv, yv
+        self._domain_from_data(xa)
         return self._split(xa, ya, wa)
 
     def _domain_from_data(self, x: np.ndarray) -> None:

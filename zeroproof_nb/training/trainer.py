@@ -103,6 +103,11 @@ class Trainer(FitDataMixin, ReportingMixin, CheckpointMixin):
             if not callable(getattr(model, attr, None)):
                 raise ValueError(f"model must provide {attr}(), got {type(model).__name__}")
         config = check_config(config, TrainingConfig)
+        if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+            raise TypeError("optimizer must be an optimizer object (SGD, Adam, "
+                            "LevenbergMarquardt) or None, got "
+                            f"{type(optimizer).__name__}; to choose one by name use "
+                            "TrainingConfig(optimizer='adam' | 'sgd' | 'lm')")
         self.model = model
         self.config = config
         from .device_dispatch import trainer_device
