@@ -83,3 +83,10 @@ def test_fit_rational_on_a_tiny_domain():
         y = 0.5 + 1 / (X - 0.31)
     fit = zp.fit_rational(X * 1e-200, y)
     np.testing.assert_allclose(fit.poles, [0.31e-200], rtol=1e-6)
+
+
+def test_layer_arguments_are_named():
+    with pytest.raises(ValueError, match=r"x must have shape \(N,\) or \(N, 1\) for input_dim=1"):
+        TRRational(3, 2).fit_linearized(np.ones((10, 2)), np.ones(10))
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        TRRational(3, 2, init="random", seed=-1)

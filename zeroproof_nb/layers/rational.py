@@ -175,6 +175,8 @@ class TRRational:
         ):
             raise TypeError("adaptive_loss_policy must have a .lambda_rej attribute and .update(tags)")
         self.adaptive_loss_policy = adaptive_loss_policy
+        if seed is not None:
+            check_int(seed, "seed", minimum=0)
         self.seed = seed
 
         n_p, n_q = self.n_theta_terms, self.n_phi_terms
@@ -382,6 +384,8 @@ class TRRational:
             if key in kwargs:
                 raise TypeError(f"fit_linearized() takes the layer's {key}; got {key}=")
         xa = as_float_array(x, "x", ndim=(1, 2), dtype=np.float64)
+        if self.input_dim == 1 and xa.ndim == 2 and xa.shape[1] != 1:
+            raise ValueError(f"x must have shape (N,) or (N, 1) for input_dim=1, got {xa.shape}")
         domain, given = tuple(self.domain), self.domain_given
         if not given and self.input_dim == 1:
             finite = xa[np.isfinite(xa)]
