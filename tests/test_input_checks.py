@@ -90,3 +90,10 @@ def test_layer_arguments_are_named():
         TRRational(3, 2).fit_linearized(np.ones((10, 2)), np.ones(10))
     with pytest.raises(ValueError, match="seed must be >= 0"):
         TRRational(3, 2, init="random", seed=-1)
+
+
+def test_linearized_fit_needs_as_many_distinct_points_as_coefficients():
+    """20 samples at one x: the (3, 2) fit is underdetermined (it returned forward(0.5) = -5.5
+    for data whose mean is 9.5)."""
+    with pytest.raises(ValueError, match="1 distinct points .* 6 coefficients"):
+        TRRational(3, 2).fit_linearized(np.full(20, 0.5), np.arange(20.0))

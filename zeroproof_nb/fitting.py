@@ -114,6 +114,10 @@ def linearized_fit(
             "basis with a domain that covers x")
     if ya.shape[0] < n_unknown:
         raise ValueError(f"need at least {n_unknown} finite samples, got {ya.shape[0]}")
+    n_distinct = np.unique(xa, axis=0).shape[0]
+    if n_distinct < n_unknown:
+        raise ValueError(f"x has {n_distinct} distinct points with a finite y; a ({d_p}, {d_q}) "
+                         f"fit has {n_unknown} coefficients and needs at least as many")
     # P(x) − y·(Σ φ_k ψ_k) = y
     a = np.hstack([psi_p, -ya[:, None] * psi_q])
     theta, phi = _sk_solve(a, ya, w, psi_q, psi_p.shape[1], iterations)
