@@ -97,3 +97,10 @@ def test_linearized_fit_needs_as_many_distinct_points_as_coefficients():
     for data whose mean is 9.5)."""
     with pytest.raises(ValueError, match="1 distinct points .* 6 coefficients"):
         TRRational(3, 2).fit_linearized(np.full(20, 0.5), np.arange(20.0))
+
+
+def test_match_poles_near_the_float64_range():
+    from zeroproof_nb.metrics import match_poles
+
+    m = match_poles([1e308, -1e308], [1e308, -1e308], 1e308)
+    assert m.pairs.tolist() == [[0, 0], [1, 1]] and m.missed.size == 0 and m.extra.size == 0

@@ -199,7 +199,8 @@ def match_poles(found: Any, true: Any, tol: float, *,
             raise ValueError(f"miss_cost must be >= tol ({tol:g}), got {miss_cost:g}")
     nf, nt = f.size, t.size
     rows = cols = np.zeros(0, dtype=np.int64)
-    dist = np.abs(f[:, None] - t[None, :])
+    with np.errstate(over="ignore"):  # poles ~1e308 apart: an infinite distance, no pair
+        dist = np.abs(f[:, None] - t[None, :])
     ok = dist <= tol
     if ok.any():
         from scipy.optimize import linear_sum_assignment
@@ -211,7 +212,10 @@ def match_poles(found: Any, true: Any, tol: float, *,
         else:
             # a pair saves the miss_cost of its true pole: cost d - miss_cost <= 0
             big = miss_cost
-        cost = np.where(ok, dist - big, 0.0)
+        if np.isfinite(big):
+            cost = np.where(ok, dist - big, 0.0)
+        else:  # tol near the float64 range: the most pairs first, distances in units of tol
+            cost = np.where(ok, dist / tol - 2.0 * (min(nf, nt) + 1), 0.0)
         r, c = linear_sum_assignment(cost)
         # a pair of cost 0 (d == miss_cost == tol) is kept: the total is the same either way
         keep = ok[r, c]
