@@ -44,6 +44,8 @@ import scipy  # noqa: E402
 import scipy.special as _sp  # noqa: E402
 from scipy.interpolate import AAA  # noqa: E402
 
+from bench.training_targets import inv_j0  # noqa: E402
+
 import zeroproof_nb  # noqa: E402
 from zeroproof_nb.metrics import match_poles  # noqa: E402
 
@@ -80,11 +82,6 @@ class Target:
         return float(self.domain[1] - self.domain[0])
 
 
-def _inv_j0(x: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return 1.0 / _sp.j0(x)
-
-
 def _lorentzian(x: np.ndarray) -> np.ndarray:
     return 1.0 / ((x - 0.2) ** 2 + 0.01)
 
@@ -104,7 +101,7 @@ def targets() -> list[Target]:
                "Γ(x) on [−3.5, 3], poles 0, −1, −2, −3"),
         Target("digamma", _sp.digamma, (-2.7, 2.5), (-2.0, -1.0, 0.0), "special",
                "ψ(x) on [−2.7, 2.5], poles 0, −1, −2"),
-        Target("inv_j0", _inv_j0, (0.0, 9.0), j0z, "special",
+        Target("inv_j0", inv_j0, (0.0, 9.0), j0z, "special",
                "1/J₀(x) on [0, 9], poles at the zeros " + ", ".join(f"{v:.3f}" for v in j0z)),
         Target("lorentzian", _lorentzian, (-1.0, 1.0), (), "lorentzian",
                "1/((x−0.2)²+0.01) on [−1, 1], poles 0.2 ± 0.1i (no real pole)"),

@@ -19,7 +19,7 @@ import scipy.special as _sp  # noqa: E402
 
 from zeroproof_nb.problems import get_problem, list_problems  # noqa: E402
 
-__all__ = ["Target", "Noise", "NOISES", "targets", "noisy"]
+__all__ = ["Target", "Noise", "NOISES", "targets", "noisy", "inv_j0"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class Target:
         return float(self.domain[1] - self.domain[0])
 
 
-def _inv_j0(x: np.ndarray) -> np.ndarray:
+def inv_j0(x: np.ndarray) -> np.ndarray:
+    """1/J₀(x) (inf at the zeros of J₀), a target with real poles that is not rational."""
     with np.errstate(divide="ignore"):
         return 1.0 / _sp.j0(x)
 
@@ -76,7 +77,7 @@ def targets() -> list[Target]:
                "Γ(x), poles 0, −1, −2"),
         Target("digamma", _sp.digamma, (-2.5, 2.5), (-2.0, -1.0, 0.0), (4, 8), "special",
                "ψ(x), poles 0, −1, −2"),
-        Target("inv_j0", _inv_j0, (0.0, 6.0), tuple(float(v) for v in _sp.jn_zeros(0, 2)),
+        Target("inv_j0", inv_j0, (0.0, 6.0), tuple(float(v) for v in _sp.jn_zeros(0, 2)),
                (4, 4), "special", "1/J₀(x), poles at the zeros 2.405, 5.520 of J₀"),
     ]
     return out

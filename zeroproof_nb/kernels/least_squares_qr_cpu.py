@@ -224,9 +224,8 @@ def qr_partials_signature():
     :func:`qr_equations_signature`: the block functions below are compiled once for both)."""
     f8, i8, b1 = types.float64, types.int64, types.boolean
     f2 = types.Array(f8, 2, "C")
-    inp = f2
     return types.void(
-        inp, i8, types.Array(i8, 2, "C", readonly=True), inp, inp, b1, f8, inp, inp, i8, i8,
+        f2, i8, types.Array(i8, 2, "C", readonly=True), f2, f2, b1, f8, f2, f2, i8, i8,
         f8, f8, b1, f8, b1, f8, f8, i8, f8, f8, f8, f8, f8, i8, types.Array(f8, 3, "C"), f2, f2,
         f2, types.Array(i8, 2, "C"),
     )
