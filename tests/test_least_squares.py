@@ -469,15 +469,15 @@ def test_one_compiled_lm_kernel_for_every_rule_and_loss(run_fresh):
         th, ph = np.array([0.5, 1.0, 0.1]), np.array([-3.2, 0.1])
         for mode, loss in (("mask_real", "l2"), ("hybrid", "huber"), ("mask_real", "l2")):
             ls.levenberg_marquardt(x, y, th, ph, mode=mode, loss=loss, max_steps=2)
-        assert not lm._CORRECTED_TARGETS
+        assert not lm.corrected_targets_fn.built
         x.setflags(write=False); y.setflags(write=False)
         ls.levenberg_marquardt(x, y, th, ph, max_steps=2, refine_steps=1)
         ls.rational_qr(x, y, th, ph)
         assert len(lm.lm_run.overloads) == 1, lm.lm_run.signatures
         assert len(q.qr_equations.overloads) == 1, q.qr_equations.signatures
-        assert len(lm._CORRECTED_TARGETS) == 1
+        assert lm.corrected_targets_fn.built
         assert sorted(p._RULE_BLOCKS) == [(0, 0), (2, 2)], sorted(p._RULE_BLOCKS)
-        assert not q._QR_PARTIALS and len(q._QR_ACCUMULATE) == 1
+        assert not q.qr_partials_fn.built and q.qr_accumulate_fn.built
         zp.rational_loss_and_grad(x, y, th, ph, mode="saturating")
         assert sorted(f._BLOCK_REDUCES) == [(1, 0)], sorted(f._BLOCK_REDUCES)
         print("ok")

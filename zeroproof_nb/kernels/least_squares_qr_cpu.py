@@ -17,7 +17,7 @@ import numba
 from numba import njit, prange, types
 
 from .least_squares import rejection_terms
-from .numba_internals import FunctionPointer, from_address
+from .numba_internals import LazyPointer, from_address
 from .least_squares_pass_cpu import (
     C_REAL,
     C_TARGET,
@@ -235,9 +235,6 @@ def qr_partials_signature():
 qr_partials_at = from_address(lambda dt: qr_partials_signature(),
                               "qr_chunk_partials at the address of qr_partials_fn.")
 
-_QR_PARTIALS: list = []
-
-
 def use_parallel(n, chunk):
     """Whether :func:`qr_equations` runs the ``chunk``-point chunks of ``n`` points in parallel:
     from ``PARALLEL_MIN_CHUNKS`` chunks (below, the start-up of a parallel region costs more
@@ -245,16 +242,17 @@ def use_parallel(n, chunk):
     return max(1, -(-n // chunk)) >= PARALLEL_MIN_CHUNKS
 
 
-def qr_partials_fn():
-    """:func:`qr_chunk_partials` as a :class:`.numba_internals.FunctionPointer`, compiled on
-    first use: pools of fewer than ``PARALLEL_MIN_CHUNKS`` chunks never pay for compiling its
-    parallel region (about 6 s)."""
-    if not _QR_PARTIALS:
-        sig = qr_partials_signature()
-        _QR_PARTIALS.append(FunctionPointer(qr_chunk_partials, sig))
-        if not numba.config.DISABLE_JIT:
-            numba.get_num_threads()  # the threading layer starts before the first call
-    return _QR_PARTIALS[0]
+def _start_threads():
+    if not numba.config.DISABLE_JIT:
+        numba.get_num_threads()  # the threading layer starts before the first call
+
+
+#: :func:`qr_chunk_partials` by address, compiled on first use: pools of fewer than
+#: ``PARALLEL_MIN_CHUNKS`` chunks never pay for compiling its parallel region (about 6 s)
+qr_partials_fn = LazyPointer(
+    qr_chunk_partials, qr_partials_signature,
+    "qr_chunk_partials as a FunctionPointer, compiled on first use (the threading layer "
+    "started).", after_build=_start_threads)
 
 
 def qr_accumulate_signature():
@@ -275,16 +273,11 @@ def qr_accumulate_signature():
 qr_accumulate_at = from_address(lambda dt: qr_accumulate_signature(),
                                 "qr_accumulate_chunk at the address of qr_accumulate_fn.")
 
-_QR_ACCUMULATE: list = []
-
-
-def qr_accumulate_fn():
-    """:func:`qr_accumulate_chunk` as a :class:`.numba_internals.FunctionPointer` (compiled on
-    first use): :func:`qr_equations` runs the chunks of a small pool through it, so its code
-    is optimised once, on its own, not again inside each caller."""
-    if not _QR_ACCUMULATE:
-        _QR_ACCUMULATE.append(FunctionPointer(qr_accumulate_chunk, qr_accumulate_signature()))
-    return _QR_ACCUMULATE[0]
+#: :func:`qr_accumulate_chunk` by address (compiled on first use): :func:`qr_equations` runs
+#: the chunks of a small pool through it, so its code is optimised once, on its own, not again
+#: inside each caller
+qr_accumulate_fn = LazyPointer(qr_accumulate_chunk, qr_accumulate_signature,
+                               "qr_accumulate_chunk as a FunctionPointer, compiled on first use.")
 
 
 def qr_equations_signature():
@@ -304,18 +297,6 @@ def qr_equations_signature():
 #: lm_run calls qr_equations through this (an address, then x)
 qr_equations_at = from_address(lambda dt: qr_equations_signature(),
                                "qr_equations at the address of qr_equations_fn.")
-
-_QR_EQUATIONS: list = []
-
-
-def qr_equations_fn():
-    """:func:`qr_equations` as a :class:`.numba_internals.FunctionPointer` (compiled on first
-    use): :func:`.lm_cpu.lm_run` calls it by address, so that its code is optimised once, on
-    its own, not again inside the driver."""
-    if not _QR_EQUATIONS:
-        _QR_EQUATIONS.append(FunctionPointer(qr_equations, qr_equations_signature()))
-    return _QR_EQUATIONS[0]
-
 
 @njit(cache=True, error_model="numpy")
 def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis, deg, scale,
@@ -392,6 +373,13 @@ def qr_equations(x, d, exps, target, weight, has_w, w_const, theta2, phi2, basis
                 val += phi2[jq, k] * phi2[jq, k]
         _flush_rows(r, qtb, a, b, n_phi, fs)
     return 0.5 * alpha * val
+
+
+
+#: :func:`qr_equations` by address (compiled on first use): :func:`.lm_cpu.lm_run` calls it
+#: so, and its code is optimised once, on its own, not again inside the driver
+qr_equations_fn = LazyPointer(qr_equations, qr_equations_signature,
+                              "qr_equations as a FunctionPointer, compiled on first use.")
 
 
 @njit(cache=True, error_model="numpy")

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, types
 
 from .compensated import rational_point_dd
-from .numba_internals import FunctionPointer, from_address
+from .numba_internals import LazyPointer, from_address
 from .least_squares_pass_cpu import (
     C_USED,
     F_DATA,
@@ -202,16 +202,11 @@ def corrected_targets_signature():
 corrected_targets_at = from_address(lambda dt: corrected_targets_signature(),
                                     "corrected_targets at the address of corrected_targets_fn.")
 
-_CORRECTED_TARGETS: list = []
-
-
-def corrected_targets_fn():
-    """:func:`corrected_targets` as a :class:`.numba_internals.FunctionPointer`, compiled on
-    first use: runs without refinement never compile the double-double evaluation."""
-    if not _CORRECTED_TARGETS:
-        _CORRECTED_TARGETS.append(FunctionPointer(corrected_targets,
-                                                  corrected_targets_signature()))
-    return _CORRECTED_TARGETS[0]
+#: :func:`corrected_targets` by address, compiled on first use: runs without refinement never
+#: compile the double-double evaluation
+corrected_targets_fn = LazyPointer(corrected_targets, corrected_targets_signature,
+                                   "corrected_targets as a FunctionPointer, compiled on first "
+                                   "use.")
 
 
 @njit(cache=True, error_model="numpy")

@@ -5,7 +5,8 @@ numba release may change any of what follows, so check this module first when up
 
 * :func:`float_bits`, :func:`bits_float`, :func:`store_records8`: ``numba.extending.intrinsic``
   functions that emit llvmlite IR (bit casts; an 8-record byte shuffle and unaligned store);
-* :class:`FunctionPointer`, :func:`function_at`, :func:`from_address`: first-class functions
+* :class:`FunctionPointer`, :class:`LazyPointer`, :func:`function_at`, :func:`from_address`:
+  first-class functions
   rebuilt from the int64 address of a compiled overload's C wrapper (``cgutils`` struct
   proxies of ``types.FunctionType``, ``CompileResult.library.get_pointer_to_function``);
 * :func:`jit_unique`: ``njit`` under a qualname of its own, relying on numba naming a
@@ -33,6 +34,7 @@ from numba.extending import intrinsic
 
 __all__ = [
     "FunctionPointer",
+    "LazyPointer",
     "NO_NRT",
     "bits_float",
     "disk_cache_index",
@@ -121,6 +123,31 @@ class FunctionPointer:
             return
         cres = dispatcher.get_compile_result(sig)
         self.address = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
+
+
+class LazyPointer:
+    """``pointer()``: the :class:`FunctionPointer` of ``dispatcher`` for ``signature()``, built
+    (and so compiled, or loaded from the disk cache) on the first call, then memoised; a
+    kernel only its callers' first use compiles. ``built`` says whether that happened;
+    ``after_build`` (optional) runs once the pointer exists."""
+
+    def __init__(self, dispatcher, signature, doc, after_build=None):
+        self.dispatcher = dispatcher
+        self.signature = signature
+        self.after_build = after_build
+        self.__doc__ = doc
+        self._pointer = None
+
+    @property
+    def built(self):
+        return self._pointer is not None
+
+    def __call__(self):
+        if self._pointer is None:
+            self._pointer = FunctionPointer(self.dispatcher, self.signature())
+            if self.after_build is not None:
+                self.after_build()
+        return self._pointer
 
 
 def function_at(fnty, addr_value, context, builder):
