@@ -251,14 +251,16 @@ def check_lm_size(n: int, n_par: int, chunk: int) -> None:
                          "memory") from None
 
 
-def usable_points(s: PassSetup) -> bool:
-    """Whether some output has a finite x, a finite target and (with weights) a positive
-    weight: a solver has something to fit."""
+def check_usable_points(s: PassSetup) -> None:
+    """ValueError unless some output has a finite x, a finite target and (with weights) a
+    positive weight: a solver has something to fit."""
     x2, t = s.x2, s.target
     use = np.isfinite(t) & np.all(np.isfinite(x2), axis=1)[:, None]
     if s.has_w:
         use &= s.weight > 0
-    return bool(use.any())
+    if not use.any():
+        raise ValueError("x, target: no point with a finite x and a finite target (with a "
+                         "positive weight) to fit")
 
 
 def chunk_addresses(n: int, chunk: int) -> tuple[int, int]:
@@ -446,9 +448,8 @@ def _lm(x, target, theta, phi, basis, domain, mode, delta, saturation_bound, sam
         raise ValueError(f"state must be an LMState for {n_par} parameters")
     chunk = _klc.QR_CHUNK if chunk is None else check_int(chunk, "chunk", minimum=1)
     check_lm_size(s.x2.shape[0], n_par, chunk)
-    if max_steps > 0 and not usable_points(s):
-        raise ValueError("x, target: no point with a finite x and a finite target (with a "
-                         "positive weight) to fit")
+    if max_steps > 0:
+        check_usable_points(s)
     theta2 = pb.theta2.astype(np.float64)  # copies: the inputs stay as they are
     phi2 = pb.phi2.astype(np.float64)
     # the refinement evaluates 1-D models without tag policy or Q regularisation

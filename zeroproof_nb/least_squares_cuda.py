@@ -37,6 +37,7 @@ from .least_squares import (
     LMState,
     NormalEquations,
     PassSetup,
+    check_usable_points,
     setup_pass,
 )
 from .rational import TRPolicy
@@ -209,6 +210,7 @@ def levenberg_marquardt_cuda(
                                  domain, mode, delta, saturation_bound, sample_weight, loss,
                                  loss_scale, lambda_rej, rejection_threshold, policy, q_epsilon,
                                  alpha_phi)
+    check_usable_points(s)
     pb = s.pb
     n_theta = pb.theta2.size
     n_par = n_theta + pb.phi2.size

@@ -87,3 +87,5 @@ def test_lm_cuda_solver_against_its_own_normal_equations():
     assert np.abs(ne.gradient).max() < 1e-10
     with pytest.raises(ValueError, match="1-D"):
         levenberg_marquardt_cuda(np.c_[x, x], y, res.theta, res.phi, **kw)
+    with pytest.raises(ValueError, match="no point with a finite x and a finite target"):
+        levenberg_marquardt_cuda(x, np.full_like(y, np.nan), res.theta, res.phi, **kw)
