@@ -104,3 +104,10 @@ def test_match_poles_near_the_float64_range():
 
     m = match_poles([1e308, -1e308], [1e308, -1e308], 1e308)
     assert m.pairs.tolist() == [[0, 0], [1, 1]] and m.missed.size == 0 and m.extra.size == 0
+
+
+def test_flags_must_be_bools():
+    with pytest.raises(TypeError, match="return_q must be a bool"):
+        zp.rational_eval(X, TH, PH, return_q=1)
+    with pytest.raises(TypeError, match="return_residues must be a bool"):
+        TRRational(3, 2).fit_linearized(X, Y).poles(return_residues="yes")

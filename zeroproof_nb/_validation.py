@@ -18,6 +18,7 @@ __all__ = [
     "check_positive",
     "check_nonnegative",
     "check_in_range",
+    "check_bool",
     "check_int",
     "check_choice",
     "check_bounds",
@@ -113,6 +114,14 @@ def check_in_range(value: Any, name: str, lo: float, hi: float) -> float:
     if not lo <= v <= hi:
         raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}")
     return v
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``bool(value)`` for a bool (NumPy's included); TypeError naming ``name`` for
+    anything else (a 0 or a string is not taken for a flag)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def check_int(value: Any, name: str, *, minimum: int | None = None,

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._validation import (
+    check_bool,
     check_choice,
     check_finite,
     check_in_range,
@@ -383,9 +384,7 @@ class LevenbergMarquardt:
         self.ftol = check_nonnegative(ftol, "ftol")
         self.xtol = check_nonnegative(xtol, "xtol")
         self.gtol = check_nonnegative(gtol, "gtol")
-        if not isinstance(refine, (bool, np.bool_)):
-            raise TypeError(f"refine must be a bool, got {type(refine).__name__}")
-        self.refine = bool(refine)
+        self.refine = check_bool(refine, "refine")
         self.state = LMState.fresh(sum(int(p.size) for p in params))
         self.step_count = 0
         self.converged = False

@@ -36,6 +36,7 @@ import numpy as np
 
 from ._validation import (
     as_float_array,
+    check_bool,
     check_bounds,
     check_choice,
     check_finite,
@@ -324,6 +325,7 @@ def rational_eval(
     y : transreal structured array of shape (N,) or (N, n_outputs)
     q : ndarray of the same shape, only with ``return_q=True``
     """
+    return_q = check_bool(return_q, "return_q")
     if _backend(device, x, out is None) == "cuda":
         if out is not None:
             raise ValueError("out= is not supported with device='cuda'")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_int, check_terms, finite_float, load_npz
+from .._validation import check_bool, check_int, check_terms, finite_float, load_npz
 from ..rational import TRPolicy
 
 POLICY_FIELDS = ("tau_q_on", "tau_q_off", "tau_p_on", "tau_p_off")
@@ -27,11 +27,6 @@ def stored_str(value: Any, name: str) -> str:
         raise TypeError(f"{name} must be a string, got {type(value).__name__}")
     return value
 
-
-def stored_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
 
 
 def layer_config(layer: Any) -> dict[str, Any]:
@@ -90,7 +85,7 @@ def load_layer(cls: Any, path: str | os.PathLike, **kwargs: Any) -> Any:
     cfg: dict[str, Any] = dict(
         ints, basis=stored_str(item("basis"), "basis"),
         domain=tuple(float(v) for v in domain),
-        shared_q=stored_bool(item("shared_q"), "shared_q"),
+        shared_q=check_bool(item("shared_q"), "shared_q"),
         alpha_phi=finite_float(item("alpha_phi"), "alpha_phi"),
         init=stored_str(item("init"), "init"), dtype=stored_str(item("dtype"), "dtype"),
         # files written before the anchored denominator hold upstream's normalisation

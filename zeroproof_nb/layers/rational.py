@@ -19,6 +19,7 @@ import numpy as np
 from .._validation import (
     MAX_TERMS,
     as_float_array,
+    check_bool,
     check_bounds,
     check_choice,
     check_finite,
@@ -353,7 +354,7 @@ class TRRational:
                              "the points where Q changes sign on a grid")
         check_finite(self.theta, "theta")
         check_finite(self.phi, "phi")
-        return layer_poles(self, return_residues, near_axis)
+        return layer_poles(self, check_bool(return_residues, "return_residues"), near_axis)
 
     def set_domain(self, domain: tuple[float, float]) -> None:
         """Set the domain (and mark it given) without changing the function.

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._validation import (
+    check_bool,
     check_choice,
     check_config,
     check_counts,
@@ -63,11 +64,6 @@ def _finite_list(values: Any, name: str) -> list[float]:
     out = [finite_float(v, f"{name}[{i}]") for i, v in enumerate(values)]
     return out
 
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
 
 
 @dataclass
@@ -133,8 +129,8 @@ class AdaptiveLossConfig:
             self.exponential_decay = check_in_range(self.exponential_decay, "exponential_decay", 0.0, 1.0)
             if self.exponential_decay == 0.0:
                 raise ValueError("exponential_decay must be > 0")
-        self.use_tag_loss = _check_bool(self.use_tag_loss, "use_tag_loss")
-        self.tag_loss_adaptive = _check_bool(self.tag_loss_adaptive, "tag_loss_adaptive")
+        self.use_tag_loss = check_bool(self.use_tag_loss, "use_tag_loss")
+        self.tag_loss_adaptive = check_bool(self.tag_loss_adaptive, "tag_loss_adaptive")
         self.tag_loss_weight = check_nonnegative(self.tag_loss_weight, "tag_loss_weight")
         self.tag_loss_max_weight = check_nonnegative(self.tag_loss_max_weight, "tag_loss_max_weight")
         if self.use_tag_loss and self.tag_loss_adaptive and self.tag_loss_max_weight < self.tag_loss_weight:
