@@ -18,7 +18,7 @@ from numba import njit, prange, types
 
 from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, basis_row_nd, mapped_point
 from .least_squares import rejection_terms, robust_loss, rule_point
-from .numba_internals import FunctionPointer, from_address, jit_unique
+from .numba_internals import from_address, jit_unique, memoised_pointer
 from .tags import REAL
 
 # per-chunk float and count partials
@@ -114,12 +114,8 @@ def rule_block_fn(mode, kind):
     loops that are used get compiled (each about a second): the kernels that call one are
     compiled once for all nine."""
     key = (int(mode), int(kind))
-    f = _RULE_BLOCKS.get(key)
-    if f is None:
-        sig = rule_block_signature()
-        f = FunctionPointer(_build_rule_block(*key, sig), sig)
-        _RULE_BLOCKS[key] = f
-    return f
+    return memoised_pointer(_RULE_BLOCKS, key, rule_block_signature,
+                            lambda sig: _build_rule_block(*key, sig))
 
 
 def _build_rule_block(MODE, KIND, sig):

@@ -5,7 +5,8 @@ numba release may change any of what follows, so check this module first when up
 
 * :func:`float_bits`, :func:`bits_float`, :func:`store_records8`: ``numba.extending.intrinsic``
   functions that emit llvmlite IR (bit casts; an 8-record byte shuffle and unaligned store);
-* :class:`FunctionPointer`, :class:`LazyPointer`, :func:`function_at`, :func:`from_address`:
+* :class:`FunctionPointer`, :class:`LazyPointer`, :func:`memoised_pointer`,
+  :func:`function_at`, :func:`from_address`:
   first-class functions
   rebuilt from the int64 address of a compiled overload's C wrapper (``cgutils`` struct
   proxies of ``types.FunctionType``, ``CompileResult.library.get_pointer_to_function``);
@@ -41,6 +42,7 @@ __all__ = [
     "float_bits",
     "from_address",
     "function_at",
+    "memoised_pointer",
     "jit_unique",
     "store_records8",
     "tuple_setitem",
@@ -148,6 +150,17 @@ class LazyPointer:
             if self.after_build is not None:
                 self.after_build()
         return self._pointer
+
+
+def memoised_pointer(cache, key, signature, build):
+    """``cache[key]``; on a miss, the :class:`FunctionPointer` of ``build(sig)`` (a dispatcher
+    compiled for ``sig = signature()``), stored there: each variant of a specialised kernel is
+    built once per process (and loaded from the disk cache after the first)."""
+    f = cache.get(key)
+    if f is None:
+        sig = signature()
+        f = cache[key] = FunctionPointer(build(sig), sig)
+    return f
 
 
 def function_at(fnty, addr_value, context, builder):

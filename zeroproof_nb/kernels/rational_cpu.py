@@ -97,9 +97,9 @@ from .basis import (
     poly_sum,
 )
 from .numba_internals import (
-    FunctionPointer,
     from_address,
     jit_unique,
+    memoised_pointer,
     store_records8,
 )
 from .rational import (
@@ -186,14 +186,11 @@ def eval_chunk_fn(basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_ep
     structured output (and Q into ``qout`` when ``write_q``). Compiled eagerly for ``dtype``
     (cached); d = 0 is the 1-D path and ``x_flat`` is x raveled (N*d values)."""
     key = (basis, dp, dq, d, n_out, shared_q, write_q, has_policy, has_eps, dtype)
-    f = _EVAL_CHUNKS.get(key)
-    if f is None:
-        sig = _eval_chunk_signature(dtype)
-        f = FunctionPointer(_build_eval_chunk(int(basis), int(dp), int(dq), int(d), int(n_out),
-                                              bool(shared_q), bool(write_q), bool(has_policy),
-                                              bool(has_eps), np.dtype(dtype).name, sig), sig)
-        _EVAL_CHUNKS[key] = f
-    return f
+    return memoised_pointer(
+        _EVAL_CHUNKS, key, lambda: _eval_chunk_signature(dtype),
+        lambda sig: _build_eval_chunk(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                      bool(shared_q), bool(write_q), bool(has_policy),
+                                      bool(has_eps), np.dtype(dtype).name, sig))
 
 
 def _build_eval_chunk(BASIS, DP, DQ, D, NOUT, SHARED, WRITE_Q, HAS_POLICY, HAS_EPS, name, sig):
@@ -383,14 +380,10 @@ def forward_block_fn(basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dty
     the signature). ``x_flat`` is x raveled (N*d values, d = 1 in 1-D).
     """
     key = (basis, dp, dq, d, n_out, shared_q, has_policy, has_eps, dtype)
-    f = _FORWARD_BLOCKS.get(key)
-    if f is None:
-        sig = _forward_block_signature(dtype)
-        f = FunctionPointer(_build_forward_block(int(basis), int(dp), int(dq), int(d), int(n_out),
-                                                 bool(shared_q), bool(has_policy), bool(has_eps),
-                                                 sig), sig)
-        _FORWARD_BLOCKS[key] = f
-    return f
+    return memoised_pointer(
+        _FORWARD_BLOCKS, key, lambda: _forward_block_signature(dtype),
+        lambda sig: _build_forward_block(int(basis), int(dp), int(dq), int(d), int(n_out),
+                                         bool(shared_q), bool(has_policy), bool(has_eps), sig))
 
 
 def _build_forward_block(BASIS, DP, DQ, D, NOUT, SHARED, HAS_POLICY, HAS_EPS, sig):

@@ -17,10 +17,10 @@ from numba import njit, types
 from .basis import CHEBYSHEV_ANCHORED, MONOMIAL, anchor_slope, n_terms
 from .numba_internals import (
     NO_NRT,
-    FunctionPointer,
     bits_float,
     float_bits,
     jit_unique,
+    memoised_pointer,
     tuple_setitem,
 )
 from .rational import (
@@ -181,13 +181,8 @@ def grad_sums_fn(basis, dp, dq, d, n_out, shared_q):
     row only; otherwise the sums run over all the feature rows of the block forward.
     """
     key = (basis, dp, dq, d, n_out, shared_q)
-    f = _GRAD_SUMS.get(key)
-    if f is None:
-        sig = grad_sums_signature()
-        f = FunctionPointer(_build_grad_sums(int(basis), int(dp), int(dq), int(d), int(n_out),
-                                             bool(shared_q), sig), sig)
-        _GRAD_SUMS[key] = f
-    return f
+    return memoised_pointer(_GRAD_SUMS, key, grad_sums_signature, lambda sig: _build_grad_sums(
+        int(basis), int(dp), int(dq), int(d), int(n_out), bool(shared_q), sig))
 
 
 def _build_grad_sums(BASIS, DP, DQ, D, NOUT, SHARED, sig):
@@ -367,8 +362,8 @@ _BLOCK_REDUCES: dict = {}
 
 def block_reduce_fn(mode, loss_kind):
     """The degree- and dtype-independent part of the fused pass for block [b0, b0+m) of chunk
-    c, for gradient rule ``mode`` and loss ``loss_kind``, as a :class:`FunctionPointer`
-    (compiled on first use).
+    c, for gradient rule ``mode`` and loss ``loss_kind``, as a
+    :class:`.numba_internals.FunctionPointer` (compiled on first use).
 
     Per head: :func:`backward_point` and :func:`guard_coefficients` over the block (the
     coefficients c_p, c_q into ``cpb[j, i]``, ``cqb[j, i]``), the losses, tag counts, |Q|
@@ -388,12 +383,8 @@ def block_reduce_fn(mode, loss_kind):
     """
     tukey = int(loss_kind == LOSS_TUKEY)
     key = (0 if tukey else int(mode), tukey)
-    f = _BLOCK_REDUCES.get(key)
-    if f is None:
-        sig = reduce_signature()
-        f = FunctionPointer(_build_block_reduce(*key, sig), sig)
-        _BLOCK_REDUCES[key] = f
-    return f
+    return memoised_pointer(_BLOCK_REDUCES, key, reduce_signature,
+                            lambda sig: _build_block_reduce(*key, sig))
 
 
 @njit(cache=True, error_model="numpy")

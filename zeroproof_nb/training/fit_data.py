@@ -57,14 +57,13 @@ class FitDataMixin:
         if not usable.any():
             raise ValueError("x, y: no sample with a finite x and a finite y"
                              + ("" if wa is None else " and a positive weight") + " to train on")
-        if x_val is not None or y_val is not None:
+        given = x_val is not None or y_val is not None
+        if given:
             if x_val is None or y_val is None:
                 raise ValueError("x_val and y_val must be given together")
             xv, yv = self._check_data(x_val, y_val, "x_val", "y_val")
-            self._domain_from_data(xa)
-            return xa, ya, wa, xv, yv
         self._domain_from_data(xa)
-        return self._split(xa, ya, wa)
+        return (xa, ya, wa, xv, yv) if given else self._split(xa, ya, wa)
 
     def _domain_from_data(self, x: np.ndarray) -> None:
         """A TRRational built without a domain gets the range of the pool's finite inputs."""
